@@ -1,0 +1,29 @@
+# LipAgent: `make demo` and `make test` build the virtual environment first (`make setup`).
+VENV    ?= .venv
+PYTHON  ?= python3
+# torch first, pinned, so nothing resolves it to a newer build (on a CPU box that would pull GBs of CUDA).
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "$(TORCH)"
+	$(VENV)/bin/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/lipagent demo --out demo-out
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python bench/bench_pipeline.py
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,149 @@
+"""Time the video -> mosaic transform per clip on real GRID clips, against the floor, in one run.
+
+- floor: grab every frame, retrieve the 12 sampled ones, 12 Face Mesh calls in tracking mode
+  (no crop, no mosaic, no JPEG: the least any such pipeline can do);
+- lipagent: `video_to_mosaic`, everything included (tracker reset per clip, crops, mosaic, JPEG);
+- seed plan: every frame to PNG, landmarks on every frame, crops to PNG (the first plan's way), on a few clips.
+Floor and lipagent alternate clip by clip, so machine load falls on both alike. Then the whole
+`Dataset.map` stage is timed at each --num-proc to show throughput scaling.
+
+    python bench/bench_pipeline.py [--grid-dir ../shared/grid] [--clips 60] [--num-proc 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import cv2
+import datasets
+import mediapipe as mp
+
+from builders.grid_mosaics import SOURCE_FEATURES
+from lipagent.align import parse_alignment
+from lipagent.config import DEFAULT_CONFIG
+from lipagent.mouth import LipLandmarker
+from lipagent.pipeline import video_to_mosaic
+from lipagent.prepare import map_in_chunks
+from lipagent.quiet import quiet_native_stderr
+from lipagent.sampling import sample_indices
+from lipagent.video import read_frames
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def unpack(grid_dir: Path, clips: int, root: Path) -> list[tuple[Path, tuple[int, int]]]:
+    """The first `clips` s1 videos and their spoken frames."""
+    with zipfile.ZipFile(grid_dir / "s1.zip") as videos, zipfile.ZipFile(grid_dir / "alignments.zip") as aligns:
+        names = sorted(n for n in videos.namelist() if n.endswith(".mpg"))[:clips]
+        out = []
+        for name in names:
+            videos.extract(name, root)
+            video_id = Path(name).stem
+            alignment = parse_alignment(aligns.read(f"alignments/s1/{video_id}.align").decode())
+            out.append((root / name, (alignment.speech_start_frame, alignment.speech_end_frame)))
+    return out
+
+
+def floor_once(mesh, path: Path, speech: tuple[int, int]) -> None:
+    frames, _ = read_frames(path, sample_indices(*speech, DEFAULT_CONFIG.num_frames))
+    for frame in frames.values():
+        mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def seed_plan_once(mesh, path: Path, work: Path) -> None:
+    """Every frame to PNG, landmarks on every frame, each crop to PNG."""
+    capture = cv2.VideoCapture(str(path))
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        cv2.imwrite(str(work / f"frame{index:03d}.png"), frame)
+        index += 1
+    capture.release()
+    for i in range(index):
+        frame = cv2.imread(str(work / f"frame{i:03d}.png"))
+        result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        if result.multi_face_landmarks:
+            cv2.imwrite(str(work / f"crop{i:03d}.png"), frame[180:240, 140:220])
+
+
+def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
+    """Seconds per clip for each way; the first clip is run once untimed to warm caches."""
+    landmarker = LipLandmarker(DEFAULT_CONFIG)
+    with quiet_native_stderr():
+        tracker = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1)
+        static = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
+    video_to_mosaic(*clips[0], landmarker=landmarker)
+    times: dict[str, list[float]] = {"floor": [], "lipagent": [], "seed plan": []}
+    for i, (path, speech) in enumerate(clips):
+        start = time.perf_counter()
+        with quiet_native_stderr():
+            floor_once(tracker, path, speech)
+        times["floor"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        video_to_mosaic(path, speech, landmarker=landmarker)
+        times["lipagent"].append(time.perf_counter() - start)
+        if i < seeds:
+            start = time.perf_counter()
+            with quiet_native_stderr():
+                seed_plan_once(static, path, work)
+            times["seed plan"].append(time.perf_counter() - start)
+    for closable in (tracker, static, landmarker):
+        closable.close()
+    return times
+
+
+def throughput(clips, num_proc: int) -> float:
+    rows = [
+        {"video_id": p.stem, "speaker": "s1", "video_path": str(p), "text": "", "speech_start": s, "speech_end": e,
+         "skip_reason": None, "skip_detail": None}
+        for p, (s, e) in clips
+    ]
+    sources = datasets.Dataset.from_list(rows, features=SOURCE_FEATURES)
+    start = time.perf_counter()
+    mapped = map_in_chunks(sources, DEFAULT_CONFIG, num_proc, chunk_size=len(rows), desc=f"num_proc={num_proc}")
+    seconds = time.perf_counter() - start
+    assert sum(r is None for r in mapped["skip_reason"]) == len(rows)
+    return len(rows) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
+    parser.add_argument("--clips", type=int, default=60, help="real s1 clips to time")
+    parser.add_argument("--seed-clips", type=int, default=5, help="clips timed the seed plan's way (slow)")
+    parser.add_argument("--num-proc", type=int, nargs="+", default=[1, 2], help="map worker counts to compare")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = unpack(args.grid_dir, args.clips, Path(tmp))
+        work = Path(tmp) / "seed"
+        work.mkdir()
+        # Throughput first: like `lipagent prepare`, this process has made no Face Mesh yet, so map forks.
+        rates = {n: throughput(clips, n) for n in args.num_proc}
+        times = per_clip(clips, args.seed_clips, work)
+    floor = statistics.median(times["floor"])
+    print(f"per clip, one core, {len(clips)} real GRID s1 clips (median / mean ms):")
+    figures = {}
+    for name, values in times.items():
+        if values:
+            med, mean = statistics.median(values) * 1000, statistics.mean(values) * 1000
+            figures[name] = {"median_ms": round(med, 1), "mean_ms": round(mean, 1), "clips": len(values)}
+            print(f"  {name:<10} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
+    print("Dataset.map throughput (videos/s, including worker start-up):")
+    for n, rate in rates.items():
+        print(f"  num_proc={n:<2} {rate:6.1f}   x{rate / rates[args.num_proc[0]]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"per_clip": figures, "videos_per_s": rates}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""`lipagent prepare --dry-run`: what a build would read or fetch, and how big it is, without building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from lipagent.config import ZenodoRecord
+from lipagent.zenodo import load_record, select_files, wanted_files
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    name: str
+    size: int
+    where: str
+
+
+def local_plan(grid_dir: Path, speakers: list[str]) -> list[PlannedFile]:
+    """The zips or unpacked folders `--grid-dir` would be read from (missing ones are reported as such)."""
+    plan = []
+    for name in speakers + ["alignments"]:
+        folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
+        if folder.is_dir():
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            plan.append(PlannedFile(f"{name}/", size, str(folder)))
+        elif archive.is_file():
+            plan.append(PlannedFile(archive.name, archive.stat().st_size, str(archive)))
+        else:
+            plan.append(PlannedFile(f"{name}.zip", 0, "MISSING"))
+    return plan
+
+
+def zenodo_plan(download_dir: str, speakers: list[str], base_url: str) -> list[PlannedFile]:
+    """The Zenodo files a build would fetch, with the sizes the record lists (fetches only the record)."""
+    record = ZenodoRecord(base_url=base_url)
+    manager = datasets.DownloadManager(download_config=datasets.DownloadConfig(cache_dir=download_dir))
+    files = select_files(load_record(manager.download(record.api_url), record), wanted_files(speakers))
+    return [PlannedFile(f.name, f.size, f.url) for f in files]

@@ -1,0 +1,123 @@
+"""Where the mouth is: MediaPipe Face Mesh lip landmarks turned into crop boxes.
+
+The detector is created lazily, once per process: once a process has made a Face Mesh (even one
+since closed), workers forked from it crash in malloc, and one held by the mapped function would
+make it unhashable. `face_mesh_created_here` lets the map stage start its workers another way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import cv2
+import mediapipe as mp
+import numpy as np
+
+from lipagent.config import MosaicConfig
+from lipagent.mosaic import Box
+from lipagent.quiet import quiet_native_stderr
+
+LIP_LANDMARKS: tuple[int, ...] = (
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
+    185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
+)  # fmt: skip
+"""The 40 Face Mesh indices of FACEMESH_LIPS (468-point mesh), the same set for training and inference."""
+
+FloatBox = tuple[float, float, float, float]
+
+
+def lip_box(lips: np.ndarray, width: int, height: int) -> FloatBox:
+    """Pixel bounds of lip landmarks given as (N, 2) in Face Mesh's normalised x, y."""
+    x0, y0 = lips.min(axis=0)
+    x1, y1 = lips.max(axis=0)
+    return float(x0) * width, float(y0) * height, float(x1) * width, float(y1) * height
+
+
+def crop_box(lips: FloatBox, padding: float, aspect: float, width: int, height: int) -> Box:
+    """The lip box padded by `padding` of its size on each side, widened or heightened to the cell's
+    aspect ratio (so cells are never stretched), and kept inside the frame."""
+    x0, y0, x1, y1 = lips
+    w = (x1 - x0) * (1 + 2 * padding)
+    h = (y1 - y0) * (1 + 2 * padding)
+    if w / max(h, 1e-6) < aspect:
+        w = h * aspect
+    else:
+        h = w / aspect
+    w, h = min(max(w, 2.0), width), min(max(h, 2.0), height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = min(max(round(cx - w / 2), 0), width - round(w))
+    top = min(max(round(cy - h / 2), 0), height - round(h))
+    return left, top, left + round(w), top + round(h)
+
+
+def fill_missing(boxes: Sequence[FloatBox | None]) -> list[FloatBox]:
+    """Each missing box borrowed from the nearest frame that has one (the earlier one on a tie)."""
+    found = [i for i, b in enumerate(boxes) if b is not None]
+    if not found:
+        raise ValueError("no frame has a face to borrow a box from")
+    return [b if b is not None else boxes[min(found, key=lambda j: (abs(j - i), j))] for i, b in enumerate(boxes)]
+
+
+def min_faces(config: MosaicConfig) -> int:
+    """Sampled frames that must show a face for a clip to be used."""
+    return math.ceil(config.min_face_ratio * config.num_frames - 1e-9)
+
+
+class LipLandmarker:
+    """Face Mesh lip boxes for the frames of one clip at a time.
+
+    Tracking mode (landmarks carried from frame to frame) is faster and is what a live camera uses;
+    for files the tracker is reset at each clip so a clip's mosaic never depends on the clip before it.
+    """
+
+    def __init__(self, config: MosaicConfig, static_image_mode: bool = False) -> None:
+        _CREATORS.add(os.getpid())
+        with quiet_native_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=config.min_detection_confidence,
+                min_tracking_confidence=config.min_tracking_confidence,
+            )
+            self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
+
+    def lip_box(self, frame_bgr: np.ndarray) -> FloatBox | None:
+        """The lip box in one frame, carrying tracking state from the previous call."""
+        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        if not result.multi_face_landmarks:
+            return None
+        landmarks = result.multi_face_landmarks[0].landmark
+        lips = np.array([(landmarks[i].x, landmarks[i].y) for i in LIP_LANDMARKS], dtype=np.float64)
+        height, width = frame_bgr.shape[:2]
+        return lip_box(lips, width, height)
+
+    def clip_boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[FloatBox | None]:
+        """Lip boxes for the frames of a new clip (tracking state reset first)."""
+        with quiet_native_stderr():
+            self._mesh.reset()
+            return [self.lip_box(frame) for frame in frames_bgr]
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+_LANDMARKERS: dict[tuple[int, MosaicConfig], LipLandmarker] = {}
+_CREATORS: set[int] = set()
+
+
+def face_mesh_created_here() -> bool:
+    """Whether this process has ever made a Face Mesh (and so must not fork workers that use one)."""
+    return os.getpid() in _CREATORS
+
+
+def process_landmarker(config: MosaicConfig) -> LipLandmarker:
+    """This process's landmarker, made on first use (keyed by pid, so a forked worker never reuses
+    its parent's)."""
+    key = (os.getpid(), config)
+    if key not in _LANDMARKERS:
+        _LANDMARKERS[key] = LipLandmarker(config)
+    return _LANDMARKERS[key]
+

@@ -1,0 +1,98 @@
+"""Video file in, mosaic JPEG out: the one transform shared by the dataset builder and inference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.mosaic import build_mosaic, encode_jpeg
+from lipagent.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
+from lipagent.sampling import sample_indices
+from lipagent.video import VideoError, read_frames, read_sampled_frames
+
+
+class SkipReason(str, Enum):
+    """Why a clip did not become a row. The values are what the summary and dataset card show."""
+
+    NO_ALIGNMENT = "video without alignment"
+    NO_VIDEO = "alignment without video"
+    BAD_ALIGNMENT = "alignment unreadable"
+    NOT_IN_GRAMMAR = "transcription outside the GRID grammar"
+    UNDECODABLE = "video does not decode"
+    TOO_FEW_FRAMES = "video has too few frames"
+    FACE_NOT_FOUND = "face found too rarely"
+
+
+class ClipRejected(Exception):
+    """A clip that cannot make a trustworthy mosaic, with the reason and a detail for people."""
+
+    def __init__(self, reason: SkipReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    jpeg: bytes
+    frame_indices: tuple[int, ...]
+    face_frames: int
+    num_frames: int
+
+
+def frames_to_mosaic(
+    frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
+) -> tuple[bytes, int]:
+    """JPEG mosaic of exactly `config.num_frames` sampled BGR frames, and how many showed a face."""
+    boxes = landmarker.clip_boxes(frames)
+    found = sum(b is not None for b in boxes)
+    if found < min_faces(config):
+        raise ClipRejected(
+            SkipReason.FACE_NOT_FOUND,
+            f"a face in {found} of {len(frames)} sampled frames (need {min_faces(config)})",
+        )
+    aspect = config.cell_width / config.cell_height
+    crops = []
+    for frame, lips in zip(frames, fill_missing(boxes)):
+        height, width = frame.shape[:2]
+        crops.append(crop_box(lips, config.lip_padding, aspect, width, height))
+    return encode_jpeg(build_mosaic(frames, crops, config), config.jpeg_quality), found
+
+
+def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConfig) -> None:
+    start, end = speech
+    covered = max(0, min(end, num_frames - 1) - start + 1) / (end - start + 1)
+    if num_frames < config.num_frames or covered < config.min_speech_coverage:
+        raise ClipRejected(
+            SkipReason.TOO_FEW_FRAMES,
+            f"{num_frames} frames; speech spans frames {start}-{end} ({covered:.0%} present)",
+        )
+
+
+def video_to_mosaic(
+    path: str | Path,
+    speech: tuple[int, int] | None = None,
+    config: MosaicConfig = DEFAULT_CONFIG,
+    landmarker: LipLandmarker | None = None,
+) -> Mosaic:
+    """The mosaic of a clip: `config.num_frames` frames spread over the spoken frames `speech`
+    (inclusive), or over the whole clip when no alignment says where speech is."""
+    landmarker = landmarker or process_landmarker(config)
+    try:
+        if speech is None:
+            all_frames, count = read_frames(path)
+            speech = (0, count - 1)
+            indices = sample_indices(*speech, config.num_frames, count)
+            frames = [all_frames[i] for i in indices]
+        else:
+            frames, indices, count = read_sampled_frames(path, sample_indices(*speech, config.num_frames))
+    except VideoError as error:
+        raise ClipRejected(SkipReason.UNDECODABLE, str(error)) from None
+    _check_coverage(speech, count, config)
+    jpeg, found = frames_to_mosaic(frames, landmarker, config)
+    return Mosaic(jpeg=jpeg, frame_indices=tuple(indices), face_frames=found, num_frames=count)

@@ -1,0 +1,188 @@
+"""`lipagent prepare`: GRID sources -> mosaics (parallel `Dataset.map`) -> a Hub-style Parquet folder.
+
+Work is cached at every stage (downloads, unpacked zips, the builder's rows, each chunk of mosaics),
+so an interrupted run resumes where it stopped. The output folder appears only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import datasets
+import multiprocess
+
+from builders.grid_mosaics import SOURCE_FEATURES, GridMosaics
+from lipagent.card import BuildSummary, render_card
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig, ZenodoRecord
+from lipagent.mouth import face_mesh_created_here
+from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
+from lipagent.splits import SPLITS
+
+MOSAIC_FEATURES = datasets.Features(
+    {
+        **SOURCE_FEATURES,
+        "image": datasets.Image(),
+        "frame_indices": datasets.Sequence(datasets.Value("int32")),
+        "face_frames": datasets.Value("int32"),
+        "num_frames": datasets.Value("int32"),
+    }
+)
+OUTPUT_COLUMNS = ("image", "text", "speaker", "video_id", "frame_indices", "face_frames", "num_frames")
+OUTPUT_FEATURES = datasets.Features({name: MOSAIC_FEATURES[name] for name in OUTPUT_COLUMNS})
+MAX_SHARD_BYTES = 500 * 1000**2
+
+
+def default_num_proc() -> int:
+    """The machine's cores, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def mosaic_row(row: dict, config: dict) -> dict:
+    """The `Dataset.map` function: one source row -> its mosaic, or the reason it has none."""
+    empty = {"image": None, "frame_indices": None, "face_frames": None, "num_frames": None}
+    if row["skip_reason"] is not None:
+        return empty
+    try:
+        mosaic = video_to_mosaic(row["video_path"], (row["speech_start"], row["speech_end"]), MosaicConfig(**config))
+    except ClipRejected as rejected:
+        return {**empty, "skip_reason": rejected.reason.value, "skip_detail": rejected.detail}
+    except cv2.error as error:
+        return {**empty, "skip_reason": SkipReason.UNDECODABLE.value, "skip_detail": str(error).strip()}
+    return {
+        "image": {"bytes": mosaic.jpeg, "path": None},
+        "frame_indices": list(mosaic.frame_indices),
+        "face_frames": mosaic.face_frames,
+        "num_frames": mosaic.num_frames,
+    }
+
+
+@contextmanager
+def workers_safe_from_face_mesh() -> Iterator[None]:
+    """Map workers that do not inherit this process's Face Mesh state.
+
+    datasets' map forks its workers; a fork of a process that has made a Face Mesh crashes (see
+    `lipagent.mouth`), so such a process gets its workers from a clean, preloaded forkserver instead.
+    """
+    if not face_mesh_created_here():
+        yield
+        return
+    previous = multiprocess.get_start_method(allow_none=True)
+    multiprocess.set_forkserver_preload(["lipagent.prepare"])
+    multiprocess.set_start_method("forkserver", force=True)
+    try:
+        yield
+    finally:
+        multiprocess.set_start_method(previous, force=True)
+
+
+def map_in_chunks(
+    sources: datasets.Dataset, config: MosaicConfig, num_proc: int, chunk_size: int, desc: str
+) -> datasets.Dataset:
+    """`mosaic_row` over the rows, chunk by chunk, so that an interrupted run keeps every finished chunk
+    (datasets caches a map per shard of `num_proc`, which alone would lose a whole run's work)."""
+    chunks = []
+    count = max(1, math.ceil(len(sources) / chunk_size))
+    for index in range(count):
+        chunk = sources.select(range(index * chunk_size, min(len(sources), (index + 1) * chunk_size)))
+        with workers_safe_from_face_mesh():
+            chunks.append(
+                chunk.map(
+                    mosaic_row,
+                    fn_kwargs={"config": config.to_dict()},
+                    features=MOSAIC_FEATURES,
+                    num_proc=num_proc if num_proc > 1 else None,
+                    desc=f"Mosaics {desc} {index + 1}/{count}",
+                )
+            )
+    return datasets.concatenate_datasets(chunks) if chunks else sources
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    speakers: tuple[str, ...]
+    out: Path
+    grid_dir: Path | None = None
+    limit: int | None = None
+    split_scheme: str = "overlapped"
+    num_proc: int | None = None
+    cache_dir: Path | None = None
+    zenodo_url: str = ZenodoRecord.base_url
+    overwrite: bool = False
+    chunk_size: int = 512
+    config: MosaicConfig = DEFAULT_CONFIG
+
+
+def make_builder(options: PrepareOptions) -> GridMosaics:
+    return GridMosaics(
+        cache_dir=str(options.cache_dir) if options.cache_dir else None,
+        speakers=list(options.speakers),
+        grid_dir=str(options.grid_dir) if options.grid_dir else None,
+        limit=options.limit,
+        split_scheme=options.split_scheme,
+        zenodo_url=options.zenodo_url,
+    )
+
+
+def prepare(options: PrepareOptions) -> BuildSummary:
+    """Build the mosaic dataset described by `options` into `options.out`."""
+    out = Path(options.out)
+    if out.exists() and not options.overwrite:
+        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    started = time.perf_counter()
+    num_proc = options.num_proc or default_num_proc()
+    builder = make_builder(options)
+    builder.download_and_prepare()
+    sources = builder.as_dataset()
+    kept: dict[str, datasets.Dataset] = {}
+    skipped: list[dict] = []
+    for split in SPLITS:
+        if split not in sources:
+            kept[split] = datasets.Dataset.from_dict({c: [] for c in OUTPUT_COLUMNS}, features=OUTPUT_FEATURES)
+            continue
+        mapped = map_in_chunks(sources[split], options.config, num_proc, options.chunk_size, split)
+        reasons = mapped["skip_reason"]
+        kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(list(OUTPUT_COLUMNS))
+        details = mapped.select_columns(["video_id", "speaker", "skip_reason", "skip_detail"])
+        skipped += [details[i] for i, r in enumerate(reasons) if r is not None]
+    summary = BuildSummary(
+        speakers=list(builder.config.speakers),
+        source=str(options.grid_dir) if options.grid_dir else ZenodoRecord(base_url=options.zenodo_url).api_url,
+        split_scheme=options.split_scheme,
+        limit=options.limit,
+        mosaic=options.config.to_dict(),
+        split_sizes={split: len(kept[split]) for split in SPLITS},
+        skipped=sorted(skipped, key=lambda r: r["video_id"]),
+        num_proc=num_proc,
+    )
+    write_folder(kept, summary, out)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path) -> None:
+    """Parquet shards `data/<split>-NNNNN-of-NNNNN.parquet`, the card and `skipped.jsonl`, written beside
+    `out` and moved into place at the end, so `out` is never half-written."""
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "data").mkdir(parents=True)
+    for split, dataset in splits.items():
+        shards = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
+        for index in range(shards):
+            shard = dataset.shard(num_shards=shards, index=index, contiguous=True)
+            shard.to_parquet(str(staging / "data" / f"{split}-{index:05d}-of-{shards:05d}.parquet"))
+    render_card(summary, OUTPUT_FEATURES, out.name).save(staging / "README.md")
+    with open(staging / "skipped.jsonl", "w", encoding="utf-8") as handle:
+        for row in summary.skipped:
+            handle.write(json.dumps(row) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)

@@ -1,0 +1,23 @@
+"""Silencing native libraries that write straight to the process's stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2: MediaPipe's C++ chatter ignores GLOG settings and OpenCV's FFmpeg
+    warns about the MPEG-1 tag it writes; both would scribble over progress bars."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

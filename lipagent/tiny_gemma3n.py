@@ -1,0 +1,318 @@
+"""A tiny random Gemma 3n (model + processor) that loads offline, for tests and CPU smoke runs.
+
+The real checkpoint is 7.8 B parameters and the Hub is unreachable here, so everything is built from a
+config: the same three towers, token layout, image processor and chat template as `google/gemma-3n-E4B-it`,
+only narrow (0.85 M parameters; forward+backward on one image ~0.3-0.4 s on CPU). What must stay as in the
+real model:
+
+- The vision tower's output width is 2048: timm's `MobileNetV5Encoder` hard-codes its fusion adapter's
+  (MSFA) output channels, so `vision_config.hidden_size` stays 2048.
+- 256 soft tokens per image: `msfa_output_resolution`**2 == `vision_soft_tokens_per_image` ==
+  processor `image_seq_length` (16 x 16, as in the real model).
+- The vocabulary layout: text tokens, then a 128-token vision block (`<end_of_image>`, `<image_soft_token>`
+  first), then a 128-token audio block (`<end_of_audio>`, `<audio_soft_token>` first); the model routes ids by
+  these offsets. `<start_of_image>`/`<start_of_audio>` end the text block, turn markers keep ids 105/106.
+
+The vision encoder is a timm model registered here under `TIMM_ARCHITECTURE`: importing this module is
+required before `from_pretrained` on a saved tiny model (decoded block args in `model_args` would put a
+`functools.partial` in the config and break `save_pretrained`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from pathlib import Path
+
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model  # noqa: E402
+from timm.models._efficientnet_builder import decode_arch_def  # noqa: E402
+from timm.models.mobilenetv5 import MobileNetV5Encoder  # noqa: E402
+from tokenizers import AddedToken  # noqa: E402
+
+__all__ = [
+    "TIMM_ARCHITECTURE",
+    "build_config",
+    "build_model",
+    "build_processor",
+    "build_tokenizer",
+    "save_tiny_model",
+]
+
+TIMM_ARCHITECTURE = "mobilenetv5_lipagent_tiny_enc"
+IMAGE_SIZE = 768
+IMAGE_SOFT_TOKENS = 256
+MSFA_OUTPUT_RESOLUTION = 16
+AUDIO_SOFT_TOKENS = 188
+VISION_HIDDEN_SIZE = 2048
+TEXT_VOCAB_SIZE = 512
+VISION_VOCAB_SIZE = 128
+AUDIO_VOCAB_SIZE = 128
+
+PAD_ID, EOS_ID, BOS_ID, UNK_ID, MASK_ID = range(5)
+START_OF_TURN_ID, END_OF_TURN_ID = 105, 106
+BOI_ID, BOA_ID = TEXT_VOCAB_SIZE - 2, TEXT_VOCAB_SIZE - 1
+EOI_ID, IMAGE_TOKEN_ID = TEXT_VOCAB_SIZE, TEXT_VOCAB_SIZE + 1
+EOA_ID, AUDIO_TOKEN_ID = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE, TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + 1
+VOCAB_SIZE = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + AUDIO_VOCAB_SIZE
+
+NAMED_SPECIAL_TOKENS = {
+    "image_token": "<image_soft_token>",
+    "boi_token": "<start_of_image>",
+    "eoi_token": "<end_of_image>",
+    "audio_token": "<audio_soft_token>",
+    "boa_token": "<start_of_audio>",
+    "eoa_token": "<end_of_audio>",
+}
+SPECIAL_TOKEN_IDS = {
+    "<pad>": PAD_ID,
+    "<eos>": EOS_ID,
+    "<bos>": BOS_ID,
+    "<unk>": UNK_ID,
+    "<mask>": MASK_ID,
+    "<start_of_turn>": START_OF_TURN_ID,
+    "<end_of_turn>": END_OF_TURN_ID,
+    "<start_of_image>": BOI_ID,
+    "<start_of_audio>": BOA_ID,
+    "<end_of_image>": EOI_ID,
+    "<image_soft_token>": IMAGE_TOKEN_ID,
+    "<end_of_audio>": EOA_ID,
+    "<audio_soft_token>": AUDIO_TOKEN_ID,
+}
+
+# The chat template shipped with google/gemma-3n-E4B-it (transformers' convert_gemma3n_weights.py).
+CHAT_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'audio' -%}
+                {{ '<audio_soft_token>' }}
+            {%- elif item['type'] == 'image' -%}
+                {{ '<image_soft_token>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\\n'}}
+{%- endif -%}
+"""
+
+# Same block kinds as mobilenetv5_300m_enc (edge residual, universal inverted residual, multi-query attention
+# with strided keys/values), one or two of each, 8-16 channels. A stage may not end in an attention block.
+_VISION_ARCH = [
+    ["er_r1_k3_s2_e4_c8"],
+    ["uir_r1_a3_k5_s2_e4_c16"],
+    ["uir_r1_a5_k5_s2_e4_c16", "mqa_r1_k3_h2_v2_s1_d8_c16", "uir_r1_a0_k0_s1_e2_c16"],
+    ["uir_r1_a5_k5_s2_e4_c16", "mqa_r1_k3_h2_s1_d8_c16", "uir_r1_a0_k0_s1_e2_c16"],
+]
+
+default_cfgs = generate_default_cfgs(
+    {
+        TIMM_ARCHITECTURE: {
+            "num_classes": 0,
+            "input_size": (3, IMAGE_SIZE, IMAGE_SIZE),
+            "mean": (0.0, 0.0, 0.0),
+            "std": (1.0, 1.0, 1.0),
+            "first_conv": "conv_stem.conv",
+        }
+    }
+)
+
+
+@register_model
+def mobilenetv5_lipagent_tiny_enc(pretrained: bool = False, **kwargs) -> MobileNetV5Encoder:
+    """Tiny MobileNetV5 encoder for the tiny Gemma 3n; the name must equal `TIMM_ARCHITECTURE`."""
+    model_kwargs = {
+        "block_args": decode_arch_def(_VISION_ARCH),
+        "stem_size": 8,
+        "fix_stem": True,
+        "pad_type": "same",
+        "msfa_output_resolution": MSFA_OUTPUT_RESOLUTION,
+        "layer_scale_init_value": 1e-5,
+        **kwargs,
+    }
+    return build_model_with_cfg(
+        MobileNetV5Encoder,
+        TIMM_ARCHITECTURE,
+        pretrained,
+        feature_cfg={"out_indices": (0, 1, 2, 3, 4), "feature_cls": "getter"},
+        kwargs_filter=("num_classes", "num_features", "head_conv", "head_bias", "head_norm", "global_pool"),
+        **model_kwargs,
+    )
+
+
+def build_config() -> transformers.Gemma3nConfig:
+    """Gemma 3n config with real-model token layout and soft-token counts, but ~1 M parameters."""
+    text = transformers.Gemma3nTextConfig(
+        vocab_size=VOCAB_SIZE,
+        vocab_size_per_layer_input=TEXT_VOCAB_SIZE,
+        hidden_size=64,
+        hidden_size_per_layer_input=16,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        num_kv_shared_layers=2,
+        activation_sparsity_pattern=[0.95, 0.0, 0.0, 0.0],
+        laurel_rank=8,
+        max_position_embeddings=2048,
+        pad_token_id=PAD_ID,
+        eos_token_id=EOS_ID,
+        bos_token_id=BOS_ID,
+    )
+    vision = transformers.Gemma3nVisionConfig(
+        architecture=TIMM_ARCHITECTURE,
+        hidden_size=VISION_HIDDEN_SIZE,
+        vocab_size=VISION_VOCAB_SIZE,
+        vocab_offset=TEXT_VOCAB_SIZE,
+    )
+    audio = transformers.Gemma3nAudioConfig(
+        vocab_size=AUDIO_VOCAB_SIZE,
+        vocab_offset=TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE,
+        hidden_size=32,
+        conf_num_attention_heads=2,
+        conf_num_hidden_layers=1,
+        sscp_conv_channel_size=[8, 4],
+    )
+    return transformers.Gemma3nConfig(
+        text_config=text,
+        vision_config=vision,
+        audio_config=audio,
+        vision_soft_tokens_per_image=IMAGE_SOFT_TOKENS,
+        audio_soft_tokens_per_image=AUDIO_SOFT_TOKENS,
+        boi_token_id=BOI_ID,
+        eoi_token_id=EOI_ID,
+        image_token_id=IMAGE_TOKEN_ID,
+        boa_token_id=BOA_ID,
+        eoa_token_id=EOA_ID,
+        audio_token_id=AUDIO_TOKEN_ID,
+        eos_token_id=[EOS_ID, END_OF_TURN_ID],
+    )
+
+
+def build_model(seed: int = 0) -> transformers.Gemma3nForConditionalGeneration:
+    """Random-weight tiny model; the seed fixes every weight."""
+    torch.manual_seed(seed)
+    model = transformers.Gemma3nForConditionalGeneration(build_config())
+    model.generation_config = build_generation_config()
+    return model.eval()
+
+
+def build_generation_config() -> transformers.GenerationConfig:
+    """Generation defaults of the real -it checkpoint: stop on `<eos>` or `<end_of_turn>`."""
+    return transformers.GenerationConfig(
+        bos_token_id=BOS_ID,
+        eos_token_id=[EOS_ID, END_OF_TURN_ID],
+        pad_token_id=PAD_ID,
+        do_sample=True,
+        top_k=64,
+        top_p=0.95,
+    )
+
+
+def _text_vocab() -> dict[str, int]:
+    """Ids 0-106 as in Gemma, then byte fallback, SentencePiece-style characters and word-start pieces."""
+    unused = (f"<unused{i}>" for i in itertools.count())
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "[multimodal]"]
+    tokens += [next(unused) for _ in range(START_OF_TURN_ID - len(tokens))]
+    tokens += ["<start_of_turn>", "<end_of_turn>", "\n", "\n\n"]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    tokens += ["▁", *string.ascii_lowercase, *string.ascii_uppercase, *string.digits, *string.punctuation]
+    tokens += [f"▁{c}" for c in string.ascii_lowercase]
+    tokens += [next(unused) for _ in range(BOI_ID - len(tokens))]
+    tokens += ["<start_of_image>", "<start_of_audio>"]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def _vocab() -> dict[str, int]:
+    """Full vocabulary: text block, then the vision and audio blocks the model embeds separately."""
+    vocab = _text_vocab()
+    vision = ["<end_of_image>", "<image_soft_token>"]
+    vision += [f"<image_extra{i}>" for i in range(VISION_VOCAB_SIZE - len(vision))]
+    audio = ["<end_of_audio>", "<audio_soft_token>"]
+    audio += [f"<audio_extra{i}>" for i in range(AUDIO_VOCAB_SIZE - len(audio))]
+    for token in vision + audio:
+        vocab[token] = len(vocab)
+    return vocab
+
+
+def _merges() -> list[tuple[str, str]]:
+    return [("\n", "\n")] + [("▁", c) for c in string.ascii_lowercase]
+
+
+def build_tokenizer() -> transformers.GemmaTokenizer:
+    """Gemma-style BPE (byte fallback, "▁" for spaces) whose special tokens sit where the model expects."""
+    vocab = _vocab()
+    if any(vocab[token] != i for token, i in SPECIAL_TOKEN_IDS.items()):
+        raise RuntimeError("the vocabulary no longer puts the special tokens at SPECIAL_TOKEN_IDS")
+    added = {i: AddedToken(token, special=True, normalized=False) for token, i in SPECIAL_TOKEN_IDS.items()}
+    return transformers.GemmaTokenizer(
+        vocab=vocab,
+        merges=_merges(),
+        added_tokens_decoder=added,
+        extra_special_tokens=NAMED_SPECIAL_TOKENS,
+        add_bos_token=True,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_processor() -> transformers.Gemma3nProcessor:
+    """Processor with the real model's image/audio preprocessing and chat template."""
+    image_processor = transformers.SiglipImageProcessor(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        resample=transformers.image_utils.PILImageResampling.BILINEAR,
+        image_mean=(0.5, 0.5, 0.5),
+        image_std=(0.5, 0.5, 0.5),
+        do_normalize=False,
+    )
+    return transformers.Gemma3nProcessor(
+        feature_extractor=transformers.Gemma3nAudioFeatureExtractor(),
+        image_processor=image_processor,
+        tokenizer=build_tokenizer(),
+        chat_template=CHAT_TEMPLATE,
+        image_seq_length=IMAGE_SOFT_TOKENS,
+        audio_seq_length=AUDIO_SOFT_TOKENS,
+    )
+
+
+def save_tiny_model(directory: str | Path, seed: int = 0) -> Path:
+    """Write the tiny model and its processor to `directory`; same seed, same files."""
+    directory = Path(directory)
+    build_model(seed).save_pretrained(directory)
+    build_processor().save_pretrained(directory)
+    return directory

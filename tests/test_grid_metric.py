@@ -1,0 +1,221 @@
+"""Tests of the GRID metric module, loaded offline the way training and benchmarks load it."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from lipagent.grammar import SLOT_NAMES, normalize
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()
+
+import evaluate  # noqa: E402
+import jiwer  # noqa: E402
+
+METRIC_DIR = Path(__file__).resolve().parents[1] / "eval" / "grid_metric"
+
+REF_A = "bin blue at f two now"
+REF_B = "place red by g nine soon"
+REF_C = "lay green in k one again"
+REF_D = "set white with z zero please"
+
+ALL_RIGHT = {slot: 1.0 for slot in SLOT_NAMES}
+
+
+def _no_network(*args: Any, **kwargs: Any) -> None:
+    raise OSError("network access attempted while loading the GRID metric")
+
+
+@pytest.fixture(scope="module")
+def grid() -> evaluate.EvaluationModule:
+    """The metric as evaluate loads it from the repository, with the Hub and the network out of reach."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_EVALUATE_OFFLINE", "1")
+        mp.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", True)
+        mp.setattr(socket.socket, "connect", _no_network)
+        return evaluate.load(str(METRIC_DIR), keep_in_memory=True)
+
+
+@pytest.fixture(scope="module")
+def source() -> ModuleType:
+    """The module file itself, imported directly, to test its pure functions without evaluate's cache."""
+    spec = importlib.util.spec_from_file_location("grid_metric_source", METRIC_DIR / "grid_metric.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _jiwer_scores(predictions: list[str], references: list[str]) -> tuple[float, float]:
+    refs = [normalize(r) for r in references]
+    hyps = [normalize(p) for p in predictions]
+    return jiwer.wer(reference=refs, hypothesis=hyps), jiwer.cer(reference=refs, hypothesis=hyps)
+
+
+ERROR_RATE_CASES = {
+    "perfect": ([REF_A, REF_B], [REF_A, REF_B], 0.0, 0.0),
+    "substitution": (["bin blue at e two now", REF_B], [REF_A, REF_B], 1 / 12, 1 / 45),
+    "deletion": (["bin at f two now", REF_B], [REF_A, REF_B], 1 / 12, 5 / 45),
+    "insertion": (["bin blue at f two now please", REF_B], [REF_A, REF_B], 1 / 12, 7 / 45),
+    "mixed": (
+        ["  BIN Blue at  f two", "place red by g g nine soon", "lay grin in k one again", ""],
+        [REF_A, REF_B, REF_C, REF_D],
+        9 / 24,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_RATE_CASES))
+def test_wer_cer_match_jiwer(grid: evaluate.EvaluationModule, case: str) -> None:
+    predictions, references, expected_wer, expected_cer = ERROR_RATE_CASES[case]
+    result = grid.compute(predictions=predictions, references=references)
+    jiwer_wer, jiwer_cer = _jiwer_scores(predictions, references)
+    assert result["wer"] == jiwer_wer
+    assert result["cer"] == jiwer_cer
+    assert result["wer"] == pytest.approx(expected_wer, abs=1e-12)
+    if expected_cer is not None:
+        assert result["cer"] == pytest.approx(expected_cer, abs=1e-12)
+    assert isinstance(result["wer"], float) and isinstance(result["cer"], float)
+
+
+def test_normalization_happens_before_scoring(grid: evaluate.EvaluationModule) -> None:
+    result = grid.compute(predictions=["  Bin BLUE at F  two now "], references=["bin blue at f two now"])
+    assert result["wer"] == 0.0
+    assert result["cer"] == 0.0
+    assert result["sentence_accuracy"] == 1.0
+    assert result["valid_sentence_rate"] == 1.0
+
+
+def test_one_wrong_letter(grid: evaluate.EvaluationModule) -> None:
+    result = grid.compute(predictions=["bin blue at e two now", REF_B], references=[REF_A, REF_B])
+    assert result["num_samples"] == 2
+    assert result["sentence_accuracy"] == 0.5
+    assert result["valid_sentence_rate"] == 1.0
+    assert result["slot_accuracy"] == {**ALL_RIGHT, "letter": 0.5}
+    assert list(result["slot_accuracy"]) == list(SLOT_NAMES)
+    assert "per_speaker" not in result
+
+
+def test_short_prediction_is_scored_position_wise(grid: evaluate.EvaluationModule) -> None:
+    result = grid.compute(predictions=["bin at f two now"], references=[REF_A])
+    assert result["valid_sentence_rate"] == 0.0
+    assert result["sentence_accuracy"] == 0.0
+    assert result["slot_accuracy"] == {slot: float(slot == "command") for slot in SLOT_NAMES}
+
+
+def test_extra_word_keeps_slots_but_is_invalid(grid: evaluate.EvaluationModule) -> None:
+    result = grid.compute(predictions=["bin blue at f two now please"], references=[REF_A])
+    assert result["slot_accuracy"] == ALL_RIGHT
+    assert result["valid_sentence_rate"] == 0.0
+    assert result["sentence_accuracy"] == 0.0
+    assert result["wer"] == pytest.approx(1 / 6, abs=1e-12)
+
+
+def test_out_of_vocabulary_words(grid: evaluate.EvaluationModule) -> None:
+    predictions = ["bin blew at f two now", "place red by w nine soon", REF_C, "empty"]
+    references = [REF_A, REF_B, REF_C, REF_D]
+    result = grid.compute(predictions=predictions, references=references)
+    assert result["valid_sentence_rate"] == 0.25
+    assert result["sentence_accuracy"] == 0.25
+    assert result["slot_accuracy"] == {
+        "command": 0.75,
+        "color": 0.5,
+        "preposition": 0.75,
+        "letter": 0.5,
+        "digit": 0.75,
+        "adverb": 0.75,
+    }
+
+
+def test_per_speaker(grid: evaluate.EvaluationModule, source: ModuleType) -> None:
+    predictions = ["bin blue at e two now", REF_B, REF_C, "set white with z now"]
+    references = [REF_A, REF_B, REF_C, REF_D]
+    speakers = ["s2", "s1", "s2", "s1"]
+    result = grid.compute(predictions=predictions, references=references, speakers=speakers)
+    per_speaker = result["per_speaker"]
+    assert list(per_speaker) == ["s1", "s2"]
+    assert per_speaker["s2"]["num_samples"] == 2
+    assert per_speaker["s2"]["slot_accuracy"] == {**ALL_RIGHT, "letter": 0.5}
+    assert per_speaker["s2"]["sentence_accuracy"] == 0.5
+    assert per_speaker["s2"]["valid_sentence_rate"] == 1.0
+    assert per_speaker["s1"]["slot_accuracy"] == {**ALL_RIGHT, "digit": 0.5, "adverb": 0.5}
+    assert per_speaker["s1"]["valid_sentence_rate"] == 0.5
+    assert per_speaker["s1"]["wer"] == pytest.approx(2 / 12, abs=1e-12)
+    assert per_speaker["s1"] == source.compute_grid_metrics([REF_B, predictions[3]], [REF_B, REF_D])
+    assert set(per_speaker["s1"]) == set(result) - {"per_speaker"}
+    assert result["slot_accuracy"] == {**ALL_RIGHT, "letter": 0.75, "digit": 0.75, "adverb": 0.75}
+
+
+def test_speakers_line_up_with_batches(grid: evaluate.EvaluationModule, source: ModuleType) -> None:
+    grid.add_batch(predictions=["bin blue at e two now"], references=[REF_A])
+    grid.add_batch(predictions=[REF_B, REF_C], references=[REF_B, REF_C])
+    result = grid.compute(speakers=["s1", "s2", "s2"])
+    expected = source.compute_grid_metrics(
+        ["bin blue at e two now", REF_B, REF_C], [REF_A, REF_B, REF_C], ["s1", "s2", "s2"]
+    )
+    assert result == expected
+    assert result["per_speaker"]["s1"]["sentence_accuracy"] == 0.0
+    assert result["per_speaker"]["s2"]["sentence_accuracy"] == 1.0
+
+
+def test_confusions(source: ModuleType) -> None:
+    predictions = ["bin blue at e two now", REF_A, "BIN BLUE AT E THREE NOW", "bin at f two now", "bin blue"]
+    references = [REF_A] * 5
+    assert source.confusions(predictions, references, "letter") == {
+        ("f", "e"): 2,
+        ("f", "f"): 1,
+        ("f", "two"): 1,
+        ("f", source.MISSING_WORD): 1,
+    }
+    assert source.confusions(predictions, references, "digit") == {
+        ("two", "now"): 1,
+        ("two", "three"): 1,
+        ("two", "two"): 2,
+        ("two", source.MISSING_WORD): 1,
+    }
+    with pytest.raises(ValueError, match="Unknown slot"):
+        source.confusions(predictions, references, "number")
+
+
+def test_evaluate_module_matches_pure_function(grid: evaluate.EvaluationModule, source: ModuleType) -> None:
+    predictions, references, _, _ = ERROR_RATE_CASES["mixed"]
+    speakers = ["a", "b", "a", "b"]
+    assert grid.compute(predictions=predictions, references=references, speakers=speakers) == (
+        source.compute_grid_metrics(predictions, references, speakers)
+    )
+
+
+def test_empty_input_raises(grid: evaluate.EvaluationModule, source: ModuleType) -> None:
+    with pytest.raises(ValueError, match="empty input"):
+        source.compute_grid_metrics([], [])
+    with pytest.raises(ValueError, match="empty input"):
+        grid.compute(predictions=[], references=[])
+    with pytest.raises(ValueError, match="empty input"):
+        source.confusions([], [], "letter")
+
+
+def test_inconsistent_input_raises(source: ModuleType) -> None:
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
+        source.compute_grid_metrics([REF_A, REF_B], [REF_A])
+    with pytest.raises(ValueError, match="1 speakers for 2 predictions"):
+        source.compute_grid_metrics([REF_A, REF_B], [REF_A, REF_B], speakers=["s1"])
+    with pytest.raises(ValueError, match="not a valid GRID sentence"):
+        source.compute_grid_metrics([REF_A], ["bin blue at f two"])
+    with pytest.raises(TypeError, match="predictions\\[0\\]"):
+        source.compute_grid_metrics([None], [REF_A])
+
+
+def test_metric_info(grid: evaluate.EvaluationModule) -> None:
+    assert "Cooke" in grid.citation and "2421--2424" in grid.citation
+    assert "jiwer" in grid.citation
+    assert "GRID" in grid.description
+    assert set(grid.features) == {"predictions", "references"}
+    assert all(feature.dtype == "string" for feature in grid.features.values())

@@ -1,0 +1,69 @@
+import cv2
+import numpy as np
+import pytest
+
+from lipagent.align import parse_alignment
+from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
+
+
+def _speech(unpacked, video_id):
+    alignment = parse_alignment((unpacked / "alignments" / "s1" / f"{video_id}.align").read_text())
+    return alignment.speech_start_frame, alignment.speech_end_frame
+
+
+def _decode(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_real_clip_makes_a_400x240_mosaic_of_the_spoken_frames(unpacked):
+    speech = _speech(unpacked, "bbaf2n")
+    mosaic = video_to_mosaic(unpacked / "s1" / "bbaf2n.mpg", speech)
+    assert _decode(mosaic.jpeg).shape == (240, 400, 3)
+    assert mosaic.frame_indices[0] == speech[0] and mosaic.frame_indices[-1] == speech[1]
+    assert mosaic.face_frames == 12 and mosaic.num_frames == 75
+
+
+def test_same_clip_same_bytes_whatever_came_before(unpacked):
+    speech = _speech(unpacked, "bbaf2n")
+    first = video_to_mosaic(unpacked / "s1" / "bbaf2n.mpg", speech).jpeg
+    video_to_mosaic(unpacked / "s1" / "lrae3s.mpg", _speech(unpacked, "lrae3s"))
+    assert video_to_mosaic(unpacked / "s1" / "bbaf2n.mpg", speech).jpeg == first
+
+
+def test_damaged_clip_still_decodes(unpacked):
+    mosaic = video_to_mosaic(unpacked / "s1" / "sgib8n.mpg", _speech(unpacked, "sgib8n"))
+    assert mosaic.num_frames == 75 and mosaic.face_frames >= 10
+
+
+def test_whole_clip_when_no_alignment(unpacked):
+    mosaic = video_to_mosaic(unpacked / "s2" / "pwij3p.mpg")
+    assert mosaic.frame_indices[0] == 0 and mosaic.frame_indices[-1] == mosaic.num_frames - 1
+
+
+def _write_clip(path, frames: int, size=(360, 288)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"PIM1"), 25, size)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), (i * 3) % 255, dtype=np.uint8))
+    writer.release()
+
+
+def test_no_face_is_rejected(tmp_path):
+    _write_clip(tmp_path / "blank.mpg", 75)
+    with pytest.raises(ClipRejected) as rejected:
+        video_to_mosaic(tmp_path / "blank.mpg", (20, 60))
+    assert rejected.value.reason is SkipReason.FACE_NOT_FOUND
+    assert "0 of 12" in rejected.value.detail
+
+
+def test_too_few_frames_is_rejected(tmp_path):
+    _write_clip(tmp_path / "short.mpg", 30)
+    with pytest.raises(ClipRejected) as rejected:
+        video_to_mosaic(tmp_path / "short.mpg", (20, 60))
+    assert rejected.value.reason is SkipReason.TOO_FEW_FRAMES
+
+
+def test_not_a_video_is_rejected(tmp_path):
+    (tmp_path / "x.mpg").write_bytes(b"\x00" * 4096)
+    with pytest.raises(ClipRejected) as rejected:
+        video_to_mosaic(tmp_path / "x.mpg", (20, 60))
+    assert rejected.value.reason is SkipReason.UNDECODABLE

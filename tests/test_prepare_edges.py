@@ -1,0 +1,119 @@
+"""Bad input on the real clips: misfiled folders, missing or odd alignments, broken zips, resuming."""
+
+import shutil
+import zipfile
+
+import cv2
+import pytest
+
+from lipagent.cli import main
+from lipagent.pipeline import SkipReason
+from lipagent.prepare import PrepareOptions, prepare
+
+CLIPS = ("bbaf2n", "bbal6n", "bbal9a", "lrae3s")
+
+
+def _tree(root, unpacked, alignment_folder="s7", without_alignment=(), extra_alignments=None):
+    """An unpacked grid dir: s1/ with CLIPS, their alignments filed under another speaker's folder."""
+    (root / "s1").mkdir(parents=True)
+    (root / "alignments" / alignment_folder).mkdir(parents=True)
+    for video_id in CLIPS:
+        shutil.copy(unpacked / "s1" / f"{video_id}.mpg", root / "s1")
+        if video_id not in without_alignment:
+            shutil.copy(unpacked / "alignments" / "s1" / f"{video_id}.align", root / "alignments" / alignment_folder)
+    for name, text in (extra_alignments or {}).items():
+        (root / "alignments" / alignment_folder / f"{name}.align").write_text(text)
+    return root
+
+
+def _run(root, tmp_path, **kwargs):
+    options = dict(speakers=("s1",), out=tmp_path / "out", grid_dir=root, cache_dir=tmp_path / "cache", num_proc=1)
+    return prepare(PrepareOptions(**{**options, **kwargs}))
+
+
+def test_misfiled_and_missing_alignments_from_unpacked_trees(unpacked, tmp_path):
+    root = _tree(tmp_path / "grid", unpacked, without_alignment=("bbal9a",))
+    summary = _run(root, tmp_path)
+    assert summary.kept == 3
+    assert [(r["video_id"], r["skip_reason"]) for r in summary.skipped] == [("bbal9a", SkipReason.NO_ALIGNMENT.value)]
+
+
+def test_transcriptions_outside_the_grammar_and_unreadable_alignments(unpacked, tmp_path):
+    bad_word = (unpacked / "alignments" / "s1" / "bbal9a.align").read_text().replace(" bin", " bun")
+    root = _tree(tmp_path / "grid", unpacked, without_alignment=("bbal9a", "lrae3s"))
+    (root / "alignments" / "s7" / "bbal9a.align").write_text(bad_word)
+    (root / "alignments" / "s7" / "lrae3s.align").write_text("garbage\n")
+    reasons = {r["video_id"]: r["skip_reason"] for r in _run(root, tmp_path).skipped}
+    assert reasons == {"bbal9a": SkipReason.NOT_IN_GRAMMAR.value, "lrae3s": SkipReason.BAD_ALIGNMENT.value}
+
+
+def test_undecodable_video_is_skipped_not_fatal(unpacked, tmp_path):
+    root = _tree(tmp_path / "grid", unpacked)
+    (root / "s1" / "bbal6n.mpg").write_bytes(b"\x00\x01" * 5000)
+    summary = _run(root, tmp_path)
+    assert summary.kept == 3
+    assert summary.skipped[0]["skip_reason"] == SkipReason.UNDECODABLE.value
+
+
+def _grid_with(tmp_path, grid_dir, s2_bytes=None, extra_member=None):
+    root = tmp_path / "zips"
+    root.mkdir()
+    shutil.copy(grid_dir / "alignments.zip", root)
+    if s2_bytes is not None:
+        (root / "s2.zip").write_bytes(s2_bytes)
+    else:
+        shutil.copy(grid_dir / "s2.zip", root)
+        with zipfile.ZipFile(root / "s2.zip", "a") as archive:
+            archive.writestr(extra_member, b"x")
+    return root
+
+
+def test_corrupt_zip_is_a_clear_error_naming_the_file(grid_dir, tmp_path, capsys):
+    root = _grid_with(tmp_path, grid_dir, s2_bytes=(grid_dir / "s2.zip").read_bytes()[:500_000])
+    code = main(["prepare", "--grid-dir", str(root), "--speakers", "s2", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c"), "--num-proc", "1"])
+    assert code == 2
+    assert "s2.zip" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_path_traversal_member_is_refused(grid_dir, tmp_path, capsys):
+    root = _grid_with(tmp_path, grid_dir, extra_member="../../escaped.mpg")
+    code = main(["prepare", "--grid-dir", str(root), "--speakers", "s2", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c"), "--num-proc", "1"])
+    assert code == 2
+    assert "refusing" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("escaped.mpg"))
+
+
+def test_existing_output_is_not_overwritten_by_default(tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    assert main(["prepare", "--grid-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_from_the_cache(grid_dir, tmp_path, monkeypatch):
+    opened = []
+    real_capture = cv2.VideoCapture
+
+    def interrupting_capture(path):
+        opened.append(path)
+        if len(opened) == 5:
+            raise KeyboardInterrupt
+        return real_capture(path)
+
+    options = dict(speakers=("s1",), grid_dir=grid_dir, cache_dir=tmp_path / "cache", num_proc=1, limit=8, chunk_size=2)
+    monkeypatch.setattr(cv2, "VideoCapture", interrupting_capture)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(PrepareOptions(out=tmp_path / "first", **options))
+    assert not (tmp_path / "first").exists(), "an interrupted run must not leave a half-written dataset"
+    opened.clear()
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path: (opened.append(path), real_capture(path))[1])
+    resumed = prepare(PrepareOptions(out=tmp_path / "first", **options))
+    assert resumed.kept == 8
+    assert 0 < len(opened) <= 8 - 4, "the chunks finished before the interruption must come from the cache"
+    monkeypatch.setattr(cv2, "VideoCapture", real_capture)
+    fresh = prepare(PrepareOptions(out=tmp_path / "fresh", **{**options, "cache_dir": tmp_path / "cache2"}))
+    assert fresh.split_sizes == resumed.split_sizes
+    first = sorted((tmp_path / "first" / "data").iterdir())
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in sorted((tmp_path / "fresh" / "data").iterdir())]

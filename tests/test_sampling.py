@@ -1,0 +1,20 @@
+import pytest
+
+from lipagent.sampling import sample_indices
+
+
+def test_seed_formula():
+    assert sample_indices(23, 52, 12) == [23 + i * 29 // 11 for i in range(12)]
+    assert sample_indices(0, 11, 12) == list(range(12))
+
+
+def test_clamped_to_existing_frames():
+    assert sample_indices(60, 75, 4, num_frames=74) == [60, 65, 70, 73]
+
+
+def test_single_frame_and_errors():
+    assert sample_indices(5, 9, 1) == [5]
+    with pytest.raises(ValueError):
+        sample_indices(9, 5, 12)
+    with pytest.raises(ValueError):
+        sample_indices(0, 5, 0)

@@ -1,0 +1,158 @@
+"""The tiny random Gemma 3n behaves like the real one where training depends on it, and loads offline."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()  # before anything imports torchvision: peft, timm, transformers' Gemma 3n
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from peft.tuners.lora import LoraLayer  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import lipagent.tiny_gemma3n as tiny  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LANGUAGE_MODEL_ATTENTION = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+# peft 0.21 calls a transformers 5.24 method that is deprecated; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Ops this small lose to thread sync; with other processes on the 2 cores, 2 threads spike to seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_dir: Path) -> transformers.ProcessorMixin:
+    return transformers.AutoProcessor.from_pretrained(tiny_dir, local_files_only=True)
+
+
+def load_model(tiny_dir: Path) -> transformers.PreTrainedModel:
+    return transformers.AutoModelForImageTextToText.from_pretrained(tiny_dir, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def inputs(processor: transformers.ProcessorMixin) -> transformers.BatchFeature:
+    """One 400x240 mosaic-sized image and a short prompt, through the chat template as in training."""
+    image = Image.new("RGB", (400, 240), (150, 60, 70))
+    content = [{"type": "image", "image": image}, {"type": "text", "text": "what is said?"}]
+    messages = [{"role": "user", "content": content}]
+    return processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+
+
+def lora_wrapped(model: transformers.PreTrainedModel, target_modules: str | list[str]) -> list[str]:
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=target_modules))
+    return [name for name, module in peft_model.named_modules() if isinstance(module, LoraLayer)]
+
+
+def test_torchvision_shim_is_idempotent():
+    import torchvision
+
+    ensure_torchvision_importable()
+    ensure_torchvision_importable()
+    assert torchvision.__version__ and hasattr(torch.ops.torchvision, "nms")
+
+
+def test_cli_writes_the_same_files_offline(tiny_dir: Path, tmp_path: Path):
+    out = tmp_path / "cli"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, str(REPO / "train" / "tiny_model.py"), str(out)], check=True, env=env)
+    written = sorted(path.name for path in out.iterdir())
+    assert written == sorted(path.name for path in tiny_dir.iterdir())
+    assert all((out / name).read_bytes() == (tiny_dir / name).read_bytes() for name in written)
+
+
+def test_reloads_offline_as_gemma3n(tiny_dir: Path, processor: transformers.ProcessorMixin):
+    model = load_model(tiny_dir)
+    assert isinstance(model, transformers.Gemma3nForConditionalGeneration)
+    assert isinstance(processor, transformers.Gemma3nProcessor)
+    assert model.config.vision_config.architecture == tiny.TIMM_ARCHITECTURE
+    assert model.config.vision_soft_tokens_per_image == processor.image_seq_length == 256
+    assert sum(p.numel() for p in model.parameters()) < 1_500_000
+
+
+def test_special_tokens_sit_where_the_model_expects(processor: transformers.ProcessorMixin, tiny_dir: Path):
+    config = load_model(tiny_dir).config
+    tokenizer = processor.tokenizer
+    ids = tokenizer.convert_tokens_to_ids
+    assert ids("<start_of_image>") == config.boi_token_id
+    assert ids("<end_of_image>") == config.eoi_token_id == config.vision_config.vocab_offset
+    assert ids("<image_soft_token>") == config.image_token_id == processor.image_token_id
+    assert ids("<start_of_audio>") == config.boa_token_id
+    assert ids("<end_of_audio>") == config.eoa_token_id == config.audio_config.vocab_offset
+    assert ids("<audio_soft_token>") == config.audio_token_id
+    turn_and_control = ("<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>")
+    assert [ids(token) for token in turn_and_control] == [0, 1, 2, 105, 106]
+    assert len(tokenizer) == config.text_config.vocab_size
+    text = "bin blue at f two now"
+    assert tokenizer.decode(tokenizer(text).input_ids, skip_special_tokens=True) == text
+    assert tokenizer.unk_token_id not in tokenizer("Zoë, 42 ünïcode!").input_ids
+
+
+def test_chat_with_image_has_256_soft_tokens(
+    processor: transformers.ProcessorMixin, inputs: transformers.BatchFeature
+):
+    ids = inputs["input_ids"][0].tolist()
+    tokenizer = processor.tokenizer
+    start, end = ids.index(tokenizer.boi_token_id), ids.index(tokenizer.eoi_token_id)
+    assert ids[start + 1 : end] == [processor.image_token_id] * 256
+    assert ids.count(processor.image_token_id) == 256
+    assert inputs["token_type_ids"][0].sum().item() == 256
+    assert tuple(inputs["pixel_values"].shape) == (1, 3, 768, 768)
+    text = tokenizer.decode(ids)
+    assert text.startswith("<bos><start_of_turn>user\n")
+    assert text.endswith("what is said?<end_of_turn>\n<start_of_turn>model\n")
+
+
+def test_forward_with_labels_and_backward(tiny_dir: Path, inputs: transformers.BatchFeature):
+    model = load_model(tiny_dir).train()
+    labels = inputs["input_ids"].masked_fill(inputs["token_type_ids"].bool(), -100)
+    loss = model(**inputs, labels=labels).loss
+    assert math.isfinite(loss.item())
+    loss.backward()
+    stem = model.model.vision_tower.timm_model.conv_stem.conv.weight
+    assert stem.grad is not None and torch.isfinite(stem.grad).all()
+
+
+def test_generate_returns_new_tokens(tiny_dir: Path, inputs: transformers.BatchFeature):
+    model = load_model(tiny_dir)
+    prompt_length = inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert 1 <= out.shape[1] - prompt_length <= 3
+
+
+def test_lora_regex_adapts_only_the_language_model(tiny_dir: Path):
+    wrapped = lora_wrapped(load_model(tiny_dir), LANGUAGE_MODEL_ATTENTION)
+    assert wrapped and all(".language_model." in name for name in wrapped)
+    assert not any("vision" in name or "audio" in name for name in wrapped)
+    assert {name.rsplit(".", 1)[1] for name in wrapped} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+def test_lora_plain_names_would_also_hit_the_audio_tower(tiny_dir: Path):
+    """Why the regex exists: the audio conformer has its own q/k/v_proj."""
+    wrapped = lora_wrapped(load_model(tiny_dir), ["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert any(".audio_tower." in name for name in wrapped)

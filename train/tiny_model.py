@@ -1,0 +1,33 @@
+"""Write a tiny random Gemma 3n (model + processor) to a folder, for tests and CPU smoke runs of training.
+
+It loads offline with `AutoProcessor`/`AutoModelForImageTextToText.from_pretrained(folder)` once
+`lipagent.tiny_gemma3n` has been imported (that import registers the tiny timm vision encoder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run as a script from a checkout where lipagent is not installed (e.g. the GPU machine).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lipagent.tiny_gemma3n import save_tiny_model  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="folder to write (created if missing)")
+    parser.add_argument("--seed", type=int, default=0, help="weight seed; the same seed writes the same files")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = save_tiny_model(args.out, seed=args.seed)
+    print(f"tiny Gemma 3n written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,11 @@ class BuildSummary:
     num_proc: int = 1
 
     @property
+    def present_splits(self) -> list[str]:
+        """Splits with rows: datasets cannot load an empty one, so the others are left out of the folder."""
+        return [split for split in SPLITS if self.split_sizes.get(split, 0) > 0]
+
+    @property
     def kept(self) -> int:
         return sum(self.split_sizes.values())
 
@@ -51,6 +56,9 @@ class BuildSummary:
             f"{', '.join(self.speakers)} in {self.seconds:.1f} s with {self.num_proc} process(es)",
         ]
         counts = self.skipped_counts()
+        empty = [split for split in SPLITS if split not in self.present_splits]
+        if empty:
+            lines.append(f"no rows in {', '.join(empty)}: left out of the folder (scheme {self.split_scheme!r})")
         lines.append(f"skipped {len(self.skipped)}" + (":" if counts else ""))
         width = max((len(reason) for reason in counts), default=0)
         lines += [f"  {reason:<{width}}  {count}" for reason, count in counts.items()]
@@ -73,7 +81,7 @@ def render_card(summary: BuildSummary, features: datasets.Features, name: str) -
         configs=[
             {
                 "config_name": "default",
-                "data_files": [{"split": split, "path": f"data/{split}-*"} for split in SPLITS],
+                "data_files": [{"split": split, "path": f"data/{split}-*"} for split in summary.present_splits],
             }
         ],
         lipagent={
@@ -89,7 +97,7 @@ def render_card(summary: BuildSummary, features: datasets.Features, name: str) -
     info = datasets.DatasetInfo(
         features=features,
         splits=datasets.SplitDict(
-            {s: datasets.SplitInfo(name=s, num_examples=summary.split_sizes.get(s, 0)) for s in SPLITS}
+            {s: datasets.SplitInfo(name=s, num_examples=summary.split_sizes[s]) for s in summary.present_splits}
         ),
     )
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(data)

@@ -144,10 +144,7 @@ def prepare(options: PrepareOptions) -> BuildSummary:
     sources = builder.as_dataset()
     kept: dict[str, datasets.Dataset] = {}
     skipped: list[dict] = []
-    for split in SPLITS:
-        if split not in sources:
-            kept[split] = datasets.Dataset.from_dict({c: [] for c in OUTPUT_COLUMNS}, features=OUTPUT_FEATURES)
-            continue
+    for split in [s for s in SPLITS if s in sources]:
         mapped = map_in_chunks(sources[split], options.config, num_proc, options.chunk_size, split)
         reasons = mapped["skip_reason"]
         kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(list(OUTPUT_COLUMNS))
@@ -159,10 +156,12 @@ def prepare(options: PrepareOptions) -> BuildSummary:
         split_scheme=options.split_scheme,
         limit=options.limit,
         mosaic=options.config.to_dict(),
-        split_sizes={split: len(kept[split]) for split in SPLITS},
+        split_sizes={split: len(kept[split]) if split in kept else 0 for split in SPLITS},
         skipped=sorted(skipped, key=lambda r: r["video_id"]),
         num_proc=num_proc,
     )
+    if not summary.present_splits:
+        raise ValueError(f"no clip became a mosaic, so nothing was written:\n{summary.text()}")
     write_folder(kept, summary, out)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -174,7 +173,8 @@ def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "data").mkdir(parents=True)
-    for split, dataset in splits.items():
+    for split in summary.present_splits:
+        dataset = splits[split]
         shards = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
         for index in range(shards):
             shard = dataset.shard(num_shards=shards, index=index, contiguous=True)

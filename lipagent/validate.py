@@ -74,13 +74,14 @@ def validate_folder(folder: str | Path) -> ValidationReport:
         return report
     # Split sizes are compared below with a clearer message than datasets' own check would raise.
     dataset = datasets.load_dataset(str(folder), verification_mode="no_checks")
-    missing_splits = [s for s in SPLITS if s not in dataset]
+    sizes = meta.get("split_sizes") or {}
+    missing_splits = [s for s in SPLITS if s not in dataset and sizes.get(s, 1) > 0]
     if missing_splits:
         report.add(f"missing split(s): {', '.join(missing_splits)}")
     seen: dict[str, str] = {}
     for split in [s for s in SPLITS if s in dataset]:
         _check_split(split, dataset[split], config, scheme, seen, report)
-        expected = (meta.get("split_sizes") or {}).get(split)
+        expected = sizes.get(split)
         if expected is not None and expected != len(dataset[split]):
             report.add(f"split {split}: {len(dataset[split])} rows, the card says {expected}")
     return report

@@ -117,3 +117,25 @@ def test_interrupted_run_resumes_from_the_cache(grid_dir, tmp_path, monkeypatch)
     assert fresh.split_sizes == resumed.split_sizes
     first = sorted((tmp_path / "first" / "data").iterdir())
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in sorted((tmp_path / "fresh" / "data").iterdir())]
+
+
+def test_unseen_scheme_writes_empty_splits_that_load(grid_dir, tmp_path):
+    import datasets
+
+    from lipagent.validate import validate_folder
+
+    summary = prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "unseen", grid_dir=grid_dir,
+                                     cache_dir=tmp_path / "cache", num_proc=1, split_scheme="unseen"))
+    assert summary.split_sizes == {"train": 0, "validation": 0, "test": 1}
+    loaded = datasets.load_dataset(str(tmp_path / "unseen"))
+    assert list(loaded) == ["test"] and loaded["test"][0]["video_id"] == "swwp2s"
+    assert "no rows in train, validation" in summary.text()
+    assert validate_folder(tmp_path / "unseen").ok
+
+
+def test_nothing_usable_is_an_error_not_an_empty_folder(unpacked, tmp_path):
+    odd = (unpacked / "alignments" / "s1" / "bbaf2n.align").read_text().replace(" bin", " bun")
+    root = _tree(tmp_path / "grid", unpacked, without_alignment=CLIPS, extra_alignments={"bbaf2n": odd})
+    with pytest.raises(ValueError, match="outside the GRID grammar"):
+        _run(root, tmp_path)
+    assert not (tmp_path / "out").exists()

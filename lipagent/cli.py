@@ -9,11 +9,22 @@ from pathlib import Path
 
 from lipagent.config import ZenodoRecord
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 EPILOG = """examples:
   lipagent prepare --speakers s1 s2 s3 s4 s5 --out grid-mosaics      # from Zenodo
   lipagent prepare --grid-dir /data/grid --speakers s1 --out grid-mosaics --num-proc 8
   lipagent validate grid-mosaics
   lipagent preview grid-mosaics --out sheet.png
+  lipagent transcribe clip.mp4 --adapter team/gemma3n-lipreader-lora [--load_in_4bit]
+  lipagent export --merge out/gemma3n-lipreader/final-adapter merged-model/
   lipagent demo                                                       # offline, no GPU
 """
 
@@ -25,7 +36,7 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
         description="Turn GRID videos + .align files into a Hugging Face dataset of mouth mosaics: "
         "a folder laid out like a Hub dataset repo (data/<split>-NNNNN-of-NNNNN.parquet + README.md card) "
         "that datasets.load_dataset(<out>) reads. Every stage is cached: rerun an interrupted build to resume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--speakers", nargs="+", default=["s1"], help="GRID speakers to include (s1 ... s34, no s21)")
     p.add_argument("--out", type=Path, required=True, help="output folder (Hub dataset layout)")
@@ -117,6 +128,53 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_transcribe(args: argparse.Namespace) -> int:
+    from lipagent.reader import LipReader
+
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"{args.video}: no such file")
+    speech = (args.start_frame, args.end_frame) if args.start_frame is not None else None
+    reader = LipReader.from_pretrained(args.adapter, args.base_model, load_in_4bit=args.load_in_4bit,
+                                       device=args.device, dtype=args.dtype, decoding=args.decoding)
+    print(reader.plan.reason, file=sys.stderr)
+    print(reader.transcribe_video(args.video, speech))
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from lipagent.reader import export_merged
+
+    print(f"wrote {export_merged(args.adapter, args.out, args.base_model, args.dtype)}")
+    return 0
+
+
+def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transcribe", help="read the lips in a video with a trained adapter",
+                       description="Transcribe a video with Gemma 3n + a LoRA adapter, through exactly the "
+                       "training preprocessing (Face Mesh mouth crop, 12 sampled frames, mosaic, prompt). "
+                       "The transcription is the last line of standard output.",
+                       formatter_class=HelpFormatter)
+    p.add_argument("video", help="video file (any format OpenCV reads)")
+    p.add_argument("--adapter", required=True, help="adapter folder or Hub id")
+    p.add_argument("--base_model", "--base-model", dest="base_model",
+                   help="base model (default: the one named in the adapter's adapter_config.json)")
+    p.add_argument("--load_in_4bit", "--load-in-4bit", dest="load_in_4bit", action="store_true",
+                   help="load the base model in 4-bit NF4 (CUDA only)")
+    p.add_argument("--decoding", choices=("constrained", "free"), default="constrained",
+                   help="constrained: only valid GRID sentences; free: plain greedy decoding")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="default: chosen for the device")
+    p.add_argument("--start-frame", type=int, help="first frame of speech (default: the whole clip)")
+    p.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
+    p = sub.add_parser("export", help="write the base model with the adapter merged in",
+                       description="Merge a LoRA adapter into its base model and save both model and processor, "
+                       "for runtimes that cannot load PEFT adapters.")
+    p.add_argument("--merge", dest="adapter", required=True, help="adapter folder or Hub id to merge")
+    p.add_argument("out", type=Path, help="folder to write")
+    p.add_argument("--base_model", "--base-model", dest="base_model", help="default: from adapter_config.json")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lipagent",
@@ -140,10 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "validate it and preview it: the whole data pipeline with no network and no GPU.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--num-proc", type=int, help="worker processes (default: cores, max 8)")
+    _transcribe_parser(sub)
     return parser
 
 
-COMMANDS = {"prepare": _run_prepare, "validate": _run_validate, "preview": _run_preview, "demo": _run_demo}
+COMMANDS = {
+    "prepare": _run_prepare,
+    "validate": _run_validate,
+    "preview": _run_preview,
+    "demo": _run_demo,
+    "transcribe": _run_transcribe,
+    "export": _run_export,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError) as error:
+    except (ValueError, OSError, ConnectionError) as error:
         print(f"lipagent {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -28,7 +28,7 @@ class SkipReason(str, Enum):
     FACE_NOT_FOUND = "face found too rarely"
 
 
-class ClipRejected(Exception):
+class ClipRejected(ValueError):
     """A clip that cannot make a trustworthy mosaic, with the reason and a detail for people."""
 
     def __init__(self, reason: SkipReason, detail: str) -> None:

@@ -1,0 +1,220 @@
+"""`LipReader`: the base model plus a LoRA adapter, reading lips from a video, frames or a mosaic.
+
+Every input goes through the code the dataset builder uses (sampling, mouth crop, mosaic, JPEG) and
+the prompt goes through the same TRL chat-template and processor calls as TRL's training collator,
+so a clip is seen exactly as it would have been in training.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.grammar import normalize
+from lipagent.mouth import process_landmarker
+from lipagent.pipeline import frames_to_mosaic, video_to_mosaic
+from lipagent.prompt import inference_messages
+from lipagent.sampling import sample_indices
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()
+
+import torch  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+DECODINGS = ("constrained", "free")
+
+
+class LipReaderError(ValueError):
+    """A request this machine or input cannot serve, said in words a user can act on."""
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    device: str
+    dtype: torch.dtype
+    load_in_4bit: bool
+    reason: str
+
+
+def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bit: bool = False) -> DevicePlan:
+    """Where and in which precision to run, with the reason (printed, so users know what they got).
+
+    CUDA: bf16 where supported (fp16 overflows in Gemma 3n's vision encoder), else fp32. Apple MPS: bf16
+    on macOS 14+, else fp32. CPU: fp32. 4-bit (bitsandbytes NF4) runs only on CUDA here.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LipReaderError("--device cuda was asked for but no CUDA GPU is visible")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise LipReaderError("--device mps was asked for but Apple's Metal backend is not available")
+    if load_in_4bit and not device.startswith("cuda"):
+        raise LipReaderError(
+            f"4-bit loading (bitsandbytes NF4) needs a CUDA GPU and this run is on {device}; drop --load_in_4bit "
+            "(on Apple silicon bf16 fits a 16 GB Mac), or use `lipagent export --merge` for another runtime"
+        )
+    if dtype is not None:
+        chosen, reason = getattr(torch, dtype), f"{dtype} as asked"
+    elif device.startswith("cuda"):
+        bf16 = torch.cuda.is_bf16_supported()
+        chosen, reason = (torch.bfloat16, "bf16 (GPU supports it)") if bf16 else (torch.float32, "fp32 (no bf16 on this GPU)")
+    elif device == "mps":
+        new_enough = hasattr(torch.backends.mps, "is_macos_or_newer") and torch.backends.mps.is_macos_or_newer(14, 0)
+        chosen, reason = (torch.bfloat16, "bf16 (macOS 14+)") if new_enough else (torch.float32, "fp32 (bf16 needs macOS 14+)")
+    else:
+        chosen, reason = torch.float32, "fp32 (CPU)"
+    where = f"{device} ({platform.machine()})" if device == "cpu" else device
+    return DevicePlan(device, chosen, load_in_4bit, f"running on {where} in {reason}{', 4-bit NF4' if load_in_4bit else ''}")
+
+
+def base_model_of(adapter: str) -> str:
+    """The base model an adapter names in its adapter_config.json (folder or Hub id, cache honoured)."""
+    from peft import PeftConfig
+
+    return PeftConfig.from_pretrained(adapter).base_model_name_or_path
+
+
+def mosaic_image(mosaic: Image.Image | bytes) -> Image.Image:
+    """A mosaic as the RGB image the processor receives (JPEG bytes decoded like datasets does)."""
+    image = Image.open(io.BytesIO(mosaic)) if isinstance(mosaic, (bytes, bytearray)) else mosaic
+    return image.convert("RGB")
+
+
+class LipReader:
+    """Transcribe lip movements with a Gemma 3n + LoRA adapter."""
+
+    def __init__(self, model: Any, processor: Any, plan: DevicePlan, decoding: str = "constrained",
+                 config: MosaicConfig = DEFAULT_CONFIG) -> None:
+        if decoding not in DECODINGS:
+            raise LipReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+        self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        adapter: str | Path,
+        base_model: str | None = None,
+        *,
+        load_in_4bit: bool = False,
+        device: str | None = None,
+        dtype: str | None = None,
+        decoding: str = "constrained",
+    ) -> LipReader:
+        """Load the adapter (local folder or Hub id) onto its base model, on the best device here."""
+        from peft import PeftModel
+        from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+
+        import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
+
+        plan = plan_device(device, dtype, load_in_4bit)
+        adapter = str(adapter)
+        base = base_model or base_model_of(adapter)
+        logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
+        quantization = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=plan.dtype,
+                               bnb_4bit_use_double_quant=True)
+            if load_in_4bit
+            else None
+        )
+        model = AutoModelForImageTextToText.from_pretrained(
+            base, dtype=plan.dtype, quantization_config=quantization,
+            device_map=plan.device if load_in_4bit else None,
+        )
+        model = PeftModel.from_pretrained(model, adapter)
+        if not load_in_4bit:
+            model = model.to(plan.device)
+        model.eval()
+        try:
+            processor = AutoProcessor.from_pretrained(adapter)
+        except (OSError, ValueError):
+            processor = AutoProcessor.from_pretrained(base)
+        return cls(model, processor, plan, decoding)
+
+    def mosaic_for_video(self, path: str | Path, speech: tuple[int, int] | None = None) -> bytes:
+        """The mosaic JPEG the dataset builder would store for this clip (whole clip when no `speech`)."""
+        return video_to_mosaic(path, speech, self.config).jpeg
+
+    def mosaic_for_frames(self, frames: Sequence[np.ndarray], speech: tuple[int, int] | None = None) -> bytes:
+        """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's."""
+        if len(frames) < self.config.num_frames:
+            raise LipReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.num_frames}")
+        start, end = speech if speech is not None else (0, len(frames) - 1)
+        indices = sample_indices(start, end, self.config.num_frames, len(frames))
+        jpeg, _ = frames_to_mosaic([frames[i] for i in indices], process_landmarker(self.config), self.config)
+        return jpeg
+
+    def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
+        from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+        images = [[mosaic_image(m)] for m in mosaics]
+        prompts = [
+            apply_chat_template({"prompt": prepare_multimodal_messages(inference_messages(), images=im)}, self.processor)["prompt"]
+            for im in images
+        ]
+        return self.processor(images=images, text=prompts, padding=True, padding_side="left",
+                              return_tensors="pt", add_special_tokens=False)
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        tokenizer = self.processor.tokenizer
+        if self.decoding == "constrained":
+            from lipagent.constrained import grid_generation_kwargs
+
+            return grid_generation_kwargs(tokenizer)
+        return {"max_new_tokens": 32}
+
+    @torch.inference_mode()
+    def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:
+        """Transcriptions of a batch of mosaics (greedy, left-padded batch)."""
+        inputs = self.prompt_inputs(mosaics).to(self.plan.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.plan.dtype)
+        tokenizer = self.processor.tokenizer
+        output = self.model.generate(**inputs, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                     **self.generation_kwargs())
+        answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [normalize(a) for a in answers]
+
+    def transcribe_mosaic(self, mosaic: Image.Image | bytes) -> str:
+        return self.transcribe_mosaics([mosaic])[0]
+
+    def transcribe_video(self, path: str | Path, speech: tuple[int, int] | None = None) -> str:
+        return self.transcribe_mosaic(self.mosaic_for_video(path, speech))
+
+    def transcribe_frames(self, frames: Sequence[np.ndarray], speech: tuple[int, int] | None = None) -> str:
+        return self.transcribe_mosaic(self.mosaic_for_frames(frames, speech))
+
+
+def export_merged(adapter: str | Path, out: str | Path, base_model: str | None = None, dtype: str = "bfloat16") -> Path:
+    """Write the base model with the adapter merged in (plus the processor) for runtimes without PEFT."""
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
+
+    adapter, out = str(adapter), Path(out)
+    base = base_model or base_model_of(adapter)
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    staging = out.with_name(f".{out.name}.partial")
+    merged.save_pretrained(staging)
+    try:
+        processor = AutoProcessor.from_pretrained(adapter)
+    except (OSError, ValueError):
+        processor = AutoProcessor.from_pretrained(base)
+    processor.save_pretrained(staging)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; remove it or choose another folder")
+    staging.rename(out)
+    return out

@@ -27,6 +27,7 @@ import evaluate  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from eval.report import draw_report  # noqa: E402
+from lipagent.hub import resolve_dataset  # noqa: E402
 from lipagent.reader import DECODINGS, LipReader  # noqa: E402
 
 METRIC_DIR = Path(__file__).resolve().parent / "grid_metric"
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_split(dataset: str, split: str, max_samples: int | None) -> datasets.Dataset:
-    rows = datasets.load_dataset(dataset, split=split)
+    rows = datasets.load_dataset(resolve_dataset(dataset), split=split)
     if max_samples is not None:
         rows = rows.select(range(min(max_samples, len(rows))))
     if len(rows) == 0:

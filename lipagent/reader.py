@@ -167,12 +167,11 @@ class LipReader:
                               return_tensors="pt", add_special_tokens=False)
 
     def generation_kwargs(self) -> dict[str, Any]:
-        tokenizer = self.processor.tokenizer
-        if self.decoding == "constrained":
-            from lipagent.constrained import grid_generation_kwargs
+        """Token budget and end tokens of a GRID answer, plus the grammar mask when constrained (a fresh
+        logits processor per call: it holds the prompt length)."""
+        from lipagent.constrained import grid_generation_kwargs
 
-            return grid_generation_kwargs(tokenizer)
-        return {"max_new_tokens": 32}
+        return grid_generation_kwargs(self.processor.tokenizer, constrained=self.decoding == "constrained")
 
     @torch.inference_mode()
     def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:

@@ -1,0 +1,190 @@
+"""The Hugging Face Hub edge: staging what is published, publishing it, and pulling it back.
+
+Everything up to the Hub client's calls is plain file work (testable offline); `publish` is the one
+function that talks to the Hub, through an `HfApi` that tests replace at that boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
+
+from lipagent.grammar import SLOT_NAMES
+from lipagent.validate import validate_folder
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+class HubError(ValueError):
+    """A publishing problem a user can fix (token, repository, what is being pushed)."""
+
+
+def resolve_dataset(name: str | Path) -> str:
+    """A local folder for a dataset folder or Hub id: Hub datasets are fetched into (or, with
+    HF_HUB_OFFLINE=1, found in) the Hub cache and then read exactly like a folder `lipagent prepare` wrote."""
+    if Path(name).exists():
+        return str(name)
+    return snapshot_download(str(name), repo_type="dataset")
+
+
+def authenticate(api: HfApi, token: str | None) -> str:
+    """The user the token belongs to; a missing or rejected token is an error that never shows the token."""
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN (a token with write access)")
+    try:
+        return api.whoami(token=token)["name"]
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", "?")
+        raise HubError(f"the Hugging Face token was rejected (HTTP {status}); log in again or check HF_TOKEN") from None
+
+
+def stage_dataset(folder: str | Path, stage: str | Path) -> Path:
+    """Copy a prepared dataset folder, as it is, to `stage` (after checking it validates)."""
+    folder, stage = Path(folder), Path(stage)
+    report = validate_folder(folder)
+    if not report.ok:
+        raise HubError(f"{folder} does not validate, refusing to publish it:\n{report.text()}")
+    _fresh(stage)
+    for path in sorted(folder.iterdir()):
+        if not path.name.startswith("."):
+            (shutil.copytree if path.is_dir() else shutil.copy2)(path, stage / path.name)
+    return stage
+
+
+def _fresh(stage: Path) -> None:
+    if stage.exists() and any(stage.iterdir()):
+        raise HubError(f"stage folder {stage} is not empty; choose an empty or new folder")
+    stage.mkdir(parents=True, exist_ok=True)
+
+
+def training_recipe(adapter: Path) -> dict[str, Any]:
+    """What the card says about training: LoRA settings and, when the run left it, the trainer's state."""
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    recipe = {key: config.get(key) for key in ("r", "lora_alpha", "lora_dropout", "target_modules")}
+    state_file = adapter.parent / "trainer_state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+        losses = [entry["loss"] for entry in state.get("log_history", []) if "loss" in entry]
+        recipe.update(
+            epochs=state.get("num_train_epochs"),
+            steps=state.get("global_step"),
+            per_device_batch_size=state.get("train_batch_size"),
+            final_train_loss=losses[-1] if losses else None,
+        )
+    return recipe
+
+
+def adapter_card(adapter: Path, repo_id: str, metrics: dict | None, dataset: str | None) -> ModelCard:
+    """A model card with the base model, dataset, recipe, usage, and the metrics in its metadata."""
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    recipe = training_recipe(adapter)
+    dataset_id = dataset or (metrics or {}).get("dataset")
+    results = []
+    if metrics:
+        named = {"wer": "WER", "cer": "CER", "sentence_accuracy": "Sentence accuracy",
+                 "valid_sentence_rate": "Valid GRID sentences"}
+        results = [
+            EvalResult(task_type="image-to-text", task_name="Lip reading", dataset_type=str(dataset_id or "grid"),
+                       dataset_name="GRID mouth mosaics", dataset_split=metrics.get("split"), metric_type=key,
+                       metric_name=name, metric_value=float(metrics[key]))
+            for key, name in named.items()
+            if key in metrics
+        ]
+    data = ModelCardData(
+        base_model=base,
+        library_name="peft",
+        pipeline_tag="image-text-to-text",
+        license="gemma",
+        datasets=[dataset_id] if dataset_id else None,
+        tags=["lip-reading", "visual-speech-recognition", "gemma3n", "lora", "lipagent"],
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{_adapter_body(repo_id, base, recipe, metrics, dataset_id)}")
+
+
+def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None) -> str:
+    recipe_rows = "\n".join(f"| {k} | {v} |" for k, v in recipe.items() if v is not None)
+    if metrics:
+        slots = " | ".join(f"{metrics['slot_accuracy'][s]:.1%}" for s in SLOT_NAMES)
+        scores = (
+            f"On `{dataset}` [{metrics.get('split')}], {metrics.get('num_samples')} clips, "
+            f"{metrics.get('decoding', 'constrained')} decoding: WER {metrics['wer']:.2%}, CER {metrics['cer']:.2%}, "
+            f"sentence accuracy {metrics['sentence_accuracy']:.2%}, valid sentences {metrics['valid_sentence_rate']:.1%}.\n\n"
+            f"| {' | '.join(SLOT_NAMES)} |\n|{'---|' * len(SLOT_NAMES)}\n| {slots} |"
+        )
+    else:
+        scores = "Not evaluated yet."
+    return f"""
+# {repo_id.split('/')[-1]}
+
+A LoRA adapter for [{base}](https://huggingface.co/{base}) that reads lips: given a mosaic of 12 mouth crops
+from a GRID-style video, it writes the six-word sentence spoken. Trained with LipAgent on
+{f'[`{dataset}`](https://huggingface.co/datasets/{dataset})' if dataset else 'GRID mouth mosaics'}.
+
+## Use
+
+```bash
+lipagent transcribe clip.mp4 --adapter {repo_id}            # add --load_in_4bit on a small CUDA GPU
+```
+
+```python
+from lipagent.reader import LipReader
+
+reader = LipReader.from_pretrained("{repo_id}")             # picks CUDA, MPS or CPU and a dtype that works there
+print(reader.transcribe_video("clip.mp4"))                  # or transcribe_frames(frames), transcribe_mosaic(image)
+```
+
+Inputs go through exactly the preprocessing used for training (MediaPipe Face Mesh lip crop, 12 frames over
+the clip, 3x4 mosaic of 100x80 cells, the same prompt); decoding is constrained to valid GRID sentences by default.
+
+## Evaluation
+{scores}
+
+## Training recipe
+| setting | value |
+|---|---|
+{recipe_rows}
+
+## License
+The adapter follows the base model's license (Gemma). The GRID corpus it was trained on is CC BY 4.0
+(M. Cooke, J. Barker, S. Cunningham, X. Shao, JASA 120(5):2421-2424, 2006).
+"""
+
+
+def stage_adapter(adapter: str | Path, stage: str | Path, repo_id: str, metrics_file: str | Path | None = None,
+                  dataset: str | None = None) -> Path:
+    """Copy the adapter and processor files to `stage` and write its model card."""
+    adapter, stage = Path(adapter), Path(stage)
+    missing = [name for name in ADAPTER_FILES if not (adapter / name).is_file()]
+    if missing:
+        raise HubError(f"{adapter} is not a finished adapter folder: missing {', '.join(missing)}")
+    metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else None
+    _fresh(stage)
+    for path in sorted(adapter.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.name != "README.md":
+            shutil.copy2(path, stage / path.name)
+    adapter_card(adapter, repo_id, metrics, dataset).save(stage / "README.md")
+    return stage
+
+
+def publish(stage: Path, repo_id: str, repo_type: str, private: bool, token: str | None, api: HfApi | None = None) -> str:
+    """Create the repository (private unless asked) if needed and upload the staged folder in one commit.
+
+    Rerunning after an interruption is safe: the repository is reused, files the Hub already holds are
+    not sent again (content-addressed), and an upload with nothing new makes no commit.
+    """
+    api = api or HfApi()
+    user = authenticate(api, token)
+    token = token or get_token()
+    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=token)
+    api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=token,
+                      commit_message=f"Upload {repo_type} with lipagent (as {user})")
+    return str(url)

@@ -1,0 +1,193 @@
+"""LipReader, `lipagent transcribe`/`export` and eval/run_eval.py on the tiny Gemma 3n and real GRID clips."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import datasets
+import numpy as np
+import pytest
+import torch
+
+import lipagent.tiny_gemma3n as tiny
+from lipagent.align import parse_alignment
+from lipagent.cli import main as lipagent_main
+from lipagent.config import DEFAULT_CONFIG
+from lipagent.grammar import is_valid_sentence
+from lipagent.prompt import training_example
+from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
+from lipagent.video import read_frames
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory):
+    """A tiny random Gemma 3n and a LoRA adapter on it whose weights are not zero (so merging matters)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from lipagent.training import LORA_TARGET_MODULES
+
+    root = tmp_path_factory.mktemp("tiny")
+    tiny.save_tiny_model(root / "base", seed=0)
+    model = AutoModelForImageTextToText.from_pretrained(root / "base")
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES))
+    torch.manual_seed(0)
+    for name, parameter in peft_model.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.5)
+    peft_model.save_pretrained(root / "adapter")
+    tiny.build_processor().save_pretrained(root / "adapter")
+    return root / "adapter"
+
+
+@pytest.fixture(scope="module")
+def reader(tiny_adapter):
+    return LipReader.from_pretrained(tiny_adapter, device="cpu")
+
+
+def _speech(unpacked, video_id):
+    alignment = parse_alignment((unpacked / "alignments" / "s1" / f"{video_id}.align").read_text())
+    return alignment.speech_start_frame, alignment.speech_end_frame
+
+
+def test_device_plan_on_this_machine():
+    plan = plan_device()
+    assert plan.device == "cpu" and plan.dtype == torch.float32 and "cpu" in plan.reason
+    with pytest.raises(LipReaderError, match="CUDA"):
+        plan_device(load_in_4bit=True)
+    with pytest.raises(LipReaderError, match="mps"):
+        plan_device(device="mps")
+    assert plan_device(dtype="bfloat16").dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("video_id", ["bbaf2n", "lrae3s", "sgib8n"])
+def test_mosaic_is_byte_identical_to_the_datasets(prepared, unpacked, video_id):
+    out, _ = prepared
+    stored = {
+        row["video_id"]: row["image"]["bytes"]
+        for split in ("train", "validation", "test")
+        for row in datasets.load_dataset(str(out), split=split).cast_column("image", datasets.Image(decode=False))
+    }
+    reader = LipReader(model=None, processor=None, plan=plan_device())
+    speech = _speech(unpacked, video_id)
+    path = unpacked / "s1" / f"{video_id}.mpg"
+    assert reader.mosaic_for_video(path, speech) == stored[video_id]
+    frames, count = read_frames(path)
+    assert reader.mosaic_for_frames([frames[i] for i in range(count)], speech) == stored[video_id]
+
+
+def test_prompt_tokens_and_pixels_match_the_training_collator(tiny_adapter, prepared):
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    out, _ = prepared
+    row = datasets.load_dataset(str(out), split="test")[0]
+    reader = LipReader(model=None, processor=tiny.build_processor(), plan=plan_device())
+    inputs = reader.prompt_inputs([row["image"]])
+    collator = DataCollatorForVisionLanguageModeling(processor=reader.processor)
+    batch = collator([training_example(row["image"], row["text"])])
+    prompt = inputs["input_ids"][0][inputs["attention_mask"][0] == 1]
+    trained = batch["input_ids"][0][batch["attention_mask"][0] == 1]
+    assert torch.equal(trained[: len(prompt)], prompt), "inference must send the training sequence's prompt exactly"
+    answer = reader.processor.tokenizer.decode(trained[len(prompt) :], skip_special_tokens=True)
+    assert answer.strip() == row["text"]
+    assert torch.equal(inputs["pixel_values"], batch["pixel_values"])
+
+
+def test_transcribe_a_real_clip_end_to_end(reader, unpacked):
+    reader.decoding = "constrained"
+    sentence = reader.transcribe_video(unpacked / "s1" / "bbaf2n.mpg")
+    assert is_valid_sentence(sentence), sentence
+    reader.decoding = "free"
+    assert isinstance(reader.transcribe_video(unpacked / "s1" / "bbaf2n.mpg"), str)
+    reader.decoding = "constrained"
+
+
+def test_batched_transcription_matches_one_by_one(reader, prepared):
+    out, _ = prepared
+    images = datasets.load_dataset(str(out), split="test")[:3]["image"]
+    assert reader.transcribe_mosaics(images) == [reader.transcribe_mosaic(i) for i in images]
+
+
+def test_cli_prints_the_transcription_last(tiny_adapter, unpacked, capsys):
+    code = lipagent_main(["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert is_valid_sentence(captured.out.strip().splitlines()[-1])
+    assert "running on cpu" in captured.err
+
+
+def _blank_clip(path):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"PIM1"), 25, (360, 288))
+    for _ in range(40):
+        writer.write(np.zeros((288, 360, 3), np.uint8))
+    writer.release()
+
+
+def test_bad_inputs_are_clear_errors(tiny_adapter, tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    _blank_clip(tmp_path / "blank.mpg")
+    cases = [
+        (tmp_path / "notes.mp4", "cannot be opened"),
+        (tmp_path / "blank.mpg", "face found too rarely"),
+        (tmp_path / "missing.mp4", "no such file"),
+    ]
+    for path, message in cases:
+        assert lipagent_main(["transcribe", str(path), "--adapter", str(tiny_adapter)]) == 2
+        assert message in capsys.readouterr().err
+    assert lipagent_main(["transcribe", str(tmp_path / "blank.mpg"), "--adapter", str(tiny_adapter),
+                          "--load_in_4bit"]) == 2
+    assert "CUDA" in capsys.readouterr().err
+    reader = LipReader(model=None, processor=None, plan=plan_device())
+    with pytest.raises(LipReaderError, match="at least 12"):
+        reader.mosaic_for_frames([np.zeros((288, 360, 3), np.uint8)] * 5)
+
+
+def test_export_merges_the_adapter(reader, tiny_adapter, tmp_path, prepared):
+    from transformers import AutoModelForImageTextToText
+
+    out, _ = prepared
+    assert lipagent_main(["export", "--merge", str(tiny_adapter), str(tmp_path / "merged"), "--dtype", "float32"]) == 0
+    merged = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged").eval()
+    inputs = reader.prompt_inputs([datasets.load_dataset(str(out), split="test")[0]["image"]])
+    with torch.inference_mode():
+        expected = reader.model(**inputs).logits
+        got = merged(**inputs).logits
+        base = reader.model.get_base_model()
+        with reader.model.disable_adapter():
+            plain = base(**inputs).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert not torch.allclose(plain, expected, atol=1e-3), "the adapter must change the logits for this test to mean anything"
+
+
+def test_run_eval_writes_metrics_predictions_and_report(tiny_adapter, prepared, tmp_path):
+    from eval.run_eval import main as run_eval_main
+
+    out, _ = prepared
+    assert run_eval_main(["--adapter", str(tiny_adapter), "--dataset", str(out), "--split", "test",
+                          "--output", str(tmp_path / "eval"), "--max_samples", "5", "--batch_size", "2"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"wer", "cer", "sentence_accuracy", "valid_sentence_rate", "slot_accuracy", "per_speaker"} <= set(metrics)
+    assert set(metrics["slot_accuracy"]) == {"command", "color", "preposition", "letter", "digit", "adverb"}
+    assert metrics["valid_sentence_rate"] == 1.0 and metrics["num_samples"] == 5
+    assert set(metrics["per_speaker"]) <= {"s1", "s2"}
+    lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and set(lines[0]) == {"video_id", "speaker", "reference", "prediction"}
+    assert all(is_valid_sentence(line["prediction"]) for line in lines)
+    assert (tmp_path / "eval" / "report.png").stat().st_size > 10_000
+
+
+def test_mosaic_image_accepts_bytes_and_images(prepared):
+    out, _ = prepared
+    row = datasets.load_dataset(str(out), split="test").cast_column("image", datasets.Image(decode=False))[0]
+    image = mosaic_image(row["image"]["bytes"])
+    assert image.size == (DEFAULT_CONFIG.width, DEFAULT_CONFIG.height) and image.mode == "RGB"
+    assert mosaic_image(image) is not None

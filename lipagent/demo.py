@@ -1,8 +1,16 @@
-"""`lipagent demo`: the data pipeline end to end on clips rendered offline (no network, no GPU)."""
+"""`lipagent demo`: the whole loop on an embedded default, offline and on a CPU, in a few minutes.
+
+It renders a small GRID-like corpus, prepares the mosaic dataset, trains a tiny random Gemma 3n for a few
+steps, evaluates it, transcribes a clip and stages the dataset and adapter exactly as they would be pushed to
+the Hub. Each stage runs the command a user would run (printed first), so the demo doubles as a tour.
+"""
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from lipagent.prepare import PrepareOptions, prepare
@@ -11,32 +19,92 @@ from lipagent.synthetic import render_corpus
 from lipagent.validate import validate_folder
 
 DEMO_SPEAKERS = ("s1", "s2", "s3")
+REPO = Path(__file__).resolve().parents[1]
+STAGES = 8
+
+
+def _step(number: int, what: str) -> None:
+    print(f"\n[{number}/{STAGES}] {what}", flush=True)
+
+
+def _run(args: list[str]) -> str:
+    """Run one of the project's commands from the repository root, echoing it; its stdout is returned."""
+    print(f"$ {shlex.join(args)}", flush=True)
+    result = subprocess.run([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    print(result.stdout, end="", flush=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`{shlex.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout
 
 
 def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
-    """Render a small corpus, prepare, validate and preview it under `out`; returns the artifacts."""
-    out = Path(out)
-    sources = out / "grid"
-    shutil.rmtree(sources, ignore_errors=True)
-    print(f"[1/4] rendering a GRID-like sample corpus from a public-domain face photo -> {sources}")
+    """Run every stage under `out` and return where each artifact is."""
+    if not (REPO / "train" / "sft.py").is_file():
+        raise FileNotFoundError(f"the demo runs the repository's scripts; no train/sft.py under {REPO}")
+    out = Path(out).resolve()
+    for stale in ("grid", "tiny-gemma3n", "run", "eval", "hub"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    sources, dataset = out / "grid", out / "grid-mosaics"
+
+    _step(1, f"render a GRID-like sample corpus from a public-domain face photo -> {sources}")
     render_corpus(sources, speakers=DEMO_SPEAKERS)
-    dataset = out / "grid-mosaics"
-    print(f"[2/4] lipagent prepare --grid-dir {sources} --speakers {' '.join(DEMO_SPEAKERS)} --out {dataset}")
-    summary = prepare(
-        PrepareOptions(
-            speakers=DEMO_SPEAKERS, out=dataset, grid_dir=sources, cache_dir=out / "cache", num_proc=num_proc, overwrite=True
-        )
-    )
+
+    _step(2, f"lipagent prepare --grid-dir {sources} --speakers {' '.join(DEMO_SPEAKERS)} --out {dataset}")
+    summary = prepare(PrepareOptions(speakers=DEMO_SPEAKERS, out=dataset, grid_dir=sources, cache_dir=out / "cache",
+                                     num_proc=num_proc, overwrite=True))
     print(summary.text())
-    print(f"[3/4] lipagent validate {dataset}")
+
+    _step(3, f"lipagent validate {dataset} && lipagent preview {dataset}")
     report = validate_folder(dataset)
     print(report.text())
     if not report.ok:
         raise ValueError(f"the demo dataset did not validate:\n{report.text()}")
     sheet = preview(dataset, out / "sheet.png")
-    print(f"[4/4] lipagent preview {dataset} --out {sheet}")
-    artifacts = {"sources": sources, "dataset": dataset, "card": dataset / "README.md", "preview": sheet}
-    print("\nartifacts:")
+    print(f"wrote {sheet}")
+
+    _step(4, "a tiny random Gemma 3n (the real run uses google/gemma-3n-E4B-it)")
+    model = out / "tiny-gemma3n"
+    _run(["train/tiny_model.py", str(model)])
+
+    _step(5, "LoRA fine-tuning with TRL (a few steps on the CPU)")
+    run = out / "run"
+    _run(["train/sft.py", "--config", "train/configs/tiny-cpu.yaml", "--model_name_or_path", str(model),
+          "--dataset_name", str(dataset), "--output_dir", str(run)])
+    adapter = run / "final-adapter"
+
+    _step(6, "evaluation with grammar-constrained decoding")
+    _run(["eval/run_eval.py", "--adapter", str(adapter), "--dataset", str(dataset), "--split", "validation",
+          "--output", str(out / "eval"), "--batch_size", "4"])
+
+    _step(7, "transcribe a clip (a random tiny model reads nonsense, but always a valid GRID sentence)")
+    clip = _first_video(sources, out / "clip")
+    text = _run(["-m", "lipagent.cli", "transcribe", str(clip), "--adapter", str(adapter)]).strip().splitlines()[-1]
+
+    _step(8, "stage the Hub uploads (--dry-run: written, not sent)")
+    hub = out / "hub"
+    _run(["push_to_hub.py", "dataset", str(dataset), "--repo", "team/grid-mosaics", "--dry-run",
+          "--stage-dir", str(hub / "dataset")])
+    _run(["push_to_hub.py", "adapter", str(adapter), "--repo", "team/gemma3n-lipreader-lora", "--eval",
+          str(out / "eval" / "metrics.json"), "--dataset", "team/grid-mosaics", "--dry-run", "--stage-dir",
+          str(hub / "adapter")])
+
+    artifacts = {
+        "dataset": dataset, "preview": sheet, "adapter": adapter, "trainer state": run / "trainer_state.json",
+        "metrics": out / "eval" / "metrics.json", "eval report": out / "eval" / "report.png",
+        "staged dataset": hub / "dataset", "staged adapter": hub / "adapter",
+    }
+    print(f"\ntranscription of {clip.name}: {text}\n\nartifacts:")
     for name, path in artifacts.items():
-        print(f"  {name:<8} {path}")
+        print(f"  {name:<15} {path}")
+    print("\nNext: the real thing (Zenodo, Gemma 3n E4B, a GPU) is in README.md.")
     return artifacts
+
+
+def _first_video(sources: Path, folder: Path) -> Path:
+    """Unpack one demo clip to show transcription on a plain video file."""
+    import zipfile
+
+    with zipfile.ZipFile(sources / f"{DEMO_SPEAKERS[1]}.zip") as archive:
+        name = sorted(n for n in archive.namelist() if n.endswith(".mpg"))[0]
+        archive.extract(name, folder)
+    return folder / name

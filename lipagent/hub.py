@@ -18,6 +18,8 @@ from lipagent.grammar import SLOT_NAMES
 from lipagent.validate import validate_folder
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+NOT_PUBLISHED = ("README.md", "training_args.bin")
+"""The card is written anew; training_args.bin is a pickle the Trainer leaves, unsafe to load and not needed."""
 
 
 class HubError(ValueError):
@@ -169,7 +171,7 @@ def stage_adapter(adapter: str | Path, stage: str | Path, repo_id: str, metrics_
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else None
     _fresh(stage)
     for path in sorted(adapter.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.name != "README.md":
+        if path.is_file() and not path.name.startswith(".") and path.name not in NOT_PUBLISHED:
             shutil.copy2(path, stage / path.name)
     adapter_card(adapter, repo_id, metrics, dataset).save(stage / "README.md")
     return stage

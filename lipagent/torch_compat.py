@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import logging
 import os
 
 import torch
+
+# bitsandbytes warns at import, on every CPU run, that an optional kernels package is missing; its 4-bit
+# path is never used on a CPU here, so that one logger is raised to errors before anything imports it.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 _SCHEMAS = {
     "torchvision::nms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",

@@ -59,6 +59,7 @@ def adapter_dir(tmp_path):
          "target_modules": ".*language_model.*\\.(q_proj|k_proj|v_proj|o_proj)", "peft_type": "LORA"}))
     (out / "adapter_model.safetensors").write_bytes(b"weights")
     (out / "tokenizer_config.json").write_text("{}")
+    (out / "training_args.bin").write_bytes(b"pickle")
     (tmp_path / "run" / "trainer_state.json").write_text(json.dumps(
         {"num_train_epochs": 5, "global_step": 1250, "train_batch_size": 8, "log_history": [{"loss": 2.0}, {"loss": 0.1}]}))
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))

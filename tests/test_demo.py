@@ -1,0 +1,31 @@
+"""The README's main quick-start command: the whole loop on the embedded default, offline, on a CPU."""
+
+import json
+
+import datasets
+from huggingface_hub import ModelCard
+
+from lipagent.demo import run_demo
+from lipagent.grammar import is_valid_sentence
+
+
+def test_demo_runs_the_whole_loop(tmp_path, capsys):
+    artifacts = run_demo(tmp_path / "demo")
+    printed = capsys.readouterr().out
+    for path in artifacts.values():
+        assert path.exists(), path
+    assert list(datasets.load_dataset(str(artifacts["dataset"]))) == ["train", "validation", "test"]
+    assert (artifacts["adapter"] / "adapter_model.safetensors").is_file()
+    losses = [e["loss"] for e in json.loads(artifacts["trainer state"].read_text())["log_history"] if "loss" in e]
+    assert len(losses) >= 2
+    metrics = json.loads(artifacts["metrics"].read_text())
+    assert metrics["valid_sentence_rate"] == 1.0
+    transcription = printed.split("transcription of ")[1].splitlines()[0].split(": ", 1)[1]
+    assert is_valid_sentence(transcription)
+    staged = datasets.load_dataset(str(artifacts["staged dataset"]))
+    assert {s: len(staged[s]) for s in staged} == {s: len(d) for s, d in datasets.load_dataset(str(artifacts["dataset"])).items()}
+    card = ModelCard.load(artifacts["staged adapter"] / "README.md")
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results}["wer"] == metrics["wer"]
+    assert not (artifacts["staged adapter"] / "training_args.bin").exists()
+    for command in ("lipagent prepare", "train/sft.py", "eval/run_eval.py", "transcribe", "push_to_hub.py"):
+        assert command in printed

@@ -1,0 +1,354 @@
+"""LoRA fine-tuning of Gemma 3n on the mosaic dataset with TRL's SFTTrainer: the pieces behind train/sft.py.
+
+`train/sft.py` is only the command line; everything a test, a benchmark or another script needs to reproduce a
+training run lives here: the argument dataclasses and parser, loading the dataset from a folder written by
+`lipagent prepare` or from the Hub, turning rows into TRL prompt/completion samples with the one prompt of
+`lipagent.prompt`, the LoRA and 4-bit configs, building the trainer, resuming, and writing the final adapter
+atomically.
+
+Why the dataset is transformed lazily (`Dataset.with_transform`) instead of with `Dataset.map`: `map` would
+re-encode every decoded JPEG mosaic (datasets saves a PIL image in its own format at default quality), so the
+model would train on slightly different pixels than inference sees, and a copy of the whole dataset would be
+written to the cache first. The transform needs the raw `image` and `text` columns, which the Trainer would drop
+as "unused", so `remove_unused_columns` is forced off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()  # before peft/trl/timm import torchvision on a CPU-only box
+
+import datasets  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+from accelerate.utils import DistributedType  # noqa: E402
+from peft import LoraConfig  # noqa: E402
+from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+from trl import (  # noqa: E402
+    ModelConfig,
+    ScriptArguments,
+    SFTConfig,
+    SFTTrainer,
+    TrlParser,
+    get_peft_config,
+    get_quantization_config,
+)
+
+import lipagent.tiny_gemma3n  # noqa: E402,F401  registers the tiny timm encoder, so tiny checkpoints load
+from lipagent.hub import resolve_dataset  # noqa: E402
+from lipagent.prompt import training_example  # noqa: E402
+
+__all__ = [
+    "FINAL_ADAPTER",
+    "LORA_TARGET_MODULES",
+    "LipScriptArguments",
+    "TrainingSetupError",
+    "build_trainer",
+    "load_mosaic_dataset",
+    "lora_config",
+    "make_parser",
+    "parse_args",
+    "quantization_config",
+    "resolve_checkpoint",
+    "save_final_adapter",
+    "to_training_rows",
+    "train",
+    "training_split",
+]
+
+logger = logging.getLogger(__name__)
+
+LORA_TARGET_MODULES = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+"""LoRA on the language model's attention projections only. Plain names (`q_proj`, ...) also match the audio
+tower's conformer attention, which never sees an input here; PEFT full-matches this string as a regex."""
+
+FINAL_ADAPTER = "final-adapter"
+"""Folder under --output_dir holding the finished adapter and processor (what eval, Hub push and inference load)."""
+
+QUANTIZATION_SKIP_MODULES = ["lm_head", "correction_coefs", "prediction_coefs"]
+"""Linear layers kept out of 4/8-bit. In training mode Gemma 3n's AltUp clamps and multiplies the raw weights of
+`prediction_coefs`/`correction_coefs` (tiny 4x4 and 4x16 matrices), which fails on packed 4-bit weights; TRL's fused
+LM head reads `lm_head.weight` directly. Setting any skip list replaces transformers' default one (lm_head), so
+lm_head is listed again."""
+
+REQUIRED_COLUMNS = ("image", "text")
+RESUME_LATEST = ("last", "latest", "true")
+
+
+class TrainingSetupError(RuntimeError):
+    """A run cannot start as configured; the message says what to change."""
+
+
+@dataclass
+class LipScriptArguments(ScriptArguments):
+    """TRL's script arguments plus the subset knob for smoke and overfit runs."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "A folder written by `lipagent prepare`, or a Hub dataset id with the same columns."},
+    )
+    dataset_test_split: str = field(
+        default="validation",
+        metadata={"help": "Split evaluated during training when --eval_strategy is not 'no'."},
+    )
+    max_samples: int | None = field(
+        default=None,
+        metadata={"help": "Train on the first N samples of the train split only (smoke runs, overfitting checks)."},
+    )
+
+
+def make_parser(description: str | None = None) -> TrlParser:
+    """Every knob is a flag or a YAML key (--config): script, SFTConfig (trainer) and ModelConfig (model, LoRA,
+    4-bit) arguments, as in TRL's own scripts."""
+    return TrlParser(
+        (LipScriptArguments, SFTConfig, ModelConfig),
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse_args(
+    argv: list[str] | None = None, description: str | None = None
+) -> tuple[LipScriptArguments, SFTConfig, ModelConfig]:
+    """Parse flags and --config YAML; a bf16 recipe on a machine without a GPU gets a hint instead of a trace."""
+    try:
+        script_args, training_args, model_args = make_parser(description).parse_args_and_config(argv)
+    except ValueError as error:
+        if "bf16" in str(error):
+            raise TrainingSetupError(
+                f"{error}\nThis config trains in bf16, which needs a GPU. On a CPU use "
+                "--config train/configs/tiny-cpu.yaml (or pass --bf16 false --dtype float32)."
+            ) from error
+        raise
+    return script_args, training_args, model_args
+
+
+def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.DatasetDict:
+    """A folder written by `lipagent prepare` if `name` is one here, else a Hub dataset id."""
+    local = Path(name).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise TrainingSetupError(f"--dataset_name {name} is a file; pass the folder `lipagent prepare --out` wrote")
+        return datasets.load_dataset(str(local), name=config)
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a path, not an owner/name Hub id
+        raise TrainingSetupError(f"--dataset_name {name}: no such folder; write it with "
+                                 f"`lipagent prepare --out {name}` or fix the path")
+    try:
+        return datasets.load_dataset(resolve_dataset(name), name=config)
+    except Exception as error:  # the Hub client raises many types; all mean the same thing to the user
+        raise TrainingSetupError(
+            f"could not load dataset {name!r}: no such local folder, and the Hub said: {error}. Pass a folder "
+            "written by `lipagent prepare --out DIR`, or a Hub dataset id you can read (HF_TOKEN, or "
+            "HF_HUB_OFFLINE=1 with the dataset already in the cache)."
+        ) from error
+
+
+def to_training_rows(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Dataset rows (image, text, ...) -> TRL prompt/completion samples, built from the one prompt."""
+    rows = [training_example(image, text) for image, text in zip(batch["image"], batch["text"], strict=True)]
+    return {key: [row[key] for row in rows] for key in ("prompt", "completion", "images")}
+
+
+def training_split(
+    dataset: datasets.DatasetDict, split: str, max_samples: int | None = None
+) -> datasets.Dataset:
+    """One split, optionally its first `max_samples` rows, presented to TRL as prompt/completion samples."""
+    if split not in dataset:
+        raise TrainingSetupError(f"the dataset has no {split!r} split (it has {', '.join(dataset)}); pick one with "
+                                 "--dataset_train_split/--dataset_test_split")
+    rows = dataset[split]
+    missing = [column for column in REQUIRED_COLUMNS if column not in rows.column_names]
+    if missing:
+        raise TrainingSetupError(
+            f"split {split!r} lacks column(s) {', '.join(missing)} (it has {', '.join(rows.column_names)}); "
+            "train on a dataset written by `lipagent prepare`, whose rows hold a mosaic `image` and its `text`"
+        )
+    if max_samples is not None:
+        if max_samples < 1:
+            raise TrainingSetupError(f"--max_samples must be at least 1, got {max_samples}")
+        rows = rows.select(range(min(max_samples, len(rows))))
+    return rows.select_columns(list(REQUIRED_COLUMNS)).with_transform(to_training_rows)
+
+
+def lora_config(model_args: ModelConfig) -> LoraConfig:
+    """TRL's LoRA config from the model arguments, restricted to the language model unless targets are given."""
+    if not model_args.use_peft:
+        raise TrainingSetupError(
+            "this script trains a LoRA adapter: pass --use_peft (the recipes in train/configs/ set use_peft: true)"
+        )
+    if model_args.lora_target_modules is None:
+        model_args.lora_target_modules = LORA_TARGET_MODULES
+    return get_peft_config(model_args)
+
+
+def quantization_config(model_args: ModelConfig) -> transformers.BitsAndBytesConfig | None:
+    """TRL's bitsandbytes config (NF4 for --load_in_4bit) minus the modules Gemma 3n cannot train quantized.
+
+    No CUDA check: bitsandbytes 0.50 runs NF4 on CPU too (slowly), which the CPU tests use."""
+    config = get_quantization_config(model_args)
+    if config is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as error:
+        raise TrainingSetupError("--load_in_4bit/--load_in_8bit need bitsandbytes: pip install bitsandbytes") from error
+    if model_args.dtype not in ("bfloat16", "float16", "float32"):
+        raise TrainingSetupError(
+            f"4-bit computes in --dtype, which must be bfloat16, float16 or float32 here (got {model_args.dtype!r}); "
+            "use --dtype bfloat16 on a GPU"
+        )
+    if not torch.cuda.is_available():
+        logger.warning("bitsandbytes 4/8-bit on CPU works but is slow; use it for smoke tests only")
+    config.llm_int8_skip_modules = list(QUANTIZATION_SKIP_MODULES)
+    return config
+
+
+def _device_map(training_args: SFTConfig, quantized: bool) -> dict[str, int] | None:
+    """Where from_pretrained puts the weights: this process's GPU, or nowhere yet (CPU, FSDP, DeepSpeed).
+
+    TRL's default ("auto" on a GPU) would spread the model over every visible GPU in each process of a FSDP run.
+    """
+    distributed = training_args.distributed_state.distributed_type
+    if not torch.cuda.is_available() or distributed in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        if quantized and distributed == DistributedType.FSDP:
+            raise TrainingSetupError("4-bit training is not supported with FSDP here: use "
+                                     "train/configs/accelerate/multi_gpu_ddp.yaml (each GPU holds the 4-bit model)")
+        return None
+    return {"": PartialState().local_process_index}
+
+
+def model_init_kwargs(
+    training_args: SFTConfig, model_args: ModelConfig, quantization: transformers.BitsAndBytesConfig | None
+) -> dict[str, Any]:
+    """from_pretrained keyword arguments, as TRL's sft.py builds them, plus the device map and quantization."""
+    kwargs: dict[str, Any] = dict(
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+        dtype=model_args.dtype,
+        device_map=_device_map(training_args, quantization is not None),
+    )
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    kwargs.update(training_args.model_init_kwargs or {})
+    return kwargs
+
+
+def load_processor(training_args: SFTConfig, model_args: ModelConfig) -> transformers.ProcessorMixin:
+    """The model's processor; saved with the adapter so inference preprocesses exactly as training did."""
+    return transformers.AutoProcessor.from_pretrained(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+
+
+def _prepare_training_args(training_args: SFTConfig) -> None:
+    """Settings the lazy prompt/completion transform relies on."""
+    if training_args.remove_unused_columns:
+        logger.info("remove_unused_columns forced off: the sample transform needs the raw image/text columns")
+    training_args.remove_unused_columns = False
+    if training_args.completion_only_loss is False:
+        logger.warning("completion_only_loss is off: the loss will also cover the prompt and the 256 image tokens")
+
+
+def build_trainer(
+    script_args: LipScriptArguments,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
+    *,
+    dataset: datasets.DatasetDict | None = None,
+    model: transformers.PreTrainedModel | None = None,
+    processor: transformers.ProcessorMixin | None = None,
+    callbacks: list[transformers.TrainerCallback] | None = None,
+) -> SFTTrainer:
+    """An SFTTrainer for LoRA on the mosaics; `dataset`, `model` and `processor` default to loading them from
+    --dataset_name and --model_name_or_path (benchmarks pass a prebuilt random model instead)."""
+    if model is None and not model_args.model_name_or_path:
+        raise TrainingSetupError("no model: pass --model_name_or_path (a Hub id or a local folder)")
+    if script_args.dataset_streaming:
+        raise TrainingSetupError("--dataset_streaming is not supported: the mosaics (~20 kB each) fit on disk")
+    if dataset is None:
+        if not script_args.dataset_name:
+            raise TrainingSetupError("no dataset: pass --dataset_name (a `lipagent prepare` folder or a Hub id)")
+        dataset = load_mosaic_dataset(script_args.dataset_name, script_args.dataset_config)
+    _prepare_training_args(training_args)
+    peft_config = lora_config(model_args)
+    quantization = quantization_config(model_args) if model is None else None
+    if model is None:
+        training_args.model_init_kwargs = model_init_kwargs(training_args, model_args, quantization)
+    evaluating = training_args.eval_strategy != "no"
+    return SFTTrainer(
+        model=model if model is not None else model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=training_split(dataset, script_args.dataset_train_split, script_args.max_samples),
+        eval_dataset=training_split(dataset, script_args.dataset_test_split) if evaluating else None,
+        processing_class=processor if processor is not None else load_processor(training_args, model_args),
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+
+
+def resolve_checkpoint(value: str | None, output_dir: str | Path) -> str | None:
+    """--resume_from_checkpoint: a checkpoint folder, or 'last' for the newest checkpoint-N under --output_dir."""
+    if value is None:
+        return None
+    if value.lower() in RESUME_LATEST:
+        latest = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        if latest is None:
+            raise TrainingSetupError(f"--resume_from_checkpoint {value}: no checkpoint-N folder in {output_dir} yet; "
+                                     "start without the flag")
+        return latest
+    if not Path(value).is_dir():
+        raise TrainingSetupError(f"--resume_from_checkpoint {value}: no such folder; pass a checkpoint-N folder "
+                                 f"written by an earlier run, or 'last'")
+    return value
+
+
+def save_final_adapter(trainer: SFTTrainer, output_dir: str | Path) -> Path:
+    """Write adapter + processor to <output_dir>/final-adapter via a temp folder beside it and a rename, so that
+    final-adapter/ is either absent, the previous complete adapter, or the new complete one."""
+    output_dir = Path(output_dir)
+    final = output_dir / FINAL_ADAPTER
+    partial = output_dir / f"{FINAL_ADAPTER}.partial"
+    state = trainer.accelerator
+    if state.is_main_process and partial.exists():
+        shutil.rmtree(partial)  # left by a run killed while saving
+    state.wait_for_everyone()
+    trainer.save_model(str(partial))  # every rank: FSDP gathers the weights; only the main process writes
+    state.wait_for_everyone()
+    if state.is_main_process:
+        previous = output_dir / f"{FINAL_ADAPTER}.previous"
+        if previous.exists():
+            shutil.rmtree(previous)
+        if final.exists():
+            final.rename(previous)
+        partial.rename(final)
+        shutil.rmtree(previous, ignore_errors=True)
+    state.wait_for_everyone()
+    return final
+
+
+def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> SFTTrainer:
+    """Run (or resume) training; leaves trainer_state.json and final-adapter/ under --output_dir.
+
+    Returns the finished trainer, whose model is the one the adapter was saved from."""
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer = build_trainer(script_args, training_args, model_args)
+    if trainer.accelerator.is_main_process:
+        trainer.model.print_trainable_parameters()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_state()
+    final = save_final_adapter(trainer, training_args.output_dir)
+    trainer.accelerator.print(f"adapter written to {final}")
+    trainer.end()
+    return trainer

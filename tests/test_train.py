@@ -1,0 +1,310 @@
+"""train/sft.py and lipagent.training on the tiny random Gemma 3n and real GRID mosaics (the `prepared` fixture)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lipagent.torch_compat import ensure_torchvision_importable
+
+ensure_torchvision_importable()  # before peft/trl/timm import torchvision
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+import yaml  # noqa: E402
+from peft import PeftModel  # noqa: E402
+from peft.tuners.lora import LoraLayer  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+import lipagent.tiny_gemma3n as tiny  # noqa: E402
+from lipagent import training  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "train" / "configs"
+TINY_CPU = CONFIGS / "tiny-cpu.yaml"
+RECIPE = CONFIGS / "gemma3n-e4b-lora.yaml"
+OVERFIT_STEPS = 12
+OVERFIT = ["--max_samples", "2", "--per_device_train_batch_size", "2", "--max_steps", str(OVERFIT_STEPS),
+           "--learning_rate", "5e-3", "--lr_scheduler_type", "constant", "--warmup_steps", "0",
+           "--lora_dropout", "0", "--save_steps", "6", "--save_total_limit", "2"]
+
+# transformers 5.24 deprecations triggered inside peft 0.21 / trl 1.16, not by this code.
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Ops this small lose to thread sync, and other suites share the 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(prepared) -> Path:
+    return prepared[0]
+
+
+def tiny_args(tiny_dir: Path, dataset_dir: Path, out: Path, *extra: str):
+    """The CLI's arguments for the tiny CPU config, parsed by the script's own parser."""
+    return training.parse_args([
+        "--config", str(TINY_CPU), "--model_name_or_path", str(tiny_dir), "--dataset_name", str(dataset_dir),
+        "--output_dir", str(out), *extra,
+    ])
+
+
+def logged_losses(out: Path) -> dict[int, float]:
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+
+def adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "adapter_model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def trainer(tiny_dir: Path, dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A trainer on the whole real train split, as sft.py builds it (nothing trained)."""
+    return training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path_factory.mktemp("built")))
+
+
+@pytest.fixture(scope="module")
+def overfit(tiny_dir: Path, dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Memorise the first two mosaics: (output folder, finished trainer)."""
+    out = tmp_path_factory.mktemp("overfit") / "run"
+    return out, training.train(*tiny_args(tiny_dir, dataset_dir, out, *OVERFIT))
+
+
+def test_recipe_holds_the_issue_hyperparameters():
+    script_args, args, model_args = training.parse_args(["--config", str(RECIPE), "--bf16", "false",
+                                                         "--use_cpu", "true", "--output_dir", "unused"])
+    assert model_args.model_name_or_path == "google/gemma-3n-E4B-it" and model_args.dtype == "bfloat16"
+    lora = (model_args.use_peft, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout)
+    assert lora == (True, 16, 32, 0.05)
+    assert model_args.lora_target_modules == training.LORA_TARGET_MODULES
+    assert (args.num_train_epochs, args.per_device_train_batch_size, args.gradient_accumulation_steps) == (5, 8, 2)
+    assert (args.learning_rate, args.lr_scheduler_type.value, args.warmup_steps) == (2e-4, "cosine", 0.05)
+    assert args.activation_checkpointing and args.gradient_checkpointing
+    assert yaml.safe_load(RECIPE.read_text())["bf16"] is True
+    assert script_args.dataset_test_split == "validation"
+
+
+def test_bf16_recipe_on_a_cpu_says_what_to_do():
+    with pytest.raises(training.TrainingSetupError, match="tiny-cpu.yaml"):
+        training.parse_args(["--config", str(RECIPE), "--output_dir", "unused"])
+
+
+def test_loss_counts_only_the_answer_and_its_end_of_turn(trainer):
+    """Real mosaics through the tiny processor and TRL's collator, exactly as the trainer batches them."""
+    tokenizer = trainer.processing_class.tokenizer
+    rows = trainer.train_dataset
+    texts = [rows[i]["completion"][0]["content"][0]["text"] for i in range(8)]
+    lengths = [len(tokenizer.tokenize(text)) for text in texts]
+    other = next(i for i, length in enumerate(lengths) if length != lengths[0])
+    batch = trainer.data_collator([rows[0], rows[other]])
+    image_token = trainer.processing_class.image_token_id
+    for row, text in enumerate((texts[0], texts[other])):
+        ids, labels, mask = batch["input_ids"][row], batch["labels"][row], batch["attention_mask"][row]
+        counted = (labels != -100).nonzero().flatten()
+        assert torch.equal(labels[counted], ids[counted])
+        tokens = tokenizer.convert_ids_to_tokens(ids[counted].tolist())
+        # TRL's completion is the chat template's tail after the prompt: the answer, <end_of_turn>, "\n"; no <eos>.
+        assert tokens == tokenizer.tokenize(text) + ["<end_of_turn>", "\n"]
+        assert tokenizer.decode(ids[counted]) == f"{text}<end_of_turn>\n"
+        first, last = counted[0].item(), counted[-1].item()
+        assert counted.tolist() == list(range(first, last + 1))  # one contiguous span ...
+        assert last == mask.nonzero().max().item()  # ... that ends the real tokens
+        assert tokenizer.decode(ids[:first]).endswith("only.<end_of_turn>\n<start_of_turn>model\n")
+        assert (ids == image_token).sum() == 256 and (labels[ids == image_token] == -100).all()
+        assert (labels[mask == 0] == -100).all()
+    assert (batch["attention_mask"] == 0).any(), "the two answers differ in length, so one row is padded"
+    assert batch["pixel_values"].shape[0] == 2
+    # Spelled out for the first real mosaic (s1 bbaf2n): 18 of its 462 tokens count, in this order.
+    assert texts[0] == "bin blue at f two now"
+    counted = batch["input_ids"][0][batch["labels"][0] != -100].tolist()
+    assert tokenizer.convert_ids_to_tokens(counted) == [
+        "b", "i", "n", "▁b", "l", "u", "e", "▁a", "t", "▁f", "▁t", "w", "o", "▁n", "o", "w",
+        "<end_of_turn>", "\n",
+    ]
+    assert batch["attention_mask"][0].sum() == 462
+
+
+def test_lora_adapts_only_the_language_models_attention(trainer):
+    adapted = [name for name, module in trainer.model.named_modules() if isinstance(module, LoraLayer)]
+    assert adapted and all(".language_model." in name for name in adapted)
+    assert not any("vision" in name or "audio" in name for name in adapted)
+    assert {name.rsplit(".", 1)[1] for name in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    trainable = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name and ".language_model." in name for name in trainable)
+
+
+def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(REPO / "train" / "sft.py"), "--config", str(TINY_CPU),
+               "--model_name_or_path", str(tiny_dir), "--dataset_name", str(dataset_dir), "--output_dir", str(out),
+               "--max_steps", "2"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(logged_losses(out)) == [1, 2]
+    final = out / training.FINAL_ADAPTER
+    for name in ("adapter_model.safetensors", "adapter_config.json", "processor_config.json", "tokenizer.json",
+                 "chat_template.jinja"):
+        assert (final / name).is_file(), name
+    config = json.loads((final / "adapter_config.json").read_text())
+    assert config["target_modules"] == training.LORA_TARGET_MODULES
+    assert config["base_model_name_or_path"] == str(tiny_dir) and config["r"] == 16
+    assert not (out / f"{training.FINAL_ADAPTER}.partial").exists()
+
+
+def test_loss_falls_when_memorising_two_samples(overfit):
+    out, _ = overfit
+    losses = logged_losses(out)
+    assert sorted(losses) == list(range(1, OVERFIT_STEPS + 1))
+    first, last = losses[1], losses[OVERFIT_STEPS]
+    assert last < first - 0.5, losses  # ~6.68 -> ~5.87 with seed 42; no learning would keep it constant
+    assert all(losses[step] < first for step in range(OVERFIT_STEPS - 2, OVERFIT_STEPS + 1))
+
+
+def test_saved_adapter_gives_the_in_memory_models_logits(overfit, tiny_dir: Path):
+    out, trainer = overfit
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    trained = trainer.model.eval()
+    reloaded = PeftModel.from_pretrained(
+        transformers.AutoModelForImageTextToText.from_pretrained(tiny_dir), out / training.FINAL_ADAPTER
+    ).eval()
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    with torch.no_grad():
+        expected, actual = trained(**inputs).logits, reloaded(**inputs).logits
+    assert torch.allclose(actual, expected, atol=1e-5, rtol=1e-5)
+    lora_b = [t for name, t in adapter_tensors(out / training.FINAL_ADAPTER).items() if "lora_B" in name]
+    assert lora_b and any(t.abs().max() > 0 for t in lora_b), "LoRA B starts at zero; training must move it"
+
+
+def test_resume_from_a_checkpoint_finishes_the_same_run(overfit, tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
+    """A run killed after checkpoint-6: resuming with 'last' trains steps 7-12 and ends where the whole run did."""
+    whole, _ = overfit
+    killed = tmp_path / "run"
+    shutil.copytree(whole / "checkpoint-6", killed / "checkpoint-6")
+    assert not (killed / training.FINAL_ADAPTER).exists()
+    training.train(*tiny_args(tiny_dir, dataset_dir, killed, *OVERFIT, "--resume_from_checkpoint", "last"))
+    resumed_losses, whole_losses = logged_losses(killed), logged_losses(whole)
+    assert sorted(resumed_losses) == list(range(1, OVERFIT_STEPS + 1))  # 1-6 restored from the checkpoint's state
+    for step in range(7, OVERFIT_STEPS + 1):
+        assert resumed_losses[step] == pytest.approx(whole_losses[step], abs=1e-4)
+    expected, actual = adapter_tensors(whole / training.FINAL_ADAPTER), adapter_tensors(killed / training.FINAL_ADAPTER)
+    assert expected.keys() == actual.keys()
+    assert all(torch.allclose(actual[key], expected[key], atol=1e-6, rtol=1e-4) for key in expected)
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path: Path):
+    with pytest.raises(training.TrainingSetupError, match="no checkpoint"):
+        training.resolve_checkpoint("last", tmp_path)
+    with pytest.raises(training.TrainingSetupError, match="no such folder"):
+        training.resolve_checkpoint(str(tmp_path / "checkpoint-9"), tmp_path)
+
+
+def test_a_save_that_dies_leaves_the_previous_adapter_whole(overfit, tmp_path: Path, monkeypatch):
+    source, trainer = overfit
+    out = tmp_path / "run"
+    shutil.copytree(source / training.FINAL_ADAPTER, out / training.FINAL_ADAPTER)
+    before = {path.name: path.read_bytes() for path in (out / training.FINAL_ADAPTER).iterdir()}
+
+    def dies_halfway(output_dir: str) -> None:
+        Path(output_dir).mkdir(parents=True)
+        (Path(output_dir) / "adapter_model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_model", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_final_adapter(trainer, out)
+    assert {path.name: path.read_bytes() for path in (out / training.FINAL_ADAPTER).iterdir()} == before
+    monkeypatch.undo()
+    final = training.save_final_adapter(trainer, out)  # the next save clears the leftover and replaces the adapter
+    assert (final / "adapter_model.safetensors").read_bytes() != b"half"
+    assert sorted(path.name for path in out.iterdir()) == [training.FINAL_ADAPTER]
+
+
+def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
+    """bitsandbytes 0.50 runs NF4 on CPU, so 4-bit needs no CUDA here; AltUp's coefficient layers stay unquantized."""
+    import bitsandbytes as bnb
+
+    script_args, args, model_args = tiny_args(tiny_dir, dataset_dir, tmp_path, "--load_in_4bit", "true",
+                                              "--dtype", "bfloat16", "--max_samples", "1",
+                                              "--per_device_train_batch_size", "1")
+    config = training.quantization_config(model_args)
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16
+    assert set(config.llm_int8_skip_modules) == {"lm_head", "correction_coefs", "prediction_coefs"}
+    trainer = training.build_trainer(script_args, args, model_args)
+    base = trainer.model.get_base_model()
+    assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
+    assert not isinstance(base.model.language_model.layers[0].altup.prediction_coefs, bnb.nn.Linear4bit)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grads = [p.grad for name, p in trainer.model.named_parameters() if "lora_A" in name]
+    assert torch.isfinite(loss) and grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_dataset_errors_tell_what_to_pass(dataset_dir: Path, tmp_path: Path, monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(training.TrainingSetupError, match="Hub dataset id you can read"):
+        training.load_mosaic_dataset("team/no-such-mosaics")
+    with pytest.raises(training.TrainingSetupError, match="no such folder"):
+        training.load_mosaic_dataset(str(tmp_path / "grid-mosaics"))
+    loaded = training.load_mosaic_dataset(str(dataset_dir))
+    with pytest.raises(training.TrainingSetupError, match="no 'dev' split"):
+        training.training_split(loaded, "dev")
+    with pytest.raises(training.TrainingSetupError, match="lacks column"):
+        training.training_split(datasets.DatasetDict(train=loaded["train"].remove_columns("text")), "train")
+    assert len(training.training_split(loaded, "train", max_samples=3)) == 3
+
+
+def load_bench():
+    """bench/bench_train.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_train", REPO / "bench" / "bench_train.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass resolves annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_tokenizer_has_the_e4b_layout_and_word_tokens():
+    """Honest token counts for the random E4B: real special-token ids, one token per GRID word."""
+    bench = load_bench()
+    processor, config = bench.real_layout_processor(), transformers.Gemma3nConfig()
+    tokenizer = processor.tokenizer
+    assert len(tokenizer) == config.text_config.vocab_size
+    assert processor.image_token_id == config.image_token_id
+    ids = tokenizer.convert_tokens_to_ids
+    assert (ids("<start_of_image>"), ids("<end_of_image>")) == (config.boi_token_id, config.eoi_token_id)
+    assert tokenizer.tokenize("bin blue at f two now") == ["bin", "▁blue", "▁at", "▁f", "▁two", "▁now"]
+
+
+def test_bench_runs_on_the_tiny_model_and_reports_figures(tmp_path: Path, capsys):
+    bench = load_bench()
+    bench.main(["--tiny", "--steps", "1", "--warmup-steps", "1", "--samples", "4", "--json", str(tmp_path / "f.json"),
+                "--output_dir", str(tmp_path / "out")])
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert figures["samples_per_s"] > 0 and figures["tokens_per_s"] > 0 and figures["mfu"] is None
+    assert 0 < figures["flops_per_sample"] <= figures["executed_flops_per_sample"]
+    assert "MFU                   n/a" in capsys.readouterr().out

@@ -12,6 +12,32 @@ REPO = Path(__file__).resolve().parents[1]
 GRID_DIR = Path(os.environ.get("LIPAGENT_GRID_DIR", REPO.parent / "shared" / "grid"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Ops as small as the tiny model's lose to thread sync, and 2 threads on 2 shared cores spike to seconds."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Gemma 3n (model + processor) written once for every test that needs one."""
+    import lipagent.tiny_gemma3n as tiny
+
+    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def processor(tiny_dir: Path):
+    import transformers
+
+    return transformers.AutoProcessor.from_pretrained(tiny_dir, local_files_only=True)
+
+
 @pytest.fixture(scope="session")
 def grid_dir() -> Path:
     if not (GRID_DIR / "s1.zip").is_file():

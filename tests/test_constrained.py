@@ -48,15 +48,6 @@ DECODING = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Ops this small lose to thread sync, and other suites share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def byte_level_tokenizer() -> transformers.PreTrainedTokenizerFast:
     """A GPT-2-style byte-level BPE ("Ġblue"), trained offline on GRID-like text, with a ChatML template."""
     rng = random.Random(0)
@@ -185,16 +176,6 @@ def test_free_decoding_kwargs_differ_only_in_the_mask():
     assert "logits_processor" not in free
     assert free == {key: value for key, value in constrained.items() if key != "logits_processor"}
     assert grid_generation_kwargs(tokenizer)["logits_processor"][0] is not constrained["logits_processor"][0]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
-
-
-@pytest.fixture(scope="module")
-def processor(tiny_dir: Path) -> transformers.ProcessorMixin:
-    return transformers.AutoProcessor.from_pretrained(tiny_dir, local_files_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -137,16 +137,14 @@ def _cache_snapshot(hub_cache: Path, kind: str, repo_id: str, source: Path) -> N
     (root / "refs" / "main").write_text(revision)
 
 
-def test_hub_ids_load_offline_from_the_cache(prepared, tmp_path):
-    import lipagent.tiny_gemma3n as tiny
+def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
     from lipagent.training import LORA_TARGET_MODULES
 
     out, _ = prepared
-    tiny.save_tiny_model(tmp_path / "base", seed=0)
-    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "base")
+    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
     get_peft_model(model, LoraConfig(r=2, target_modules=LORA_TARGET_MODULES)).save_pretrained(tmp_path / "adapter")
     hub_cache = tmp_path / "hf" / "hub"
     _cache_snapshot(hub_cache, "dataset", "team/grid-mosaics", out)

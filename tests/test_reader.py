@@ -20,25 +20,16 @@ from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
 from lipagent.video import read_frames
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def tiny_adapter(tmp_path_factory):
-    """A tiny random Gemma 3n and a LoRA adapter on it whose weights are not zero (so merging matters)."""
+def tiny_adapter(tiny_dir, tmp_path_factory):
+    """A LoRA adapter on the tiny random Gemma 3n whose weights are not zero (so merging matters)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
     from lipagent.training import LORA_TARGET_MODULES
 
     root = tmp_path_factory.mktemp("tiny")
-    tiny.save_tiny_model(root / "base", seed=0)
-    model = AutoModelForImageTextToText.from_pretrained(root / "base")
+    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES))
     torch.manual_seed(0)
     for name, parameter in peft_model.named_parameters():

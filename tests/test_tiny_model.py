@@ -21,31 +21,12 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import lipagent.tiny_gemma3n as tiny  # noqa: E402
+from lipagent.training import LORA_TARGET_MODULES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-LANGUAGE_MODEL_ATTENTION = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 
 # peft 0.21 calls a transformers 5.24 method that is deprecated; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Ops this small lose to thread sync; with other processes on the 2 cores, 2 threads spike to seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
-
-
-@pytest.fixture(scope="module")
-def processor(tiny_dir: Path) -> transformers.ProcessorMixin:
-    return transformers.AutoProcessor.from_pretrained(tiny_dir, local_files_only=True)
 
 
 def load_model(tiny_dir: Path) -> transformers.PreTrainedModel:
@@ -146,7 +127,7 @@ def test_generate_returns_new_tokens(tiny_dir: Path, inputs: transformers.BatchF
 
 
 def test_lora_regex_adapts_only_the_language_model(tiny_dir: Path):
-    wrapped = lora_wrapped(load_model(tiny_dir), LANGUAGE_MODEL_ATTENTION)
+    wrapped = lora_wrapped(load_model(tiny_dir), LORA_TARGET_MODULES)
     assert wrapped and all(".language_model." in name for name in wrapped)
     assert not any("vision" in name or "audio" in name for name in wrapped)
     assert {name.rsplit(".", 1)[1] for name in wrapped} == {"q_proj", "k_proj", "v_proj", "o_proj"}

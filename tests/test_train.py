@@ -23,7 +23,6 @@ from peft import PeftModel  # noqa: E402
 from peft.tuners.lora import LoraLayer  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-import lipagent.tiny_gemma3n as tiny  # noqa: E402
 from lipagent import training  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,20 +36,6 @@ OVERFIT = ["--max_samples", "2", "--per_device_train_batch_size", "2", "--max_st
 
 # transformers 5.24 deprecations triggered inside peft 0.21 / trl 1.16, not by this code.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Ops this small lose to thread sync, and other suites share the 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
 
 
 @pytest.fixture(scope="module")

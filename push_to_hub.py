@@ -44,8 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, api: HfApi | None = None) -> str:
     api = api or HfApi()
-    if not args.dry_run:
-        authenticate(api, args.token)
+    login = None if args.dry_run else authenticate(api, args.token)
     with tempfile.TemporaryDirectory(prefix="lipagent-stage-") as tmp:
         stage = args.stage_dir or Path(tmp) / "stage"
         if args.kind == "dataset":
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace, api: HfApi | None = None) -> str:
         if args.dry_run:
             return str(stage)
         repo_type = "dataset" if args.kind == "dataset" else "model"
-        url = publish(stage, args.repo, repo_type, private=not args.public, token=args.token, api=api)
+        url = publish(stage, args.repo, repo_type, private=not args.public, login=login, api=api)
         print(f"published {'public' if args.public else 'private'} {repo_type} {url}")
         return url
 

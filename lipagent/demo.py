@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from lipagent.prepare import PrepareOptions, prepare
@@ -102,8 +103,6 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
 def _first_video(sources: Path, folder: Path) -> Path:
     """Unpack one demo clip to show transcription on a plain video file."""
-    import zipfile
-
     with zipfile.ZipFile(sources / f"{DEMO_SPEAKERS[1]}.zip") as archive:
         name = sorted(n for n in archive.namelist() if n.endswith(".mpg"))[0]
         archive.extract(name, folder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,21 @@ def resolve_dataset(name: str | Path) -> str:
     return snapshot_download(str(name), repo_type="dataset")
 
 
-def authenticate(api: HfApi, token: str | None) -> str:
+@dataclass(frozen=True)
+class Login:
+    """Who publishes, with the token resolved once (never printed)."""
+
+    user: str
+    token: str = field(repr=False)
+
+
+def authenticate(api: HfApi, token: str | None) -> Login:
     """The user the token belongs to; a missing or rejected token is an error that never shows the token."""
     token = token or get_token()
     if not token:
         raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN (a token with write access)")
     try:
-        return api.whoami(token=token)["name"]
+        return Login(api.whoami(token=token)["name"], token)
     except HfHubHTTPError as error:
         status = getattr(error.response, "status_code", "?")
         raise HubError(f"the Hugging Face token was rejected (HTTP {status}); log in again or check HF_TOKEN") from None
@@ -177,16 +186,13 @@ def stage_adapter(adapter: str | Path, stage: str | Path, repo_id: str, metrics_
     return stage
 
 
-def publish(stage: Path, repo_id: str, repo_type: str, private: bool, token: str | None, api: HfApi | None = None) -> str:
+def publish(stage: Path, repo_id: str, repo_type: str, private: bool, login: Login, api: HfApi) -> str:
     """Create the repository (private unless asked) if needed and upload the staged folder in one commit.
 
     Rerunning after an interruption is safe: the repository is reused, files the Hub already holds are
     not sent again (content-addressed), and an upload with nothing new makes no commit.
     """
-    api = api or HfApi()
-    user = authenticate(api, token)
-    token = token or get_token()
-    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=token)
-    api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=token,
-                      commit_message=f"Upload {repo_type} with lipagent (as {user})")
+    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=login.token)
+    api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=login.token,
+                      commit_message=f"Upload {repo_type} with lipagent (as {login.user})")
     return str(url)

@@ -85,6 +85,16 @@ def base_model_of(adapter: str) -> str:
     return PeftConfig.from_pretrained(adapter).base_model_name_or_path
 
 
+def load_processor(adapter: str, base: str) -> Any:
+    """The processor saved with the adapter (as training writes it), else the base model's."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(adapter)
+    except (OSError, ValueError):
+        return AutoProcessor.from_pretrained(base)
+
+
 def mosaic_image(mosaic: Image.Image | bytes) -> Image.Image:
     """A mosaic as the RGB image the processor receives (JPEG bytes decoded like datasets does)."""
     image = Image.open(io.BytesIO(mosaic)) if isinstance(mosaic, (bytes, bytearray)) else mosaic
@@ -113,7 +123,9 @@ class LipReader:
     ) -> LipReader:
         """Load the adapter (local folder or Hub id) onto its base model, on the best device here."""
         from peft import PeftModel
-        from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+        from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
+
+        from lipagent.training import QUANTIZATION_SKIP_MODULES
 
         import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
@@ -123,7 +135,7 @@ class LipReader:
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
         quantization = (
             BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=plan.dtype,
-                               bnb_4bit_use_double_quant=True)
+                               bnb_4bit_use_double_quant=True, llm_int8_skip_modules=list(QUANTIZATION_SKIP_MODULES))
             if load_in_4bit
             else None
         )
@@ -135,11 +147,7 @@ class LipReader:
         if not load_in_4bit:
             model = model.to(plan.device)
         model.eval()
-        try:
-            processor = AutoProcessor.from_pretrained(adapter)
-        except (OSError, ValueError):
-            processor = AutoProcessor.from_pretrained(base)
-        return cls(model, processor, plan, decoding)
+        return cls(model, load_processor(adapter, base), plan, decoding)
 
     def mosaic_for_video(self, path: str | Path, speech: tuple[int, int] | None = None) -> bytes:
         """The mosaic JPEG the dataset builder would store for this clip (whole clip when no `speech`)."""
@@ -198,7 +206,7 @@ class LipReader:
 def export_merged(adapter: str | Path, out: str | Path, base_model: str | None = None, dtype: str = "bfloat16") -> Path:
     """Write the base model with the adapter merged in (plus the processor) for runtimes without PEFT."""
     from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
@@ -208,11 +216,7 @@ def export_merged(adapter: str | Path, out: str | Path, base_model: str | None =
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     staging = out.with_name(f".{out.name}.partial")
     merged.save_pretrained(staging)
-    try:
-        processor = AutoProcessor.from_pretrained(adapter)
-    except (OSError, ValueError):
-        processor = AutoProcessor.from_pretrained(base)
-    processor.save_pretrained(staging)
+    load_processor(adapter, base).save_pretrained(staging)
     if out.exists():
         raise FileExistsError(f"{out} already exists; remove it or choose another folder")
     staging.rename(out)

@@ -119,6 +119,7 @@ def test_publish_asks_for_a_private_repo_and_uploads_the_stage(prepared, public,
     hub = FakeHub()
     argv = ["dataset", str(out), "--repo", "team/grid-mosaics", "--token", SECRET] + (["--public"] if public else [])
     assert push_main(argv, api=hub) == 0
+    assert [call[0] for call in hub.calls] == ["whoami", "create_repo", "upload_folder"]
     [(_, repo_id, create)] = [c for c in hub.calls if c[0] == "create_repo"]
     assert repo_id == "team/grid-mosaics"
     assert create["private"] is (not public) and create["repo_type"] == "dataset" and create["exist_ok"] is True

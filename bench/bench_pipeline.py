@@ -1,8 +1,9 @@
 """Time the video -> mosaic transform per clip on real GRID clips, against the floor, in one run.
 
-- floor: grab every frame, retrieve the 12 sampled ones, 12 Face Mesh calls in tracking mode
+- floor: grab every frame, retrieve the 12 sampled ones, 12 Face Mesh calls in the default mode (static)
   (no crop, no mosaic, no JPEG: the least any such pipeline can do);
-- lipagent: `video_to_mosaic`, everything included (tracker reset per clip, crops, mosaic, JPEG);
+- lipagent: `video_to_mosaic` with the default settings, everything included (crops, mosaic, JPEG), and the same
+  with Face Mesh in tracking mode (LipAgent 0.1's mode; reset per clip), to show what static mode costs;
 - seed plan: every frame to PNG, landmarks on every frame, crops to PNG (the first plan's way), on a few clips.
 Floor and lipagent alternate clip by clip, so machine load falls on both alike. Then the whole
 `Dataset.map` stage is timed at each --num-proc to show throughput scaling.
@@ -26,7 +27,7 @@ import mediapipe as mp
 
 from builders.grid_mosaics import SOURCE_FEATURES
 from lipagent.align import parse_alignment
-from lipagent.config import DEFAULT_CONFIG
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mouth import LipLandmarker
 from lipagent.pipeline import video_to_mosaic
 from lipagent.prepare import map_in_chunks
@@ -77,25 +78,32 @@ def seed_plan_once(mesh, path: Path, work: Path) -> None:
 def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
     """Seconds per clip for each way; the first clip is run once untimed to warm caches."""
     landmarker = LipLandmarker(DEFAULT_CONFIG)
+    tracking_config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), "landmarks": "tracking"})
+    tracking = LipLandmarker(tracking_config)
     with quiet_native_stderr():
-        tracker = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1)
+        floor_mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=DEFAULT_CONFIG.landmarks == "static",
+                                                     max_num_faces=1)
         static = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
     video_to_mosaic(*clips[0], landmarker=landmarker)
-    times: dict[str, list[float]] = {"floor": [], "lipagent": [], "seed plan": []}
+    video_to_mosaic(*clips[0], config=tracking_config, landmarker=tracking)
+    times: dict[str, list[float]] = {"floor": [], "lipagent": [], "lipagent, tracking": [], "seed plan": []}
     for i, (path, speech) in enumerate(clips):
         start = time.perf_counter()
         with quiet_native_stderr():
-            floor_once(tracker, path, speech)
+            floor_once(floor_mesh, path, speech)
         times["floor"].append(time.perf_counter() - start)
         start = time.perf_counter()
         video_to_mosaic(path, speech, landmarker=landmarker)
         times["lipagent"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        video_to_mosaic(path, speech, tracking_config, landmarker=tracking)
+        times["lipagent, tracking"].append(time.perf_counter() - start)
         if i < seeds:
             start = time.perf_counter()
             with quiet_native_stderr():
                 seed_plan_once(static, path, work)
             times["seed plan"].append(time.perf_counter() - start)
-    for closable in (tracker, static, landmarker):
+    for closable in (floor_mesh, static, landmarker, tracking):
         closable.close()
     return times
 
@@ -137,7 +145,7 @@ def main() -> None:
         if values:
             med, mean = statistics.median(values) * 1000, statistics.mean(values) * 1000
             figures[name] = {"median_ms": round(med, 1), "mean_ms": round(mean, 1), "clips": len(values)}
-            print(f"  {name:<10} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
+            print(f"  {name:<18} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
     print("Dataset.map throughput (videos/s, including worker start-up):")
     for n, rate in rates.items():
         print(f"  num_proc={n:<2} {rate:6.1f}   x{rate / rates[args.num_proc[0]]:.2f}")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from lipagent.config import MosaicConfig
 from lipagent.splits import SPLITS
 
 GRID_CITATION = """@article{cooke2006grid,
@@ -150,8 +152,9 @@ A video's split depends only on its id, so adding speakers never moves a video b
 
 ## How it was made
 Speakers {', '.join(summary.speakers)} from `{summary.source}`{f", first {summary.limit} videos by id" if summary.limit else ""}.
-Videos were decoded sequentially with OpenCV; MediaPipe Face Mesh found the 40 lip landmarks on each sampled frame;
-the lip box was padded by {mosaic['lip_padding']} of its size per side and widened to the cell's aspect ratio.
+Videos were decoded sequentially with OpenCV; MediaPipe Face Mesh found the 40 lip landmarks on each sampled frame.
+Mosaic settings: {MosaicConfig.from_dict(mosaic).describe()} (all of them are in this card's
+`lipagent.mosaic` metadata; models trained on this dataset record them, and read new clips the same way).
 A video was kept when a face was found in at least {mosaic['min_face_ratio']:.0%} of its sampled frames.
 
 ## What was skipped and why
@@ -164,3 +167,16 @@ The GRID corpus is distributed under CC BY 4.0; so is this derived dataset. Plea
 {GRID_CITATION}
 ```
 """
+
+
+def dataset_mosaic_config(folder: str | Path) -> MosaicConfig:
+    """The mosaic settings a prepared dataset folder was built with, from its card's `lipagent` metadata."""
+    card = Path(folder) / "README.md"
+    if not card.is_file():
+        raise ValueError(f"{folder} has no README.md dataset card, so its mosaic settings are unknown; "
+                         "use a dataset written by `lipagent prepare`")
+    meta = DatasetCard.load(card).data.to_dict().get("lipagent") or {}
+    if "mosaic" not in meta:
+        raise ValueError(f"the dataset card in {folder} has no `lipagent.mosaic` settings (was it written by "
+                         "`lipagent prepare`?)")
+    return MosaicConfig.from_dict(meta["mosaic"])

@@ -7,13 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-from lipagent.config import ZenodoRecord
+from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, ZenodoRecord
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one worth showing."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -23,7 +23,9 @@ EPILOG = """examples:
   lipagent prepare --grid-dir /data/grid --speakers s1 --out grid-mosaics --num-proc 8
   lipagent validate grid-mosaics
   lipagent preview grid-mosaics --out sheet.png
-  lipagent transcribe clip.mp4 --adapter team/gemma3n-lipreader-lora [--load_in_4bit]
+  lipagent baseline train grid-mosaics --out baseline                 # the yardstick, minutes on a CPU
+  lipagent transcribe clip.mp4 --model baseline
+  lipagent transcribe clip.mp4 --model team/gemma3n-lipreader-lora [--load_in_4bit]
   lipagent export --merge out/gemma3n-lipreader/final-adapter merged-model/
   lipagent demo                                                       # offline, no GPU
 """
@@ -55,6 +57,16 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--dry-run", action="store_true", help="say what would be read or fetched, and how big, then stop")
     p.add_argument("--zenodo-url", default=ZenodoRecord.base_url, help="Zenodo server (for mirrors and tests)")
+    mosaic = p.add_argument_group("mosaic settings", "how mouths are found, cut and resized (the defaults read best "
+                                  "in bench/bench_accuracy.py; the dataset card records what was used)")
+    mosaic.add_argument("--landmarks", choices=LANDMARK_MODES, default=DEFAULT_CONFIG.landmarks,
+                        help="Face Mesh on each sampled frame afresh (static) or tracked from frame to frame")
+    mosaic.add_argument("--crop", choices=CROP_SHAPES, default=DEFAULT_CONFIG.crop,
+                        help="padded lip box stretched to the cell, or grown to the cell's aspect ratio first")
+    mosaic.add_argument("--resampling", choices=RESAMPLINGS, default=DEFAULT_CONFIG.resampling,
+                        help="interpolation from the crop to the cell")
+    mosaic.add_argument("--subpixel-crop", action=argparse.BooleanOptionalAction, default=DEFAULT_CONFIG.subpixel_crop,
+                        help="cut the exact (fractional) lip box instead of rounding it to whole pixels")
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -65,7 +77,10 @@ def _run_prepare(args: argparse.Namespace) -> int:
         return _dry_run(args, speakers)
     from lipagent.prepare import PrepareOptions, prepare
 
+    config = DEFAULT_CONFIG.with_overrides({"landmarks": args.landmarks, "crop": args.crop,
+                                            "resampling": args.resampling, "subpixel_crop": str(args.subpixel_crop)})
     options = PrepareOptions(
+        config=config,
         speakers=tuple(speakers),
         out=args.out,
         grid_dir=args.grid_dir,
@@ -129,15 +144,62 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
-    from lipagent.reader import LipReader
+    from lipagent.pipeline import prepare_video
+    from lipagent.reading import reader_from_args, recorded_config
 
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such file")
-    speech = (args.start_frame, args.end_frame) if args.start_frame is not None else None
-    reader = LipReader.from_pretrained(args.adapter, args.base_model, load_in_4bit=args.load_in_4bit,
-                                       device=args.device, dtype=args.dtype, decoding=args.decoding)
-    print(reader.plan.reason, file=sys.stderr)
-    print(reader.transcribe_video(args.video, speech))
+    if (args.start_frame is None) != (args.end_frame is None):
+        raise ValueError("give both --start-frame and --end-frame, or neither")
+    speech = (args.start_frame, args.end_frame) if args.start_frame is not None else args.speech
+    # The mosaic first (with the model's recorded settings): a bad video fails in a second, not after a model load.
+    clip = prepare_video(args.video, speech, recorded_config(args.model))
+    print(clip.describe(), file=sys.stderr)
+    reader = reader_from_args(args)
+    print(reader.description, file=sys.stderr)
+    print(reader.transcribe_mosaic(clip.mosaic.jpeg))
+    return 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from lipagent.live import run_live
+    from lipagent.reading import reader_from_args
+
+    if args.source is not None and not ("://" in args.source or Path(args.source).is_file()):
+        raise FileNotFoundError(f"{args.source}: no such file (give a video file, or a stream URL)")
+    reader = reader_from_args(args)
+    print(reader.description, file=sys.stderr)
+    what = f"camera {args.camera}" if args.source is None else args.source
+    print(f"reading lips from {what}; one line per utterance (Ctrl-C to stop)", file=sys.stderr)
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        stats = run_live(reader, camera=args.camera, source=args.source, pace=not args.fast, display=args.show,
+                         save=args.save, emit=emit)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    print(stats.summary(), file=sys.stderr)
+    return 0
+
+
+def _run_baseline(args: argparse.Namespace) -> int:
+    from lipagent.baseline_config import BaselineTrainingArgs
+    from lipagent.baseline_training import train_baseline
+
+    out, history = train_baseline(BaselineTrainingArgs(
+        dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        shift=args.shift, flip=args.flip, gamma=args.gamma, seed=args.seed, train_split=args.train_split,
+        eval_split=None if args.eval_split == "none" else args.eval_split, max_samples=args.max_samples,
+        overwrite=args.overwrite))
+    last = history[-1]
+    score = f", {args.eval_split} WER {last['eval_wer']:.3f}" if "eval_wer" in last else ""
+    print(f"trained {last['epoch']} epochs: loss {last['loss']:.3f}, training slot accuracy "
+          f"{last['train_slot_accuracy']:.3f}{score}")
+    print(f"wrote {out}/ (evaluate it with: python eval/run_eval.py --model {out} --dataset {args.dataset})")
     return 0
 
 
@@ -149,22 +211,20 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("transcribe", help="read the lips in a video with a trained adapter",
-                       description="Transcribe a video with Gemma 3n + a LoRA adapter, through exactly the "
-                       "training preprocessing (Face Mesh mouth crop, 12 sampled frames, mosaic, prompt). "
+    from lipagent.reading import add_reader_arguments
+
+    p = sub.add_parser("transcribe", help="read the lips in a video with a trained model",
+                       description="Transcribe a video with a baseline lip reader or Gemma 3n + a LoRA adapter, "
+                       "through exactly the preprocessing the model was trained with (the mosaic settings it "
+                       "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
                        "The transcription is the last line of standard output.",
                        formatter_class=HelpFormatter)
     p.add_argument("video", help="video file (any format OpenCV reads)")
-    p.add_argument("--adapter", required=True, help="adapter folder or Hub id")
-    p.add_argument("--base_model", "--base-model", dest="base_model",
-                   help="base model (default: the one named in the adapter's adapter_config.json)")
-    p.add_argument("--load_in_4bit", "--load-in-4bit", dest="load_in_4bit", action="store_true",
-                   help="load the base model in 4-bit NF4 (CUDA only)")
-    p.add_argument("--decoding", choices=("constrained", "free"), default="constrained",
-                   help="constrained: only valid GRID sentences; free: plain greedy decoding")
-    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="default: chosen for the device")
-    p.add_argument("--start-frame", type=int, help="first frame of speech (default: the whole clip)")
+    add_reader_arguments(p)
+    p.add_argument("--speech", choices=("auto", "whole"), default="auto",
+                   help="where the 12 frames are taken from: auto = the spoken part, found from the mouth's movement "
+                   "(as training took it from the alignments); whole = spread over the whole clip")
+    p.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")
     p.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
     p = sub.add_parser("export", help="write the base model with the adapter merged in",
                        description="Merge a LoRA adapter into its base model and save both model and processor, "
@@ -173,6 +233,58 @@ def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", type=Path, help="folder to write")
     p.add_argument("--base_model", "--base-model", dest="base_model", help="default: from adapter_config.json")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16")
+
+
+def _live_parser(sub: argparse._SubParsersAction) -> None:
+    from lipagent.reading import add_reader_arguments
+
+    p = sub.add_parser("live", help="read lips from a camera or a stream, one line per utterance",
+                       formatter_class=HelpFormatter,
+                       description="Watch a camera (or a video file or stream URL), find each utterance from the "
+                       "mouth's movement, and print its time span and transcription as soon as it ends. The mosaic "
+                       "is built exactly as for training (the model's recorded settings); the model runs off the "
+                       "capture loop, so a slow model never holds up the camera.")
+    p.add_argument("--camera", type=int, default=0, help="camera index")
+    p.add_argument("--source", help="a video file or stream URL instead of a camera")
+    p.add_argument("--fast", action="store_true", help="with --source: read as fast as possible instead of at the "
+                   "video's own frame rate")
+    p.add_argument("--show", action="store_true", help="open a window with the image, the mouth box, the last "
+                   "mosaic and text (q or Esc quits)")
+    p.add_argument("--save", type=Path, help="keep each utterance's frames, mosaic and text in this folder")
+    add_reader_arguments(p)
+
+
+def _baseline_parser(sub: argparse._SubParsersAction) -> None:
+    from lipagent.baseline_config import BaselineTrainingArgs as Defaults
+
+    p = sub.add_parser("baseline", help="train the baseline lip reader (the accuracy yardstick)",
+                       description="The baseline lip reader: a small CNN + GRU trained from scratch on the mosaics, "
+                       "predicting the six GRID slots. It is how LipAgent measures whether its mosaics can be read.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = actions.add_parser("train", help="train it on a prepared dataset", formatter_class=HelpFormatter,
+                           description="Train the baseline on the `image` column of a `lipagent prepare` dataset (a "
+                           "folder or a Hub id). Writes model.safetensors, config.json (architecture and the "
+                           "dataset's mosaic settings) and history.json to --out. Deterministic for a --seed on "
+                           "one machine; the 450 real s1 clips of ../shared/grid train in about 3 minutes on 2 cores.")
+    t.add_argument("dataset", help="dataset folder written by `lipagent prepare`, or a Hub dataset id")
+    t.add_argument("--out", type=Path, required=True, help="folder to write the model to")
+    t.add_argument("--epochs", type=int, default=Defaults.epochs, help="passes over the training split")
+    t.add_argument("--batch-size", type=int, default=Defaults.batch_size, help="clips per step")
+    t.add_argument("--learning-rate", type=float, default=Defaults.learning_rate, help="AdamW peak learning rate")
+    t.add_argument("--weight-decay", type=float, default=Defaults.weight_decay, help="AdamW weight decay")
+    t.add_argument("--label-smoothing", type=float, default=Defaults.label_smoothing, help="cross-entropy smoothing")
+    t.add_argument("--shift", type=int, default=Defaults.shift,
+                   help="augmentation: random shift in pixels of the halved cells, the same for a clip's 12 cells")
+    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=Defaults.flip,
+                   help="augmentation: mirror half the clips")
+    t.add_argument("--gamma", type=float, default=Defaults.gamma,
+                   help="augmentation: random gamma in [1-g, 1+g] per clip (lighting)")
+    t.add_argument("--seed", type=int, default=Defaults.seed, help="seed of every random choice")
+    t.add_argument("--train-split", default=Defaults.train_split, help="split to learn from")
+    t.add_argument("--eval-split", default=Defaults.eval_split,
+                   help="split scored after every epoch (history.json), or 'none'")
+    t.add_argument("--max-samples", type=int, help="learn from the first N clips only (smoke runs)")
+    t.add_argument("--overwrite", action="store_true", help="replace --out if it holds an earlier baseline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "validate it and preview it: the whole data pipeline with no network and no GPU.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--num-proc", type=int, help="worker processes (default: cores, max 8)")
+    _baseline_parser(sub)
     _transcribe_parser(sub)
+    _live_parser(sub)
     return parser
 
 
@@ -207,7 +321,9 @@ COMMANDS = {
     "validate": _run_validate,
     "preview": _run_preview,
     "demo": _run_demo,
+    "baseline": _run_baseline,
     "transcribe": _run_transcribe,
+    "live": _run_live,
     "export": _run_export,
 }
 

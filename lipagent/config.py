@@ -6,23 +6,57 @@ which is the point: the model must never see inputs made differently from those 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
+"""Face Mesh on each sampled frame afresh (static), or carried from one sampled frame to the next (tracking)."""
+
+CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
+"""The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
+
+RESAMPLINGS: tuple[str, ...] = ("linear", "area")
+"""OpenCV interpolation from crop to cell. A lip box (~60x25 px in GRID) is *enlarged* to 100x80, where
+`area` behaves like nearest-neighbour."""
 
 
 @dataclass(frozen=True)
 class MosaicConfig:
-    """Geometry and thresholds of the mouth mosaic (defaults: the trained recipe)."""
+    """Geometry, detector and resampling choices, and thresholds of the mouth mosaic.
+
+    The defaults are what `bench/bench_accuracy.py` measured to read best (README, "Accuracy"); change one
+    only with that table's evidence. A dataset records its config in its card, a trained model beside its
+    weights, and inference rebuilds mosaics from the recorded one.
+    """
 
     rows: int = 3
     cols: int = 4
     cell_width: int = 100
     cell_height: int = 80
     lip_padding: float = 0.15
+    landmarks: str = "static"
+    crop: str = "stretch"
+    resampling: str = "linear"
+    subpixel_crop: bool = False
     jpeg_quality: int = 95
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     min_face_ratio: float = 0.8
     min_speech_coverage: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("landmarks", self.landmarks, LANDMARK_MODES), ("crop", self.crop, CROP_SHAPES),
+                                     ("resampling", self.resampling, RESAMPLINGS)):
+            if value not in allowed:
+                raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
+        if self.subpixel_crop and self.resampling != "linear":
+            raise ValueError("subpixel_crop samples the frame through an affine warp, which needs resampling='linear'")
+        if min(self.rows, self.cols, self.cell_width, self.cell_height) < 1 or self.lip_padding < 0:
+            raise ValueError(f"mosaic geometry must be positive: {self.rows}x{self.cols} cells of "
+                             f"{self.cell_width}x{self.cell_height}, padding {self.lip_padding}")
 
     @property
     def num_frames(self) -> int:
@@ -39,6 +73,50 @@ class MosaicConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MosaicConfig:
+        """The config a dataset card or a model folder recorded.
+
+        Records written before the detector, crop and resampling choices were settings lack those keys; they
+        were built with `LEGACY_SETTINGS`, so that is what they get (never today's defaults). Keys this
+        version does not know are ignored with a warning (a record from a newer LipAgent)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            logger.warning("ignoring mosaic settings this LipAgent does not know: %s", ", ".join(unknown))
+        return cls(**{**LEGACY_SETTINGS, **{k: v for k, v in values.items() if k in known}})
+
+    def with_overrides(self, overrides: dict[str, str]) -> MosaicConfig:
+        """This config with settings given as text (`landmarks=tracking`, `subpixel_crop=true`), converted to
+        each field's type; an unknown name or a value of the wrong kind is a one-line error."""
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        values: dict[str, Any] = {}
+        for name, text in overrides.items():
+            if name not in types:
+                raise ValueError(f"unknown mosaic setting {name!r}; known: {', '.join(types)}")
+            kind = types[name]
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"mosaic setting {name} takes true or false, got {text!r}")
+                values[name] = text.lower() in ("true", "1", "yes")
+            else:
+                try:
+                    values[name] = kind(text)
+                except ValueError:
+                    raise ValueError(f"mosaic setting {name} takes a {kind.__name__}, got {text!r}") from None
+        return replace(self, **values)
+
+    def describe(self) -> str:
+        """One line for cards, logs and benchmark tables."""
+        cut = ", sub-pixel cut" if self.subpixel_crop else ""
+        return (f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
+                f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
+                f"{self.resampling} resampling{cut}")
+
+
+LEGACY_SETTINGS: dict[str, Any] = {"landmarks": "tracking", "crop": "cell_aspect", "resampling": "area",
+                                   "subpixel_crop": False}
+"""How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1)."""
 
 DEFAULT_CONFIG = MosaicConfig()
 

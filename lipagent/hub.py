@@ -15,7 +15,9 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 
+from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES
+from lipagent.reading import adapter_mosaic_config
 from lipagent.validate import validate_folder
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -30,8 +32,11 @@ class HubError(ValueError):
 def resolve_dataset(name: str | Path) -> str:
     """A local folder for a dataset folder or Hub id: Hub datasets are fetched into (or, with
     HF_HUB_OFFLINE=1, found in) the Hub cache and then read exactly like a folder `lipagent prepare` wrote."""
-    if Path(name).exists():
-        return str(name)
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    if str(name).startswith(("/", ".", "~")) or str(name).count("/") != 1:
+        raise FileNotFoundError(f"{name}: no such dataset folder (write one with `lipagent prepare --out {name}`), "
+                                "and not an owner/name Hub id")
     return snapshot_download(str(name), repo_type="dataset")
 
 
@@ -118,10 +123,28 @@ def adapter_card(adapter: Path, repo_id: str, metrics: dict | None, dataset: str
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{_adapter_body(repo_id, base, recipe, metrics, dataset_id)}")
+    mosaic = adapter_mosaic_config(adapter)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{_adapter_body(repo_id, base, recipe, metrics, dataset_id, mosaic)}")
 
 
-def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None) -> str:
+def baseline_gap(metrics: dict) -> str:
+    """How a model's WER relates to the baseline's in `metrics` (as run_eval.py --baseline writes it)."""
+    gap = metrics["baseline"]["wer"] - metrics["wer"]
+    return (f"beats it by {gap * 100:.1f} WER points" if gap > 0 else f"trails it by {-gap * 100:.1f} WER points"
+            if gap < 0 else "only ties it")
+
+
+def baseline_comparison(metrics: dict) -> str:
+    """The card's line on the yardstick: the baseline lip reader's WER on the same clips, and what it means."""
+    base = metrics["baseline"]["wer"]
+    relation = baseline_gap(metrics)
+    return (f"**Against the baseline:** LipAgent's baseline lip reader (a ~1 MB CNN + GRU trained from scratch on the "
+            f"same mosaics, `lipagent baseline train`) reads these clips at WER {base:.2%}; this adapter {relation}. "
+            "A fine-tuned Gemma should beat it clearly: if it does not, the gain is not coming from the large model.")
+
+
+def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None,
+                  mosaic: MosaicConfig) -> str:
     recipe_rows = "\n".join(f"| {k} | {v} |" for k, v in recipe.items() if v is not None)
     if metrics:
         slots = " | ".join(f"{metrics['slot_accuracy'][s]:.1%}" for s in SLOT_NAMES)
@@ -131,12 +154,14 @@ def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, d
             f"sentence accuracy {metrics['sentence_accuracy']:.2%}, valid sentences {metrics['valid_sentence_rate']:.1%}.\n\n"
             f"| {' | '.join(SLOT_NAMES)} |\n|{'---|' * len(SLOT_NAMES)}\n| {slots} |"
         )
+        if "baseline" in metrics:
+            scores += "\n\n" + baseline_comparison(metrics)
     else:
         scores = "Not evaluated yet."
     return f"""
 # {repo_id.split('/')[-1]}
 
-A LoRA adapter for [{base}](https://huggingface.co/{base}) that reads lips: given a mosaic of 12 mouth crops
+A LoRA adapter for [{base}](https://huggingface.co/{base}) that reads lips: given a mosaic of {mosaic.num_frames} mouth crops
 from a GRID-style video, it writes the six-word sentence spoken. Trained with LipAgent on
 {f'[`{dataset}`](https://huggingface.co/datasets/{dataset})' if dataset else 'GRID mouth mosaics'}.
 
@@ -153,8 +178,9 @@ reader = LipReader.from_pretrained("{repo_id}")             # picks CUDA, MPS or
 print(reader.transcribe_video("clip.mp4"))                  # or transcribe_frames(frames), transcribe_mosaic(image)
 ```
 
-Inputs go through exactly the preprocessing used for training (MediaPipe Face Mesh lip crop, 12 frames over
-the clip, 3x4 mosaic of 100x80 cells, the same prompt); decoding is constrained to valid GRID sentences by default.
+Inputs go through exactly the preprocessing used for training, recorded in `lipagent.json` ({mosaic.describe()};
+{mosaic.num_frames} frames over the spoken part of the clip, a {mosaic.rows}x{mosaic.cols} mosaic of {mosaic.cell_width}x{mosaic.cell_height}
+cells; the same prompt); decoding is constrained to valid GRID sentences by default.
 
 ## Evaluation
 {scores}

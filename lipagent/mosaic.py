@@ -12,14 +12,39 @@ from lipagent.config import MosaicConfig
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels, x1/y1 exclusive."""
 
+FloatBox = tuple[float, float, float, float]
+"""x0, y0, x1, y1 in continuous pixel coordinates (pixel i covers [i, i + 1))."""
 
-def crop_cell(frame: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
-    """The box cut from the frame and resized to one mosaic cell."""
+INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+
+
+def pixel_box(box: FloatBox, width: int, height: int) -> Box:
+    """The float box rounded to whole pixels (size rounded, then position), still inside the frame."""
     x0, y0, x1, y1 = box
+    w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+    left = min(max(round(x0), 0), width - w)
+    top = min(max(round(y0), 0), height - h)
+    return left, top, left + w, top + h
+
+
+def crop_cell(frame: np.ndarray, box: FloatBox, width: int, height: int, resampling: str = "linear",
+              subpixel: bool = False) -> np.ndarray:
+    """The box cut from the frame and resized to one `width` x `height` mosaic cell.
+
+    `subpixel` samples the exact float box through an affine warp (bilinear); otherwise the box is rounded
+    to whole pixels, cut and resized with `resampling`."""
+    if subpixel:
+        x0, y0, x1, y1 = box
+        sx, sy = (x1 - x0) / width, (y1 - y0) / height
+        # Cell pixel centre u + 0.5 maps to frame point x0 + (u + 0.5) * sx, whose pixel index is that minus 0.5.
+        matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+        return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+    x0, y0, x1, y1 = pixel_box(box, frame.shape[1], frame.shape[0])
     crop = frame[y0:y1, x0:x1]
     if crop.size == 0:
         raise ValueError(f"empty crop box {box} for a frame of shape {frame.shape}")
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(crop, (width, height), interpolation=INTERPOLATION[resampling])
 
 
 def tile(cells: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
@@ -29,9 +54,10 @@ def tile(cells: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
     return np.vstack([np.hstack(cells[r * cols : (r + 1) * cols]) for r in range(rows)])
 
 
-def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[Box], config: MosaicConfig) -> np.ndarray:
-    """The mosaic (BGR, config.height x config.width) of one crop per sampled frame."""
-    cells = [crop_cell(f, b, config.cell_width, config.cell_height) for f, b in zip(frames, boxes, strict=True)]
+def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[FloatBox], config: MosaicConfig) -> np.ndarray:
+    """The mosaic (BGR, config.height x config.width) of one crop per sampled frame, cut as `config` says."""
+    cells = [crop_cell(f, b, config.cell_width, config.cell_height, config.resampling, config.subpixel_crop)
+             for f, b in zip(frames, boxes, strict=True)]
     return tile(cells, config.rows, config.cols)
 
 

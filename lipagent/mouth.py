@@ -16,7 +16,7 @@ import mediapipe as mp
 import numpy as np
 
 from lipagent.config import MosaicConfig
-from lipagent.mosaic import Box
+from lipagent.mosaic import FloatBox
 from lipagent.quiet import quiet_native_stderr
 
 LIP_LANDMARKS: tuple[int, ...] = (
@@ -24,8 +24,6 @@ LIP_LANDMARKS: tuple[int, ...] = (
     185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
 )  # fmt: skip
 """The 40 Face Mesh indices of FACEMESH_LIPS (468-point mesh), the same set for training and inference."""
-
-FloatBox = tuple[float, float, float, float]
 
 
 def lip_box(lips: np.ndarray, width: int, height: int) -> FloatBox:
@@ -35,21 +33,23 @@ def lip_box(lips: np.ndarray, width: int, height: int) -> FloatBox:
     return float(x0) * width, float(y0) * height, float(x1) * width, float(y1) * height
 
 
-def crop_box(lips: FloatBox, padding: float, aspect: float, width: int, height: int) -> Box:
-    """The lip box padded by `padding` of its size on each side, widened or heightened to the cell's
-    aspect ratio (so cells are never stretched), and kept inside the frame."""
+def crop_box(lips: FloatBox, padding: float, aspect: float | None, width: int, height: int) -> FloatBox:
+    """The lip box padded by `padding` of its size on each side, grown to `aspect` (width/height) when one
+    is given (so the cell is never stretched; None keeps the padded box's own shape), at least 2 px, and
+    moved inside the frame. Floats: `lipagent.mosaic` decides how to cut it."""
     x0, y0, x1, y1 = lips
     w = (x1 - x0) * (1 + 2 * padding)
     h = (y1 - y0) * (1 + 2 * padding)
-    if w / max(h, 1e-6) < aspect:
-        w = h * aspect
-    else:
-        h = w / aspect
-    w, h = min(max(w, 2.0), width), min(max(h, 2.0), height)
+    if aspect is not None:
+        if w / max(h, 1e-6) < aspect:
+            w = h * aspect
+        else:
+            h = w / aspect
+    w, h = min(max(w, 2.0), float(width)), min(max(h, 2.0), float(height))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = min(max(round(cx - w / 2), 0), width - round(w))
-    top = min(max(round(cy - h / 2), 0), height - round(h))
-    return left, top, left + round(w), top + round(h)
+    left = min(max(cx - w / 2, 0.0), width - w)
+    top = min(max(cy - h / 2, 0.0), height - h)
+    return left, top, left + w, top + h
 
 
 def fill_missing(boxes: Sequence[FloatBox | None]) -> list[FloatBox]:
@@ -66,23 +66,36 @@ def min_faces(config: MosaicConfig) -> int:
 
 
 class LipLandmarker:
-    """Face Mesh lip boxes for the frames of one clip at a time.
+    """Face Mesh lip boxes for the frames of one clip at a time, in the mode `config.landmarks` names.
 
-    Tracking mode (landmarks carried from frame to frame) is faster and is what a live camera uses;
-    for files the tracker is reset at each clip so a clip's mosaic never depends on the clip before it.
+    Static mode detects the face afresh in every frame (the 12 sampled frames of a mosaic are ~0.14 s
+    apart, too far for tracking to help; it reads better, see the README's accuracy table). Tracking mode
+    carries landmarks from frame to frame: cheaper, and what must look at every frame of a camera stream.
+    Either way the state is reset at each clip, so a clip's mosaic never depends on the clip before it.
     """
 
-    def __init__(self, config: MosaicConfig, static_image_mode: bool = False) -> None:
+    def __init__(self, config: MosaicConfig, mode: str | None = None) -> None:
         _CREATORS.add(os.getpid())
+        self.mode = mode or config.landmarks
         with quiet_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=static_image_mode,
+                static_image_mode=self.mode == "static",
                 max_num_faces=1,
                 refine_landmarks=False,
                 min_detection_confidence=config.min_detection_confidence,
                 min_tracking_confidence=config.min_tracking_confidence,
             )
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
+
+    def points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        """The face's 468 landmarks in one frame as (468, 2) pixel x, y (None: no face), carrying tracking state
+        from the previous call."""
+        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        if not result.multi_face_landmarks:
+            return None
+        height, width = frame_bgr.shape[:2]
+        landmarks = result.multi_face_landmarks[0].landmark
+        return np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
 
     def lip_box(self, frame_bgr: np.ndarray) -> FloatBox | None:
         """The lip box in one frame, carrying tracking state from the previous call."""
@@ -100,11 +113,22 @@ class LipLandmarker:
             self._mesh.reset()
             return [self.lip_box(frame) for frame in frames_bgr]
 
+    def clip_points(self, frames_bgr: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """Landmarks for every frame of a new clip (tracking state reset first)."""
+        with quiet_native_stderr():
+            self._mesh.reset()
+            return [self.points(frame) for frame in frames_bgr]
+
+    def stream_points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        """Landmarks for the next frame of a stream (no reset: a camera is one long clip)."""
+        with quiet_native_stderr():
+            return self.points(frame_bgr)
+
     def close(self) -> None:
         self._mesh.close()
 
 
-_LANDMARKERS: dict[tuple[int, MosaicConfig], LipLandmarker] = {}
+_LANDMARKERS: dict[tuple[int, MosaicConfig, str | None], LipLandmarker] = {}
 _CREATORS: set[int] = set()
 
 
@@ -113,11 +137,11 @@ def face_mesh_created_here() -> bool:
     return os.getpid() in _CREATORS
 
 
-def process_landmarker(config: MosaicConfig) -> LipLandmarker:
-    """This process's landmarker, made on first use (keyed by pid, so a forked worker never reuses
-    its parent's)."""
-    key = (os.getpid(), config)
+def process_landmarker(config: MosaicConfig, mode: str | None = None) -> LipLandmarker:
+    """This process's landmarker for `config` (in `mode`, default the config's), made on first use (keyed by pid,
+    so a forked worker never reuses its parent's)."""
+    key = (os.getpid(), config, mode)
     if key not in _LANDMARKERS:
-        _LANDMARKERS[key] = LipLandmarker(config)
+        _LANDMARKERS[key] = LipLandmarker(config, mode)
     return _LANDMARKERS[key]
 

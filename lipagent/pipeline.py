@@ -13,6 +13,7 @@ from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mosaic import build_mosaic, encode_jpeg
 from lipagent.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.sampling import sample_indices
+from lipagent.speech import DEFAULT_SPEECH, SpeechConfig, detect_span, mouth_opening
 from lipagent.video import VideoError, read_frames, read_sampled_frames
 
 
@@ -56,7 +57,7 @@ def frames_to_mosaic(
             SkipReason.FACE_NOT_FOUND,
             f"a face in {found} of {len(frames)} sampled frames (need {min_faces(config)})",
         )
-    aspect = config.cell_width / config.cell_height
+    aspect = config.cell_width / config.cell_height if config.crop == "cell_aspect" else None
     crops = []
     for frame, lips in zip(frames, fill_missing(boxes)):
         height, width = frame.shape[:2]
@@ -72,6 +73,84 @@ def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConf
             SkipReason.TOO_FEW_FRAMES,
             f"{num_frames} frames; speech spans frames {start}-{end} ({covered:.0%} present)",
         )
+
+
+def find_speech(frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG,
+                speech: SpeechConfig = DEFAULT_SPEECH) -> tuple[int, int]:
+    """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
+    tracking mode on every frame (reset at the clip's start), then `lipagent.speech.detect_span`.
+    Raises `lipagent.speech.NoSpeechFound`."""
+    points = process_landmarker(config, mode="tracking").clip_points(frames)
+    return detect_span([mouth_opening(p) for p in points], speech)
+
+
+def clip_mosaic(frames: Sequence[np.ndarray], speech: tuple[int, int], config: MosaicConfig = DEFAULT_CONFIG,
+                landmarker: LipLandmarker | None = None) -> Mosaic:
+    """The mosaic of an already decoded clip: `config.num_frames` frames spread over `speech` (inclusive)."""
+    _check_coverage(speech, len(frames), config)
+    indices = sample_indices(*speech, config.num_frames, len(frames))
+    jpeg, found = frames_to_mosaic([frames[i] for i in indices], landmarker or process_landmarker(config), config)
+    return Mosaic(jpeg=jpeg, frame_indices=tuple(indices), face_frames=found, num_frames=len(frames))
+
+
+SPEECH_MODES: tuple[str, ...] = ("auto", "whole")
+"""Without a given (start, end): find the spoken part from the mouth (auto), or spread over every frame (whole)."""
+
+Speech = tuple[int, int] | str
+"""A given spoken span (first, last frame, inclusive), or one of SPEECH_MODES."""
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A clip's mosaic and the span it was sampled over, with how that span was chosen (given, auto, whole)."""
+
+    mosaic: Mosaic
+    span: tuple[int, int]
+    how: str
+
+    def describe(self) -> str:
+        """One line for stderr: what was read."""
+        start, end = self.span
+        source = {"given": "as given", "auto": "detected from the mouth", "whole": "the whole clip"}[self.how]
+        return (f"reading frames {start}-{end} of {self.mosaic.num_frames} ({source}; "
+                f"{(end - start + 1) / 25:.2f} s at 25 fps)")
+
+
+def _span(frames: Sequence[np.ndarray], speech: Speech, config: MosaicConfig) -> tuple[tuple[int, int], str]:
+    if isinstance(speech, tuple):
+        return (int(speech[0]), int(speech[1])), "given"
+    if speech not in SPEECH_MODES:
+        raise ValueError(f"speech must be a (start, end) frame pair or one of {', '.join(SPEECH_MODES)}, got {speech!r}")
+    if speech == "whole":
+        return (0, len(frames) - 1), "whole"
+    return find_speech(frames, config), "auto"
+
+
+def prepare_frames(frames: Sequence[np.ndarray], speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG
+                   ) -> PreparedClip:
+    """Decoded frames (a camera's, say) -> the mosaic training would have made, sampled over `speech`."""
+    if len(frames) < config.num_frames:
+        raise ClipRejected(SkipReason.TOO_FEW_FRAMES,
+                           f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}")
+    span, how = _span(frames, speech, config)
+    return PreparedClip(clip_mosaic(frames, span, config), span, how)
+
+
+def prepare_video(path: str | Path, speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG) -> PreparedClip:
+    """A video file -> its mosaic over `speech`. A given span decodes only the sampled frames (the dataset
+    builder's path, byte for byte); auto and whole read every frame."""
+    if isinstance(speech, tuple):
+        return PreparedClip(video_to_mosaic(path, speech, config), (int(speech[0]), int(speech[1])), "given")
+    return prepare_frames(decode_all(path), speech, config)
+
+
+def decode_all(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video, in order (a clip is read whole when its spoken part must be found first)."""
+    try:
+        frames, count = read_frames(path)
+    except VideoError as error:
+        raise ClipRejected(SkipReason.UNDECODABLE, str(error)) from None
+    return [frames[i] for i in range(count)]
 
 
 def video_to_mosaic(

@@ -1,29 +1,27 @@
 """`LipReader`: the base model plus a LoRA adapter, reading lips from a video, frames or a mosaic.
 
-Every input goes through the code the dataset builder uses (sampling, mouth crop, mosaic, JPEG) and
-the prompt goes through the same TRL chat-template and processor calls as TRL's training collator,
-so a clip is seen exactly as it would have been in training.
+Every input goes through the code the dataset builder uses (sampling, mouth crop, mosaic, JPEG) with the
+mosaic settings the adapter was trained on (its `lipagent.json`), and the prompt goes through the same TRL
+chat-template and processor calls as TRL's training collator, so a clip is seen exactly as it would have
+been in training.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import platform
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
-from lipagent.mouth import process_landmarker
-from lipagent.pipeline import frames_to_mosaic, video_to_mosaic
 from lipagent.prompt import inference_messages
-from lipagent.sampling import sample_indices
+from lipagent.reading import READING_RECORD, Reader, ReaderError, adapter_mosaic_config, mosaic_image, resolve_model
 from lipagent.torch_compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()
@@ -35,8 +33,8 @@ logger = logging.getLogger(__name__)
 DECODINGS = ("constrained", "free")
 
 
-class LipReaderError(ValueError):
-    """A request this machine or input cannot serve, said in words a user can act on."""
+LipReaderError = ReaderError
+"""The name this error had before the baseline reader shared it."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +93,7 @@ def load_processor(adapter: str, base: str) -> Any:
         return AutoProcessor.from_pretrained(base)
 
 
-def mosaic_image(mosaic: Image.Image | bytes) -> Image.Image:
-    """A mosaic as the RGB image the processor receives (JPEG bytes decoded like datasets does)."""
-    image = Image.open(io.BytesIO(mosaic)) if isinstance(mosaic, (bytes, bytearray)) else mosaic
-    return image.convert("RGB")
-
-
-class LipReader:
+class LipReader(Reader):
     """Transcribe lip movements with a Gemma 3n + LoRA adapter."""
 
     def __init__(self, model: Any, processor: Any, plan: DevicePlan, decoding: str = "constrained",
@@ -109,6 +101,7 @@ class LipReader:
         if decoding not in DECODINGS:
             raise LipReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
+        self.description = plan.reason
 
     @classmethod
     def from_pretrained(
@@ -130,7 +123,9 @@ class LipReader:
         import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
         plan = plan_device(device, dtype, load_in_4bit)
-        adapter = str(adapter)
+        folder = resolve_model(adapter)
+        config = adapter_mosaic_config(folder)
+        adapter = str(folder)
         base = base_model or base_model_of(adapter)
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
         quantization = (
@@ -147,20 +142,7 @@ class LipReader:
         if not load_in_4bit:
             model = model.to(plan.device)
         model.eval()
-        return cls(model, load_processor(adapter, base), plan, decoding)
-
-    def mosaic_for_video(self, path: str | Path, speech: tuple[int, int] | None = None) -> bytes:
-        """The mosaic JPEG the dataset builder would store for this clip (whole clip when no `speech`)."""
-        return video_to_mosaic(path, speech, self.config).jpeg
-
-    def mosaic_for_frames(self, frames: Sequence[np.ndarray], speech: tuple[int, int] | None = None) -> bytes:
-        """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's."""
-        if len(frames) < self.config.num_frames:
-            raise LipReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.num_frames}")
-        start, end = speech if speech is not None else (0, len(frames) - 1)
-        indices = sample_indices(start, end, self.config.num_frames, len(frames))
-        jpeg, _ = frames_to_mosaic([frames[i] for i in indices], process_landmarker(self.config), self.config)
-        return jpeg
+        return cls(model, load_processor(adapter, base), plan, decoding, config)
 
     def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
@@ -193,15 +175,6 @@ class LipReader:
         answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         return [normalize(a) for a in answers]
 
-    def transcribe_mosaic(self, mosaic: Image.Image | bytes) -> str:
-        return self.transcribe_mosaics([mosaic])[0]
-
-    def transcribe_video(self, path: str | Path, speech: tuple[int, int] | None = None) -> str:
-        return self.transcribe_mosaic(self.mosaic_for_video(path, speech))
-
-    def transcribe_frames(self, frames: Sequence[np.ndarray], speech: tuple[int, int] | None = None) -> str:
-        return self.transcribe_mosaic(self.mosaic_for_frames(frames, speech))
-
 
 def export_merged(adapter: str | Path, out: str | Path, base_model: str | None = None, dtype: str = "bfloat16") -> Path:
     """Write the base model with the adapter merged in (plus the processor) for runtimes without PEFT."""
@@ -210,14 +183,20 @@ def export_merged(adapter: str | Path, out: str | Path, base_model: str | None =
 
     import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
-    adapter, out = str(adapter), Path(out)
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; remove it or choose another folder")
+    folder = resolve_model(adapter)
+    adapter = str(folder)
     base = base_model or base_model_of(adapter)
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     staging = out.with_name(f".{out.name}.partial")
     merged.save_pretrained(staging)
     load_processor(adapter, base).save_pretrained(staging)
+    if (folder / READING_RECORD).is_file():
+        shutil.copy2(folder / READING_RECORD, staging / READING_RECORD)
     if out.exists():
-        raise FileExistsError(f"{out} already exists; remove it or choose another folder")
+        raise FileExistsError(f"{out} appeared while merging; the merged model is left in {staging}")
     staging.rename(out)
     return out

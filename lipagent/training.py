@@ -16,6 +16,7 @@ as "unused", so `remove_unused_columns` is forced off.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -44,8 +45,10 @@ from trl import (  # noqa: E402
 )
 
 import lipagent.tiny_gemma3n  # noqa: E402,F401  registers the tiny timm encoder, so tiny checkpoints load
+from lipagent.card import dataset_mosaic_config  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.prompt import training_example  # noqa: E402
+from lipagent.prompt import PROMPT, training_example  # noqa: E402
+from lipagent.reading import READING_RECORD  # noqa: E402
 
 __all__ = [
     "FINAL_ADAPTER",
@@ -58,6 +61,7 @@ __all__ = [
     "make_parser",
     "parse_args",
     "quantization_config",
+    "reading_record",
     "resolve_checkpoint",
     "save_final_adapter",
     "to_training_rows",
@@ -314,9 +318,24 @@ def resolve_checkpoint(value: str | None, output_dir: str | Path) -> str | None:
     return value
 
 
-def save_final_adapter(trainer: SFTTrainer, output_dir: str | Path) -> Path:
-    """Write adapter + processor to <output_dir>/final-adapter via a temp folder beside it and a rename, so that
-    final-adapter/ is either absent, the previous complete adapter, or the new complete one."""
+def reading_record(dataset_name: str) -> dict[str, Any]:
+    """What inference must reproduce, saved beside the adapter as lipagent.json: the mosaic settings of the
+    dataset trained on (from its card) and the prompt. Read before training starts, so a dataset whose settings
+    are unknown stops the run at once rather than after hours."""
+    local = Path(dataset_name).expanduser()
+    folder = local if local.is_dir() else Path(resolve_dataset(dataset_name))
+    try:
+        mosaic = dataset_mosaic_config(folder)
+    except ValueError as error:
+        raise TrainingSetupError(f"{error}; an adapter must record the mosaic settings it learned from, so that "
+                                 "inference can build the same mosaics") from None
+    return {"mosaic": mosaic.to_dict(), "prompt": PROMPT, "dataset": dataset_name}
+
+
+def save_final_adapter(trainer: SFTTrainer, output_dir: str | Path, record: dict[str, Any] | None = None) -> Path:
+    """Write adapter + processor (+ the reading `record` as lipagent.json) to <output_dir>/final-adapter via a
+    temp folder beside it and a rename, so that final-adapter/ is either absent, the previous complete adapter,
+    or the new complete one."""
     output_dir = Path(output_dir)
     final = output_dir / FINAL_ADAPTER
     partial = output_dir / f"{FINAL_ADAPTER}.partial"
@@ -327,6 +346,8 @@ def save_final_adapter(trainer: SFTTrainer, output_dir: str | Path) -> Path:
     trainer.save_model(str(partial))  # every rank: FSDP gathers the weights; only the main process writes
     state.wait_for_everyone()
     if state.is_main_process:
+        if record is not None:
+            (partial / READING_RECORD).write_text(json.dumps(record, indent=2))
         previous = output_dir / f"{FINAL_ADAPTER}.previous"
         if previous.exists():
             shutil.rmtree(previous)
@@ -343,12 +364,13 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
 
     Returns the finished trainer, whose model is the one the adapter was saved from."""
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    record = reading_record(script_args.dataset_name) if script_args.dataset_name else None
     trainer = build_trainer(script_args, training_args, model_args)
     if trainer.accelerator.is_main_process:
         trainer.model.print_trainable_parameters()
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_state()
-    final = save_final_adapter(trainer, training_args.output_dir)
+    final = save_final_adapter(trainer, training_args.output_dir, record)
     trainer.accelerator.print(f"adapter written to {final}")
     trainer.end()
     return trainer

@@ -67,7 +67,7 @@ def validate_folder(folder: str | Path) -> ValidationReport:
     meta = DatasetCard.load(folder / "README.md").data.to_dict().get("lipagent") or {}
     if not meta:
         report.add("the dataset card has no `lipagent` metadata (was it written by `lipagent prepare`?)")
-    config = MosaicConfig(**meta.get("mosaic", {}))
+    config = MosaicConfig.from_dict(meta.get("mosaic", {}))
     scheme = meta.get("split_scheme", "overlapped")
     _check_shards(folder, report)
     if not report.ok:

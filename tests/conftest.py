@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -66,3 +67,31 @@ def prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         PrepareOptions(speakers=("s1", "s2"), out=out, grid_dir=grid_dir, cache_dir=root / "cache", num_proc=2)
     )
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def baseline_dir(prepared, tmp_path_factory) -> Path:
+    """`lipagent baseline train` on the real mosaics, as a user runs it (few epochs and clips, to stay quick)."""
+    from lipagent.cli import main as lipagent_main
+
+    out, _ = prepared
+    folder = tmp_path_factory.mktemp("baseline") / "baseline"
+    assert lipagent_main(["baseline", "train", str(out), "--out", str(folder), "--epochs", "2",
+                          "--max-samples", "32"]) == 0
+    return folder
+
+
+def _cache_snapshot(hub_cache: Path, kind: str, repo_id: str, source: Path) -> None:
+    """Lay files out as huggingface_hub's cache does after a download."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    root = hub_cache / f"{kind}s--{repo_id.replace('/', '--')}"
+    shutil.copytree(source, root / "snapshots" / revision)
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(revision)
+
+
+@pytest.fixture
+def cache_snapshot():
+    """`cache_snapshot(hub_cache, "model"|"dataset", repo_id, folder)`: put a folder in a Hub cache, as if
+    downloaded, for offline tests of Hub ids."""
+    return _cache_snapshot

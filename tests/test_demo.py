@@ -20,12 +20,15 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
     assert len(losses) >= 2
     metrics = json.loads(artifacts["metrics"].read_text())
     assert metrics["valid_sentence_rate"] == 1.0
-    transcription = printed.split("transcription of ")[1].splitlines()[0].split(": ", 1)[1]
-    assert is_valid_sentence(transcription)
+    for reader in ("baseline read: ", "tiny Gemma read: "):
+        assert is_valid_sentence(printed.split(reader)[1].splitlines()[0]), reader
+    assert metrics["baseline"]["wer"] <= 1.0 and "baseline" in str(artifacts["baseline"])
+    assert (artifacts["baseline"] / "model.safetensors").is_file()
     staged = datasets.load_dataset(str(artifacts["staged dataset"]))
     assert {s: len(staged[s]) for s in staged} == {s: len(d) for s, d in datasets.load_dataset(str(artifacts["dataset"])).items()}
     card = ModelCard.load(artifacts["staged adapter"] / "README.md")
     assert {r.metric_type: r.metric_value for r in card.data.eval_results}["wer"] == metrics["wer"]
     assert not (artifacts["staged adapter"] / "training_args.bin").exists()
-    for command in ("lipagent prepare", "train/sft.py", "eval/run_eval.py", "transcribe", "push_to_hub.py"):
+    for command in ("lipagent prepare", "baseline train", "train/sft.py", "eval/run_eval.py", "transcribe",
+                    "push_to_hub.py"):
         assert command in printed

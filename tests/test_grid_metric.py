@@ -219,3 +219,15 @@ def test_metric_info(grid: evaluate.EvaluationModule) -> None:
     assert "GRID" in grid.description
     assert set(grid.features) == {"predictions", "references"}
     assert all(feature.dtype == "string" for feature in grid.features.values())
+
+
+def test_clip_errors_add_up_to_the_corpus_wer_and_the_interval_brackets_it(source: ModuleType) -> None:
+    references = ["bin blue at f two now", "lay red by g nine again", "set white in z zero soon"] * 10
+    predictions = ["bin blue at f two now", "lay red by", "set white in z zero soon please"] * 10
+    errors = source.clip_word_errors(predictions, references)
+    assert errors[:3] == [0, 3, 1]
+    assert sum(errors) / (6 * len(references)) == pytest.approx(jiwer.wer(references, predictions))
+    low, high = source.wer_interval(predictions, references, draws=500)
+    assert low <= jiwer.wer(references, predictions) <= high and low < high
+    assert source.wer_interval(predictions, references, draws=500) == (low, high), "seeded: reproducible"
+    assert source.wer_interval(references, references, draws=100) == (0.0, 0.0)

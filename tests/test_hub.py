@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.errors import HfHubHTTPError
 
+from lipagent.config import DEFAULT_CONFIG
 from push_to_hub import main as push_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +91,19 @@ def test_adapter_card_carries_base_recipe_and_metrics(adapter_dir, tmp_path):
     assert "lipagent transcribe clip.mp4 --adapter team/gemma3n-lipreader-lora" in card.text
     assert 'LipReader.from_pretrained("team/gemma3n-lipreader-lora")' in card.text
     assert "| r | 16 |" in card.text and "| epochs | 5 |" in card.text and "| final_train_loss | 0.1 |" in card.text
+    assert "LipAgent 0.1" not in card.text and "tracking mode" in card.text, "no record: the legacy settings are named"
+
+
+def test_adapter_card_shows_the_recorded_mosaics_and_the_baseline(adapter_dir, tmp_path):
+    (adapter_dir / "lipagent.json").write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict()}))
+    (tmp_path / "metrics.json").write_text(json.dumps({**METRICS, "baseline": {"model": "baseline", "wer": 0.37}}))
+    stage = tmp_path / "s"
+    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--eval", str(tmp_path / "metrics.json"),
+                      "--dry-run", "--stage-dir", str(stage)]) == 0
+    text = " ".join(ModelCard.load(stage / "README.md").text.split())
+    assert (stage / "lipagent.json").is_file(), "the record travels with the adapter"
+    assert DEFAULT_CONFIG.describe() in text
+    assert "reads these clips at WER 37.00%; this adapter beats it by 12.0 WER points" in text
 
 
 def test_missing_token_fails_before_any_work(prepared, tmp_path, monkeypatch, capsys):
@@ -129,16 +142,7 @@ def test_publish_asks_for_a_private_repo_and_uploads_the_stage(prepared, public,
     assert SECRET not in captured.out + captured.err
 
 
-def _cache_snapshot(hub_cache: Path, kind: str, repo_id: str, source: Path) -> None:
-    """Lay files out as huggingface_hub's cache does after a download."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    root = hub_cache / f"{kind}s--{repo_id.replace('/', '--')}"
-    shutil.copytree(source, root / "snapshots" / revision)
-    (root / "refs").mkdir(parents=True)
-    (root / "refs" / "main").write_text(revision)
-
-
-def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path):
+def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache_snapshot):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
@@ -148,8 +152,8 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
     get_peft_model(model, LoraConfig(r=2, target_modules=LORA_TARGET_MODULES)).save_pretrained(tmp_path / "adapter")
     hub_cache = tmp_path / "hf" / "hub"
-    _cache_snapshot(hub_cache, "dataset", "team/grid-mosaics", out)
-    _cache_snapshot(hub_cache, "model", "team/tiny-lipreader-lora", tmp_path / "adapter")
+    cache_snapshot(hub_cache, "dataset", "team/grid-mosaics", out)
+    cache_snapshot(hub_cache, "model", "team/tiny-lipreader-lora", tmp_path / "adapter")
     script = (
         "import datasets\n"
         "from lipagent.hub import resolve_dataset\n"

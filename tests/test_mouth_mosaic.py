@@ -3,8 +3,8 @@ import mediapipe as mp
 import numpy as np
 import pytest
 
-from lipagent.config import DEFAULT_CONFIG
-from lipagent.mosaic import build_mosaic, crop_cell, encode_jpeg, tile
+from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
+from lipagent.mosaic import build_mosaic, crop_cell, encode_jpeg, pixel_box, tile
 from lipagent.mouth import LIP_LANDMARKS, crop_box, fill_missing, lip_box, min_faces
 
 
@@ -19,16 +19,23 @@ def test_lip_box_is_the_landmarks_bounds_in_pixels():
 
 
 def test_crop_box_pads_and_keeps_the_cell_aspect():
-    box = crop_box((100.0, 100.0, 140.0, 116.0), 0.15, 1.25, 360, 288)
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = pixel_box(crop_box((100.0, 100.0, 140.0, 116.0), 0.15, 1.25, 360, 288), 360, 288)
     assert x1 - x0 == 52 and (x1 - x0) / (y1 - y0) == pytest.approx(1.25, abs=0.03)
     assert (x0 + x1) / 2 == pytest.approx(120, abs=1) and (y0 + y1) / 2 == pytest.approx(108, abs=1)
 
 
-def test_crop_box_stays_inside_the_frame():
+def test_stretch_crop_is_the_padded_lip_box():
+    x0, y0, x1, y1 = crop_box((100.0, 100.0, 140.0, 116.0), 0.15, None, 360, 288)
+    assert (x1 - x0, y1 - y0) == pytest.approx((52.0, 20.8))
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((120.0, 108.0))
+
+
+@pytest.mark.parametrize("aspect", [1.25, None])
+def test_crop_box_stays_inside_the_frame(aspect):
     for lips in [(-20.0, -10.0, 10.0, 5.0), (350.0, 280.0, 400.0, 300.0), (0.0, 0.0, 1000.0, 1000.0)]:
-        x0, y0, x1, y1 = crop_box(lips, 0.15, 1.25, 360, 288)
-        assert 0 <= x0 < x1 <= 360 and 0 <= y0 < y1 <= 288
+        box = crop_box(lips, 0.15, aspect, 360, 288)
+        for x0, y0, x1, y1 in (box, pixel_box(box, 360, 288)):
+            assert 0 <= x0 < x1 <= 360 and 0 <= y0 < y1 <= 288
 
 
 def test_missing_boxes_borrow_the_nearest_neighbour():
@@ -54,9 +61,55 @@ def test_tile_is_row_major_in_time():
 def test_crop_cell_and_jpeg_round_trip():
     frame = np.zeros((288, 360, 3), dtype=np.uint8)
     frame[100:140, 150:200] = (0, 0, 255)
-    cell = crop_cell(frame, (150, 100, 200, 140), 100, 80)
-    assert cell.shape == (80, 100, 3) and (cell[..., 2] == 255).all()
+    for resampling, subpixel in (("linear", False), ("area", False), ("linear", True)):
+        cell = crop_cell(frame, (150.0, 100.0, 200.0, 140.0), 100, 80, resampling, subpixel)
+        # A sub-pixel cut samples the box's outer edge exactly, so its border blends with the pixels outside.
+        inner = cell[1:-1, 1:-1] if subpixel else cell
+        assert cell.shape == (80, 100, 3) and (inner[..., 2] == 255).all(), (resampling, subpixel)
     mosaic = build_mosaic([frame] * 12, [(150, 100, 200, 140)] * 12, DEFAULT_CONFIG)
     decoded = cv2.imdecode(np.frombuffer(encode_jpeg(mosaic, 95), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (240, 400, 3)
     assert np.abs(decoded.astype(int) - mosaic.astype(int)).mean() < 2
+
+
+def _ramp() -> np.ndarray:
+    """A frame whose pixels all differ smoothly, so resampling choices show."""
+    y, x = np.mgrid[0:288, 0:360]
+    return np.dstack([(x * 0.7) % 256, (y * 0.9) % 256, ((x + y) * 0.3) % 256]).astype(np.uint8)
+
+
+def test_subpixel_cut_of_a_whole_pixel_box_matches_the_linear_resize():
+    frame = _ramp()
+    pixel = crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "linear", subpixel=False)
+    subpixel = crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "linear", subpixel=True)
+    assert np.abs(pixel.astype(int) - subpixel.astype(int)).max() <= 1
+
+
+def test_subpixel_cut_follows_a_fractional_shift_and_area_differs_from_linear():
+    frame = _ramp()
+    whole = crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "linear", subpixel=True)
+    shifted = crop_cell(frame, (40.4, 60.0, 100.4, 85.0), 100, 80, "linear", subpixel=True)
+    assert not np.array_equal(whole, shifted), "a sub-pixel cut must see a 0.4 px move that rounding hides"
+    area = crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "area")
+    assert not np.array_equal(area, crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "linear"))
+
+
+def test_mosaic_settings_are_checked_and_parsed():
+    assert (DEFAULT_CONFIG.landmarks, DEFAULT_CONFIG.crop, DEFAULT_CONFIG.resampling) == ("static", "stretch", "linear")
+    with pytest.raises(ValueError, match="landmarks='sometimes'"):
+        MosaicConfig(landmarks="sometimes")
+    with pytest.raises(ValueError, match="needs resampling='linear'"):
+        MosaicConfig(resampling="area", subpixel_crop=True)
+    changed = DEFAULT_CONFIG.with_overrides({"landmarks": "tracking", "subpixel_crop": "true", "lip_padding": "0.2"})
+    assert (changed.landmarks, changed.subpixel_crop, changed.lip_padding) == ("tracking", True, 0.2)
+    for bad, message in (({"colour": "red"}, "unknown mosaic setting"), ({"rows": "three"}, "takes a int"),
+                         ({"subpixel_crop": "maybe"}, "true or false")):
+        with pytest.raises(ValueError, match=message):
+            DEFAULT_CONFIG.with_overrides(bad)
+
+
+def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
+    old_card = {k: v for k, v in DEFAULT_CONFIG.to_dict().items() if k not in LEGACY_SETTINGS}
+    assert MosaicConfig.from_dict(old_card) == MosaicConfig(**{**old_card, **LEGACY_SETTINGS})
+    assert MosaicConfig.from_dict(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
+    assert "static mode" in DEFAULT_CONFIG.describe() and "stretched" in DEFAULT_CONFIG.describe()

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from lipagent.align import parse_alignment
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.mouth import process_landmarker
 from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
 
 
@@ -28,6 +30,18 @@ def test_same_clip_same_bytes_whatever_came_before(unpacked):
     first = video_to_mosaic(unpacked / "s1" / "bbaf2n.mpg", speech).jpeg
     video_to_mosaic(unpacked / "s1" / "lrae3s.mpg", _speech(unpacked, "lrae3s"))
     assert video_to_mosaic(unpacked / "s1" / "bbaf2n.mpg", speech).jpeg == first
+
+
+def test_each_setting_changes_the_mosaic_and_the_detector_follows_the_config(unpacked):
+    path, speech = unpacked / "s1" / "bbaf2n.mpg", _speech(unpacked, "bbaf2n")
+    assert process_landmarker(DEFAULT_CONFIG).mode == "static"
+    assert process_landmarker(MosaicConfig(landmarks="tracking")).mode == "tracking"
+    made = {video_to_mosaic(path, speech).jpeg}
+    for change in ({"landmarks": "tracking"}, {"crop": "cell_aspect"}, {"resampling": "area"}, {"subpixel_crop": "true"}):
+        mosaic = video_to_mosaic(path, speech, DEFAULT_CONFIG.with_overrides(change))
+        assert _decode(mosaic.jpeg).shape == (240, 400, 3) and mosaic.face_frames == 12
+        made.add(mosaic.jpeg)
+    assert len(made) == 5, "every setting must make a difference to the pixels"
 
 
 def test_damaged_clip_still_decodes(unpacked):

@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard
 
 from lipagent.align import parse_alignment
+from lipagent.card import dataset_mosaic_config
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import is_valid_sentence
 from lipagent.pipeline import SkipReason
 from lipagent.preview import preview
@@ -39,7 +41,7 @@ def test_at_least_99_percent_of_aligned_videos_become_mosaics_with_their_words(p
     out, _ = prepared
     texts = _alignment_texts(grid_dir)
     aligned = (_video_ids(grid_dir, "s1") | _video_ids(grid_dir, "s2")) & set(texts)
-    assert len(aligned) == 197
+    assert len(aligned) == 451
     _, rows = _rows(out)
     assert len(rows) >= 0.99 * len(aligned)
     assert set(rows) <= aligned
@@ -92,17 +94,19 @@ def test_short_damaged_and_sp_clips(prepared, grid_dir):
 def test_skips_are_counted_in_summary_card_and_list(prepared):
     out, summary = prepared
     counts = summary.skipped_counts()
-    assert counts[SkipReason.NO_VIDEO.value] == 804
+    assert counts[SkipReason.NO_VIDEO.value] == 550
     assert counts[SkipReason.NO_ALIGNMENT.value] == 1
-    assert "804" in summary.text() and "video without alignment" in summary.text()
+    assert "550" in summary.text() and "video without alignment" in summary.text()
     listed = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(listed) == len(summary.skipped)
     assert {"video_id": "pwij3p", "speaker": "s2"}.items() <= next(r for r in listed if r["video_id"] == "pwij3p").items()
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
-    assert card.data.lipagent["skipped"][SkipReason.NO_VIDEO.value] == 804
+    assert card.data.lipagent["skipped"][SkipReason.NO_VIDEO.value] == 550
     assert card.data.lipagent["split_scheme"] == "overlapped"
     assert "Cooke" in card.text and "alignment without video" in card.text
+    assert MosaicConfig.from_dict(card.data.lipagent["mosaic"]) == DEFAULT_CONFIG == dataset_mosaic_config(out)
+    assert DEFAULT_CONFIG.describe() in " ".join(card.text.split())
     sizes = {s["name"]: s["num_examples"] for s in card.data.dataset_info["splits"]}
     assert sizes == summary.split_sizes
 

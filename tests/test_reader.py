@@ -15,8 +15,10 @@ from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG
 from lipagent.grammar import is_valid_sentence
-from lipagent.prompt import training_example
+from lipagent.config import LEGACY_SETTINGS, MosaicConfig
+from lipagent.prompt import PROMPT, training_example
 from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
+from lipagent.reading import READING_RECORD, adapter_mosaic_config
 from lipagent.video import read_frames
 
 
@@ -37,6 +39,7 @@ def tiny_adapter(tiny_dir, tmp_path_factory):
             parameter.data.normal_(0, 0.5)
     peft_model.save_pretrained(root / "adapter")
     tiny.build_processor().save_pretrained(root / "adapter")
+    (root / "adapter" / READING_RECORD).write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict(), "prompt": PROMPT}))
     return root / "adapter"
 
 
@@ -93,6 +96,17 @@ def test_prompt_tokens_and_pixels_match_the_training_collator(tiny_adapter, prep
     assert torch.equal(inputs["pixel_values"], batch["pixel_values"])
 
 
+def test_the_reader_builds_mosaics_as_the_adapter_recorded(reader, tiny_adapter, tmp_path, caplog):
+    assert reader.config == DEFAULT_CONFIG == adapter_mosaic_config(tiny_adapter)
+    recorded = MosaicConfig(landmarks="tracking", resampling="area")
+    (tmp_path / READING_RECORD).write_text(json.dumps({"mosaic": recorded.to_dict()}))
+    assert adapter_mosaic_config(tmp_path) == recorded
+    (tmp_path / READING_RECORD).unlink()
+    legacy = adapter_mosaic_config(tmp_path)
+    assert {k: getattr(legacy, k) for k in LEGACY_SETTINGS} == LEGACY_SETTINGS
+    assert READING_RECORD in caplog.text, "an adapter without a record must say which settings it is read with"
+
+
 def test_transcribe_a_real_clip_end_to_end(reader, unpacked):
     reader.decoding = "constrained"
     sentence = reader.transcribe_video(unpacked / "s1" / "bbaf2n.mpg")
@@ -109,7 +123,7 @@ def test_batched_transcription_matches_one_by_one(reader, prepared):
 
 
 def test_cli_prints_the_transcription_last(tiny_adapter, unpacked, capsys):
-    code = lipagent_main(["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter)])
+    code = lipagent_main(["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--model", str(tiny_adapter)])
     captured = capsys.readouterr()
     assert code == 0
     assert is_valid_sentence(captured.out.strip().splitlines()[-1])
@@ -123,18 +137,25 @@ def _blank_clip(path):
     writer.release()
 
 
-def test_bad_inputs_are_clear_errors(tiny_adapter, tmp_path, capsys):
+def test_bad_inputs_are_clear_errors_before_any_model_loads(tiny_adapter, unpacked, tmp_path, capsys, monkeypatch):
     (tmp_path / "notes.mp4").write_text("not a video")
     _blank_clip(tmp_path / "blank.mpg")
-    cases = [
-        (tmp_path / "notes.mp4", "cannot be opened"),
-        (tmp_path / "blank.mpg", "face found too rarely"),
-        (tmp_path / "missing.mp4", "no such file"),
-    ]
-    for path, message in cases:
-        assert lipagent_main(["transcribe", str(path), "--adapter", str(tiny_adapter)]) == 2
-        assert message in capsys.readouterr().err
-    assert lipagent_main(["transcribe", str(tmp_path / "blank.mpg"), "--adapter", str(tiny_adapter),
+
+    def no_model_load(*args, **kwargs):
+        raise AssertionError("the input must be checked before the model is loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LipReader, "from_pretrained", no_model_load)
+        cases = [
+            (tmp_path / "notes.mp4", [], "cannot be opened"),
+            (tmp_path / "blank.mpg", [], "face found too rarely"),
+            (tmp_path / "missing.mp4", [], "no such file"),
+            (unpacked / "s1" / "bbaf2n.mpg", ["--start-frame", "3"], "both --start-frame and --end-frame"),
+        ]
+        for path, extra, message in cases:
+            assert lipagent_main(["transcribe", str(path), "--model", str(tiny_adapter), *extra]) == 2
+            assert message in capsys.readouterr().err
+    assert lipagent_main(["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter),
                           "--load_in_4bit"]) == 2
     assert "CUDA" in capsys.readouterr().err
     reader = LipReader(model=None, processor=None, plan=plan_device())
@@ -148,6 +169,7 @@ def test_export_merges_the_adapter(reader, tiny_adapter, tmp_path, prepared):
     out, _ = prepared
     assert lipagent_main(["export", "--merge", str(tiny_adapter), str(tmp_path / "merged"), "--dtype", "float32"]) == 0
     merged = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged").eval()
+    assert (tmp_path / "merged" / READING_RECORD).read_text() == (tiny_adapter / READING_RECORD).read_text()
     inputs = reader.prompt_inputs([datasets.load_dataset(str(out), split="test")[0]["image"]])
     with torch.inference_mode():
         expected = reader.model(**inputs).logits
@@ -163,7 +185,7 @@ def test_run_eval_writes_metrics_predictions_and_report(tiny_adapter, prepared, 
     from eval.run_eval import main as run_eval_main
 
     out, _ = prepared
-    assert run_eval_main(["--adapter", str(tiny_adapter), "--dataset", str(out), "--split", "test",
+    assert run_eval_main(["--model", str(tiny_adapter), "--dataset", str(out), "--split", "test",
                           "--output", str(tmp_path / "eval"), "--max_samples", "5", "--batch_size", "2"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {"wer", "cer", "sentence_accuracy", "valid_sentence_rate", "slot_accuracy", "per_speaker"} <= set(metrics)

@@ -24,6 +24,10 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from lipagent import training  # noqa: E402
+from lipagent.card import dataset_mosaic_config  # noqa: E402
+from lipagent.config import MosaicConfig  # noqa: E402
+from lipagent.prompt import PROMPT  # noqa: E402
+from lipagent.reading import READING_RECORD  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "train" / "configs"
@@ -153,6 +157,17 @@ def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_pa
     assert config["target_modules"] == training.LORA_TARGET_MODULES
     assert config["base_model_name_or_path"] == str(tiny_dir) and config["r"] == 16
     assert not (out / f"{training.FINAL_ADAPTER}.partial").exists()
+    record = json.loads((final / READING_RECORD).read_text())
+    assert MosaicConfig.from_dict(record["mosaic"]) == dataset_mosaic_config(dataset_dir)
+    assert record["prompt"] == PROMPT and record["dataset"] == str(dataset_dir)
+
+
+def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):
+    bare = tmp_path / "bare"
+    shutil.copytree(dataset_dir, bare)
+    (bare / "README.md").unlink()
+    with pytest.raises(training.TrainingSetupError, match="must record the mosaic settings"):
+        training.reading_record(str(bare))
 
 
 def test_loss_falls_when_memorising_two_samples(overfit):

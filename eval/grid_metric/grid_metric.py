@@ -144,6 +144,30 @@ def compute_grid_metrics(
     return result
 
 
+def clip_word_errors(predictions: Sequence[str], references: Sequence[str]) -> list[int]:
+    """Word edits (substitutions + deletions + insertions, as jiwer counts them) of each prediction."""
+    _check_inputs(predictions, references)
+    errors = []
+    for prediction, reference in zip(predictions, references):
+        out = jiwer.process_words(reference=normalize(reference), hypothesis=normalize(prediction))
+        errors.append(out.substitutions + out.deletions + out.insertions)
+    return errors
+
+
+def wer_interval(predictions: Sequence[str], references: Sequence[str], draws: int = 2000, seed: int = 0
+                 ) -> tuple[float, float]:
+    """Bootstrap 95% interval of the corpus WER, resampling whole clips (a clip's words share its speaker, light
+    and crop, so they are not independent); seeded, so a report is reproducible."""
+    import numpy as np
+
+    errors = np.array(clip_word_errors(predictions, references), dtype=float)
+    words = np.array([len(normalize(r).split()) for r in references], dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(errors), size=(draws, len(errors)))
+    sampled = errors[picks].sum(axis=1) / words[picks].sum(axis=1)
+    low, high = np.percentile(sampled, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def confusions(predictions: Sequence[str], references: Sequence[str], slot: str) -> dict[tuple[str, str], int]:
     """Counts of (reference word, predicted word) at one slot, diagonal included, for confusion reports.
 

@@ -1,0 +1,239 @@
+"""Judge preprocessing by reading accuracy: build the dataset under each variant, train the baseline lip reader on
+each with the same clips and seeds, and compare test WER, paired clip by clip.
+
+    python bench/bench_accuracy.py default legacy landmarks=tracking crop=cell_aspect resampling=area
+    python bench/bench_accuracy.py default subpixel_crop=true --folds 1 --seeds 0 1 2 --json out.json
+
+A VARIANT is comma-separated tokens: `default` (today's MosaicConfig) or `legacy` (how LipAgent 0.1 cut
+mosaics) as the starting point, then `setting=value` overrides, e.g. `legacy,resampling=linear`. The first
+variant is the reference every other one is compared with.
+
+Clips: every aligned clip of --speakers in --grid-dir (the 450 real s1 clips of ../shared/grid by default).
+--folds 1 trains on the dataset's train split and tests on its test split (54 clips here); --folds K (default
+3) splits all clips into K folds by a hash of the video id, trains K times and so tests every clip once on a
+model that never saw it: eight times the test clips, for intervals narrow enough to see a 3-point change.
+WER per variant and seed is the project's metric (eval/grid_metric, jiwer) over the clips every variant kept;
+the difference from the reference is averaged over seeds per clip and given with a paired bootstrap 95%
+interval over clips. A benchmark, not a test: it prints figures (and writes --json / --markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eval.grid_metric.grid_metric import compute_grid_metrics  # noqa: E402
+from lipagent.baseline import sentences_of  # noqa: E402
+from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
+from lipagent.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
+from lipagent.card import dataset_mosaic_config  # noqa: E402
+from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig  # noqa: E402
+from lipagent.splits import SPLITS  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    config: MosaicConfig
+
+
+def parse_variant(text: str) -> Variant:
+    """`default`, `legacy`, and `setting=value` tokens, comma-separated (see the module docstring)."""
+    config, overrides = DEFAULT_CONFIG, {}
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        if token == "default":
+            config = DEFAULT_CONFIG
+        elif token == "legacy":
+            config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), **LEGACY_SETTINGS})
+        elif "=" in token:
+            key, value = token.split("=", 1)
+            overrides[key.strip()] = value.strip()
+        else:
+            raise ValueError(f"variant {text!r}: {token!r} is neither default, legacy nor setting=value")
+    return Variant(text, config.with_overrides(overrides))
+
+
+def fold_of(video_id: str, folds: int) -> int:
+    """A clip's fold, from its id alone, so every variant and seed splits the clips the same way."""
+    return int.from_bytes(hashlib.sha256(f"fold:{video_id}".encode()).digest()[:8], "big") % folds
+
+
+def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
+    """The variant's dataset, reused when a folder built with exactly this config (and clip set) exists."""
+    from lipagent.prepare import PrepareOptions, prepare
+
+    out = args.work / f"variant-{index}"
+    marker = out / "bench-variant.json"
+    wanted = {"config": variant.config.to_dict(), "speakers": args.speakers, "limit": args.limit,
+              "grid_dir": str(args.grid_dir.resolve())}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        print(f"  reusing {out}", flush=True)
+        return out
+    summary = prepare(PrepareOptions(speakers=tuple(args.speakers), out=out, grid_dir=args.grid_dir, limit=args.limit,
+                                     cache_dir=args.work / "cache", num_proc=args.num_proc, overwrite=True,
+                                     config=variant.config))
+    print("  " + summary.text().replace("\n", "\n  "), flush=True)
+    assert dataset_mosaic_config(out) == variant.config, "the dataset card must record the variant's settings"
+    marker.write_text(json.dumps(wanted))
+    return out
+
+
+def merged(cells: dict[str, CellSet]) -> CellSet:
+    parts = list(cells.values())
+    return CellSet(np.concatenate([p.cells for p in parts]), np.concatenate([p.labels for p in parts]),
+                   sum((p.video_ids for p in parts), []), sum((p.texts for p in parts), []),
+                   sum((p.speakers for p in parts), []))
+
+
+def subset(cells: CellSet, keep: np.ndarray) -> CellSet:
+    pick = np.flatnonzero(keep)
+    return CellSet(cells.cells[pick], cells.labels[pick], [cells.video_ids[i] for i in pick],
+                   [cells.texts[i] for i in pick], [cells.speakers[i] for i in pick])
+
+
+def predictions_for(dataset: Path, args: argparse.Namespace, seed: int,
+                    references: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """video id -> the baseline's sentence, for every test clip of one variant and seed (and each test clip's
+    text and speaker added to `references`)."""
+    arch = BaselineArch()
+    training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed,
+                                    arch=arch)
+    present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
+    mosaic, cells = load_dataset_cells(str(dataset), present, arch)
+    runs: list[tuple[CellSet, CellSet]] = []
+    if args.folds == 1:
+        runs.append((cells["train"], cells["test"]))
+    else:
+        everything = merged(cells)
+        folds = np.array([fold_of(v, args.folds) for v in everything.video_ids])
+        runs += [(subset(everything, folds != k), subset(everything, folds == k)) for k in range(args.folds)]
+    predicted: dict[str, str] = {}
+    for k, (train, test) in enumerate(runs):
+        started = time.perf_counter()
+        model, _ = fit(train, replace(training, seed=seed * 1000 + k), mosaic, progress=args.progress)
+        predicted.update(zip(test.video_ids, sentences_of(predict_logits(model, test.cells))))
+        references.update(zip(test.video_ids, zip(test.texts, test.speakers)))
+        print(f"    seed {seed} fold {k + 1}/{len(runs)}: trained on {len(train)}, tested {len(test)} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return predicted
+
+
+def word_errors(prediction: str, reference: str) -> int:
+    """Wrong words of a six-word prediction (all substitutions: the baseline always writes six words)."""
+    return sum(p != r for p, r in zip(prediction.split(), reference.split(), strict=True))
+
+
+def paired_interval(errors: np.ndarray, reference: np.ndarray, words: int, draws: int, seed: int = 0
+                    ) -> tuple[float, float, float]:
+    """WER difference (per-clip errors averaged over seeds) and its bootstrap 95% interval over clips."""
+    diff = errors - reference
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(diff), size=(draws, len(diff)))
+    sampled = diff[picks].sum(axis=1) / (words * len(diff))
+    low, high = np.percentile(sampled, [2.5, 97.5])
+    return float(diff.sum() / (words * len(diff))), float(low), float(high)
+
+
+def run(args: argparse.Namespace) -> dict:
+    variants = [parse_variant(v) for v in args.variants]
+    args.work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[int, dict[str, str]]] = {}
+    references: dict[str, tuple[str, str]] = {}
+    for i, variant in enumerate(variants):
+        print(f"[{i + 1}/{len(variants)}] {variant.name}: {variant.config.describe()}", flush=True)
+        dataset = build(variant, args, i)
+        results[variant.name] = {seed: predictions_for(dataset, args, seed, references) for seed in args.seeds}
+    common = sorted(set.intersection(*(set(p) for runs in results.values() for p in runs.values())))
+    texts = [references[v][0] for v in common]
+    speakers = [references[v][1] for v in common]
+    table = {"clips": len(common), "folds": args.folds, "seeds": args.seeds, "epochs": args.epochs, "variants": []}
+    per_clip = {}
+    for variant in variants:
+        runs = results[variant.name]
+        wers = {seed: compute_grid_metrics([runs[seed][v] for v in common], texts, speakers)["wer"] for seed in runs}
+        per_clip[variant.name] = np.mean([[word_errors(runs[seed][v], t) for v, t in zip(common, texts)]
+                                          for seed in runs], axis=0)
+        entry = {"variant": variant.name, "settings": variant.config.describe(), "config": variant.config.to_dict(),
+                 "wer_by_seed": wers, "wer": float(np.mean(list(wers.values())))}
+        if variant is not variants[0]:
+            diff, low, high = paired_interval(per_clip[variant.name], per_clip[variants[0].name], 6, args.bootstrap)
+            entry.update(diff=diff, diff_low=low, diff_high=high)
+        table["variants"].append(entry)
+    return table
+
+
+def markdown(table: dict) -> str:
+    seeds = table["seeds"]
+    head = ("| variant | settings | " + " | ".join(f"WER seed {s}" for s in seeds) +
+            " | mean WER | vs first (95% CI) |\n|---|---|" + "---|" * (len(seeds) + 2))
+    rows = []
+    for entry in table["variants"]:
+        diff = (f"{entry['diff'] * 100:+.1f} pts ({entry['diff_low'] * 100:+.1f} to {entry['diff_high'] * 100:+.1f})"
+                if "diff" in entry else "reference")
+        wers = " | ".join(f"{entry['wer_by_seed'][s]:.3f}" for s in seeds)
+        rows.append(f"| `{entry['variant']}` | {entry['settings']} | {wers} | {entry['wer']:.3f} | {diff} |")
+    how = (f"{table['clips']} test clips, " + ("the dataset's test split" if table["folds"] == 1 else
+                                               f"{table['folds']}-fold cross-fitting (each clip tested once)") +
+           f", {len(seeds)} seed(s), {table['epochs']} epochs")
+    return "\n".join([head, *rows, "", how])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+", help="preprocessing variants (first = reference), see above")
+    parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid",
+                        help="GRID zips or unpacked trees (default: ../shared/grid)")
+    parser.add_argument("--speakers", nargs="+", default=["s1"], help="speakers whose clips are used (default: s1)")
+    parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
+    parser.add_argument("--folds", type=int, default=3, help="1: the dataset's train/test split; K: K-fold "
+                        "cross-fitting over every clip (default: 3)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
+    parser.add_argument("--epochs", type=int, default=BaselineTrainingArgs.epochs,
+                        help=f"baseline epochs (default: {BaselineTrainingArgs.epochs}, as `lipagent baseline train`)")
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap draws (default: 10000)")
+    parser.add_argument("--num-proc", type=int, help="workers for building the datasets (default: cores, max 8)")
+    parser.add_argument("--work", type=Path, default=Path("bench-accuracy"),
+                        help="folder for the variants' datasets and cache (reused by a rerun; default: ./bench-accuracy)")
+    parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar for every training run")
+    args = parser.parse_args(argv)
+    if args.folds < 1:
+        parser.error("--folds must be at least 1")
+    return args
+
+
+def report(name: str, run: Callable[[argparse.Namespace], dict], markdown: Callable[[dict], str],
+           args: argparse.Namespace) -> int:
+    """Run a benchmark, print its Markdown table and write --json / --markdown; a user mistake is one line."""
+    try:
+        table = run(args)
+    except (ValueError, OSError) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 2
+    text = markdown(table)
+    print("\n" + text)
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2, default=str))
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return report("bench_accuracy", run, markdown, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Reading without alignments: how well the visual speech-span detector finds GRID's spoken part, and what it
+costs in reading accuracy, on every real s1 clip of ../shared/grid.
+
+    python bench/bench_speech.py                                  # the default detector
+    python bench/bench_speech.py --detector stop_threshold=0.03 --detector hangover=8,motion_weight=0
+
+For every clip: Face Mesh in tracking mode on every frame (timed), the detector's span against the `.align` span
+(start and end errors in frames), and three mosaics of the same clip, sampled over the aligned span, the detected
+span and the whole clip. The baseline lip reader is trained on aligned-span mosaics (what `lipagent prepare`
+builds) with K-fold cross-fitting, so every clip is read by a model that never saw it, under each sampling; WER per
+condition and seed, and each condition's paired difference from the aligned span with a bootstrap 95% interval
+over clips. `--train-on-detected` adds a reader trained on detected-span mosaics reading detected spans (the
+question whether `prepare` should offer detected spans for training). A benchmark: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import zipfile
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors  # noqa: E402
+
+from eval.grid_metric.grid_metric import compute_grid_metrics  # noqa: E402
+from lipagent.align import parse_alignment  # noqa: E402
+from lipagent.baseline import mosaic_cells, sentences_of  # noqa: E402
+from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
+from lipagent.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
+from lipagent.config import DEFAULT_CONFIG  # noqa: E402
+from lipagent.mouth import process_landmarker  # noqa: E402
+from lipagent.pipeline import ClipRejected, clip_mosaic, decode_all  # noqa: E402
+from lipagent.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening  # noqa: E402
+from lipagent.splits import SPLITS  # noqa: E402
+
+
+def parse_detector(text: str) -> SpeechConfig:
+    """`name=value` overrides of the default SpeechConfig, comma-separated ('default' for none)."""
+    kinds = {f.name: type(getattr(DEFAULT_SPEECH, f.name)) for f in fields(SpeechConfig)}
+    values = {}
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        if token == "default":
+            continue
+        name, _, value = token.partition("=")
+        if name not in kinds:
+            raise ValueError(f"unknown detector setting {name!r}; known: {', '.join(kinds)}")
+        values[name] = kinds[name](value)
+    return replace(DEFAULT_SPEECH, **values)
+
+
+def unpack(grid_dir: Path, folder: Path, speaker: str) -> None:
+    for name in (f"{speaker}.zip", "alignments.zip"):
+        with zipfile.ZipFile(grid_dir / name) as archive:
+            archive.extractall(folder)
+
+
+def clip_conditions(path: Path, aligned: tuple[int, int], detectors: dict[str, SpeechConfig],
+                    cost: dict[str, list[float]]) -> tuple[dict[str, bytes], dict[str, tuple[int, int] | None]]:
+    """The clip's mosaics under every sampling (None where a detector found no speech) and the detected spans."""
+    started = time.perf_counter()
+    frames = decode_all(path)
+    decoded = time.perf_counter()
+    points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(frames)
+    openings = [mouth_opening(p) for p in points]
+    tracked = time.perf_counter()
+    mosaics = {"aligned span": clip_mosaic(frames, aligned).jpeg}
+    sampled = time.perf_counter()
+    cost["decode every frame"].append(decoded - started)
+    cost["Face Mesh (tracking) on every frame"].append(tracked - decoded)
+    cost["12-frame mosaic (static Face Mesh, crop, JPEG)"].append(sampled - tracked)
+    spans: dict[str, tuple[int, int] | None] = {}
+    for name, detector in detectors.items():
+        try:
+            spans[name] = detect_span(openings, detector)
+            mosaics[name] = clip_mosaic(frames, spans[name]).jpeg
+        except (NoSpeechFound, ClipRejected):
+            spans[name] = None
+    mosaics["whole clip"] = clip_mosaic(frames, (0, len(frames) - 1)).jpeg
+    return mosaics, spans
+
+
+def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch) -> np.ndarray:
+    return np.stack([mosaic_cells(mosaics[v][condition], DEFAULT_CONFIG, arch) for v in ids])
+
+
+def run(args: argparse.Namespace) -> dict:
+    detectors = {f"detected ({text})" if text != "default" else "detected span": parse_detector(text)
+                 for text in args.detector}
+    args.work.mkdir(parents=True, exist_ok=True)
+    print("[1/4] the aligned-span dataset (lipagent prepare)", flush=True)
+    dataset = build(Variant("default", DEFAULT_CONFIG), args, 0)
+    arch = BaselineArch()
+    present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
+    mosaic, cells = load_dataset_cells(str(dataset), present, arch)
+    parts = list(cells.values())
+    aligned = CellSet(np.concatenate([p.cells for p in parts]), np.concatenate([p.labels for p in parts]),
+                      sum((p.video_ids for p in parts), []), sum((p.texts for p in parts), []),
+                      sum((p.speakers for p in parts), []))
+    clips = args.work / "clips"
+    if not (clips / args.speakers[0]).is_dir():
+        unpack(args.grid_dir, clips, args.speakers[0])
+    print(f"[2/4] landmarks on every frame, spans and mosaics of {len(aligned)} clips", flush=True)
+    mosaics: dict[str, dict[str, bytes]] = {}
+    spans: dict[str, dict[str, tuple[int, int] | None]] = {}
+    truth: dict[str, tuple[int, int]] = {}
+    cost: dict[str, list[float]] = {"decode every frame": [], "Face Mesh (tracking) on every frame": [],
+                                    "12-frame mosaic (static Face Mesh, crop, JPEG)": []}
+    for n, video_id in enumerate(aligned.video_ids):
+        speaker = aligned.speakers[n]
+        alignment = parse_alignment((clips / "alignments" / speaker / f"{video_id}.align").read_text())
+        truth[video_id] = (alignment.speech_start_frame, alignment.speech_end_frame)
+        mosaics[video_id], spans[video_id] = clip_conditions(clips / speaker / f"{video_id}.mpg", truth[video_id],
+                                                             detectors, cost)
+        if (n + 1) % 50 == 0:
+            print(f"  {n + 1}/{len(aligned)}", flush=True)
+    conditions = ["aligned span", *detectors, "whole clip"]
+    usable = [v for v in aligned.video_ids if all(c in mosaics[v] for c in conditions)]
+    print(f"[3/4] training the baseline on aligned spans, {args.folds}-fold x seeds {args.seeds}", flush=True)
+    index = {v: i for i, v in enumerate(aligned.video_ids)}
+    folds = {v: fold_of(v, args.folds) for v in aligned.video_ids}
+    trained_on = {"aligned": aligned}
+    if args.train_on_detected:
+        first = next(iter(detectors))
+        with_detected = [v for v in aligned.video_ids if first in mosaics[v]]
+        pick = np.array([index[v] for v in with_detected])
+        trained_on["detected"] = CellSet(cells_of(mosaics, with_detected, first, arch), aligned.labels[pick],
+                                         with_detected, [aligned.texts[i] for i in pick],
+                                         [aligned.speakers[i] for i in pick])
+    predictions: dict[str, dict[int, dict[str, str]]] = {}
+    for seed in args.seeds:
+        for k in range(args.folds):
+            test_ids = [v for v in usable if folds[v] == k]
+            for source, train_set in trained_on.items():
+                keep = np.array([folds[v] != k for v in train_set.video_ids])
+                pick = np.flatnonzero(keep)
+                train = CellSet(train_set.cells[pick], train_set.labels[pick],
+                                [train_set.video_ids[i] for i in pick], [train_set.texts[i] for i in pick],
+                                [train_set.speakers[i] for i in pick])
+                started = time.perf_counter()
+                training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs,
+                                                seed=seed * 1000 + k, arch=arch)
+                model, _ = fit(train, training, mosaic, progress=False)
+                read = conditions if source == "aligned" else [next(iter(detectors))]
+                for condition in read:
+                    name = condition if source == "aligned" else f"{condition}, reader trained on detected spans"
+                    sentences = sentences_of(predict_logits(model, cells_of(mosaics, test_ids, condition, arch)))
+                    predictions.setdefault(name, {}).setdefault(seed, {}).update(zip(test_ids, sentences))
+                print(f"  seed {seed} fold {k + 1}/{args.folds} ({source}): trained on {len(train)}, "
+                      f"read {len(test_ids)} clips ({time.perf_counter() - started:.0f} s)", flush=True)
+    print("[4/4] scoring", flush=True)
+    texts = {v: aligned.texts[index[v]] for v in usable}
+    refs = [texts[v] for v in usable]
+    per_clip = {name: np.mean([[word_errors(p[seed][v], texts[v]) for v in usable] for seed in p], axis=0)
+                for name, p in predictions.items()}
+    rows = []
+    for name, by_seed in predictions.items():
+        wers = {seed: compute_grid_metrics([by_seed[seed][v] for v in usable], refs)["wer"] for seed in by_seed}
+        row = {"condition": name, "wer_by_seed": wers, "wer": float(np.mean(list(wers.values())))}
+        if name != "aligned span":
+            row["diff"], row["diff_low"], row["diff_high"] = paired_interval(per_clip[name], per_clip["aligned span"],
+                                                                             6, args.bootstrap)
+        rows.append(row)
+    errors = []
+    for name in detectors:
+        found = [(spans[v][name], truth[v]) for v in aligned.video_ids if spans[v].get(name) is not None]
+        starts = np.array([s[0] - t[0] for s, t in found])
+        ends = np.array([s[1] - t[1] for s, t in found])
+        errors.append({"detector": name, "settings": str(detectors[name]), "clips": len(aligned.video_ids),
+                       "no_speech_found": len(aligned.video_ids) - len(found),
+                       "start_median": float(np.median(starts)), "start_abs_p90": float(np.percentile(abs(starts), 90)),
+                       "end_median": float(np.median(ends)), "end_abs_p90": float(np.percentile(abs(ends), 90)),
+                       "start_early_share": float(np.mean(starts < 0))})
+    costs = {name: statistics.median(values) * 1000 for name, values in cost.items()}
+    return {"clips": len(usable), "folds": args.folds, "seeds": args.seeds, "epochs": args.epochs, "wer": rows,
+            "span_errors": errors, "cost_ms_median": costs}
+
+
+def markdown(table: dict) -> str:
+    seeds = table["seeds"]
+    lines = ["| detector | start error, median (frames) | start abs, 90th pct | end error, median | end abs, 90th pct | "
+             "no speech found |", "|---|---|---|---|---|---|"]
+    for e in table["span_errors"]:
+        lines.append(f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_p90']:.0f} | {e['end_median']:+.0f} "
+                     f"| {e['end_abs_p90']:.0f} | {e['no_speech_found']} of {e['clips']} |")
+    lines += ["", "| frames sampled over | " + " | ".join(f"WER seed {s}" for s in seeds) +
+              " | mean WER | vs aligned span (95% CI) |", "|---|" + "---|" * (len(seeds) + 2)]
+    for row in table["wer"]:
+        diff = (f"{row['diff'] * 100:+.1f} pts ({row['diff_low'] * 100:+.1f} to {row['diff_high'] * 100:+.1f})"
+                if "diff" in row else "reference")
+        wers = " | ".join(f"{row['wer_by_seed'][s]:.3f}" for s in seeds)
+        lines.append(f"| {row['condition']} | {wers} | {row['wer']:.3f} | {diff} |")
+    lines += ["", "| per clip, one core (median) | ms |", "|---|---|"]
+    lines += [f"| {name} | {ms:.0f} |" for name, ms in table["cost_ms_median"].items()]
+    lines += ["", f"{table['clips']} real s1 clips, {table['folds']}-fold cross-fitting, {len(seeds)} seed(s), "
+              f"{table['epochs']} epochs; readers trained on aligned-span mosaics unless said otherwise"]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detector", action="append", help="detector settings to try, `name=value,...` overrides "
+                        "of lipagent.speech.SpeechConfig (repeatable; default: the defaults)")
+    parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
+    parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")
+    parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
+    parser.add_argument("--folds", type=int, default=3, help="cross-fitting folds (default: 3)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
+    parser.add_argument("--epochs", type=int, default=BaselineTrainingArgs.epochs)
+    parser.add_argument("--bootstrap", type=int, default=10_000)
+    parser.add_argument("--train-on-detected", action="store_true",
+                        help="also train on the first detector's spans and read its spans")
+    parser.add_argument("--num-proc", type=int, help="workers for building the dataset")
+    parser.add_argument("--work", type=Path, default=Path("bench-speech"), help="working folder (reused by reruns)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    args.detector = args.detector or ["default"]
+    if args.folds < 2:
+        parser.error("--folds must be at least 2 (every clip is read by a model that never saw it)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return report("bench_speech", run, markdown, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# E4B training and reading figures on a lent GPU, in one device call (README: "GPU figures").
+#   bash bench/gpu/run.sh prepare         here: wheels into .whl/, size check, prints the device call
+#   bash bench/gpu/run.sh device          there: what that call runs (installs the wheels, writes to $OUT)
+#   bash bench/gpu/run.sh cpu-smoke DIR   here: the same benchmark end to end on a tiny model (CI runs it)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+case "${1:-}" in
+  prepare)
+    exec "${PYTHON:-python3}" bench/gpu/prepare.py ;;
+  device)
+    out="${OUT:-gpu-bench-out}"
+    mkdir -p "$out"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu_bench.log"
+    python3 bench/gpu/bench_e4b.py --out "$out" 2>&1 | tee -a "$out/gpu_bench.log" ;;
+  cpu-smoke)
+    exec "${PYTHON:-python3}" bench/gpu/bench_e4b.py --cpu-smoke --out "${2:-gpu-bench-smoke}" ;;
+  *)
+    echo "usage: bash bench/gpu/run.sh prepare | device | cpu-smoke [DIR]" >&2
+    exit 2 ;;
+esac

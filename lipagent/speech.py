@@ -1,0 +1,174 @@
+"""Where the speech is, from the mouth alone: a visual speech-span detector over per-frame mouth openings.
+
+Training samples its 12 frames over the spoken part that GRID's `.align` timings give; users have no `.align`, so
+inference finds that part from the video. Per frame, `mouth_opening` turns Face Mesh landmarks into the inner-lip
+gap over the mouth's width (scale-free: the same for a face near or far); `SpanTracker` smooths it, adds how fast
+it changes, and segments it with hysteresis: speech starts when the activity rises above `start_threshold`, and
+ends once it has stayed below `stop_threshold` for `hangover` frames, so a pause between words does not cut a
+sentence. The tracker takes one frame at a time and needs only a few frames of look-ahead, so the same code finds
+the span of a file (`detect_span`) and segments a live camera (`lipagent live`). Everything here is a pure
+function of the openings; landmarks come from `lipagent.mouth`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+INNER_UPPER_LIP, INNER_LOWER_LIP = 13, 14
+"""Face Mesh indices of the inner lips' midpoints."""
+MOUTH_CORNERS = (78, 308)
+"""Face Mesh indices of the inner mouth corners."""
+
+
+class NoSpeechFound(ValueError):
+    """The mouth never moved enough to be speaking (or no face was found)."""
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """How the detector reads the opening signal; the defaults were chosen on the 450 real s1 clips by the reading
+    accuracy of the spans they give (bench/bench_speech.py; README, "Reading without alignments")."""
+
+    smoothing: int = 3
+    """Frames in the centred moving average of the opening (odd; its half is the look-ahead)."""
+    motion_weight: float = 1.0
+    """Weight of the frame-to-frame change of the smoothed opening: lips moving without opening wide still speak."""
+    start_threshold: float = 0.06
+    """Activity (opening / mouth width, plus motion) above which speech starts."""
+    stop_threshold: float = 0.02
+    """Activity under which a frame counts as silent."""
+    hangover: int = 12
+    """Silent frames (0.48 s at 25 fps) that end an utterance; shorter pauses stay inside it."""
+    min_frames: int = 12
+    """Utterances shorter than this (0.48 s; a mosaic's 12 frames) are noise (a lip lick, a swallow), not speech."""
+
+    def __post_init__(self) -> None:
+        if self.smoothing < 1 or self.smoothing % 2 == 0:
+            raise ValueError(f"smoothing must be an odd number of frames, got {self.smoothing}")
+        if not 0 <= self.stop_threshold <= self.start_threshold:
+            raise ValueError("need 0 <= stop_threshold <= start_threshold")
+        if self.hangover < 0 or self.min_frames < 1:
+            raise ValueError("hangover must be >= 0 and min_frames >= 1")
+
+    @property
+    def lookahead(self) -> int:
+        return self.smoothing // 2
+
+
+DEFAULT_SPEECH = SpeechConfig()
+
+
+def mouth_opening(points: np.ndarray | None) -> float:
+    """Inner-lip gap over inner mouth width for one frame's (468, 2) landmarks; NaN when there is no face."""
+    if points is None:
+        return math.nan
+    gap = abs(float(points[INNER_LOWER_LIP, 1] - points[INNER_UPPER_LIP, 1]))
+    width = abs(float(points[MOUTH_CORNERS[1], 0] - points[MOUTH_CORNERS[0], 0]))
+    return gap / width if width > 1e-6 else math.nan
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames `start` to `end`, inclusive, of one utterance."""
+
+    start: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start + 1
+
+
+class SpanTracker:
+    """Online speech segmentation: `push` one opening per frame, get each utterance once it is over.
+
+    Frames without a face carry the last opening seen (a face lost for a frame or two must not end a sentence).
+    Results lag the input by `lookahead + hangover` frames, the price of not cutting at a pause."""
+
+    def __init__(self, config: SpeechConfig = DEFAULT_SPEECH) -> None:
+        self.config = config
+        self._raw: deque[float] = deque(maxlen=config.smoothing)
+        self._smoothed_previous: float | None = None
+        self._last = math.nan
+        self._frame = -1
+        self._start: int | None = None
+        self._last_active = -1
+
+    def _activity(self) -> tuple[int, float] | None:
+        """The activity of the frame at the centre of the smoothing window, once there is one."""
+        if len(self._raw) < self._raw.maxlen:
+            return None
+        smoothed = sum(self._raw) / len(self._raw)
+        change = 0.0 if self._smoothed_previous is None else abs(smoothed - self._smoothed_previous)
+        self._smoothed_previous = smoothed
+        return self._frame - self.config.lookahead, smoothed + self.config.motion_weight * change
+
+    def push(self, opening: float) -> Span | None:
+        """Take the next frame's opening (NaN: no face); return an utterance that has just ended, if any."""
+        self._frame += 1
+        if not math.isnan(opening):
+            self._last = opening
+        if math.isnan(self._last):
+            return None
+        if not self._raw:
+            for _ in range(self.config.lookahead):  # the first frame stands in for the ones before the clip
+                self._raw.append(self._last)
+        self._raw.append(self._last)
+        found = self._activity()
+        return None if found is None else self._step(*found)
+
+    def _step(self, frame: int, activity: float) -> Span | None:
+        config = self.config
+        if self._start is None:
+            if activity > config.start_threshold:
+                self._start, self._last_active = frame, frame
+            return None
+        if activity > config.stop_threshold:
+            self._last_active = frame
+        elif frame - self._last_active > config.hangover:
+            return self._close()
+        return None
+
+    def _close(self) -> Span | None:
+        span = Span(self._start, self._last_active) if self._start is not None else None
+        self._start = None
+        return span if span is not None and span.frames >= self.config.min_frames else None
+
+    def finish(self) -> list[Span]:
+        """The utterances still open when the input ends (its last opening stands in for the frames after it)."""
+        if math.isnan(self._last):
+            return []
+        spans = []
+        for _ in range(self.config.lookahead):
+            self._raw.append(self._last)
+            self._frame += 1
+            found = self._activity()
+            closed = None if found is None else self._step(*found)
+            if closed is not None:
+                spans.append(closed)
+        last = self._close()
+        return spans + ([last] if last is not None else [])
+
+
+def segment(openings: Iterable[float], config: SpeechConfig = DEFAULT_SPEECH) -> list[Span]:
+    """Every utterance in a sequence of openings, in order."""
+    tracker = SpanTracker(config)
+    spans = [span for span in (tracker.push(o) for o in openings) if span is not None]
+    return spans + tracker.finish()
+
+
+def detect_span(openings: Sequence[float], config: SpeechConfig = DEFAULT_SPEECH) -> tuple[int, int]:
+    """(first, last) spoken frame of a clip that holds one sentence: from the start of its first utterance to the
+    end of its last (a pause longer than the hangover inside a sentence must not cut it short)."""
+    if all(math.isnan(o) for o in openings):
+        raise NoSpeechFound("no face was found in any frame, so no speech either")
+    spans = segment(openings, config)
+    if not spans:
+        raise NoSpeechFound(f"the mouth never moved like speech in {len(openings)} frames "
+                            f"(activity never above {config.start_threshold} for {config.min_frames} frames)")
+    return spans[0].start, spans[-1].end

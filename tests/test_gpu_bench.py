@@ -1,0 +1,45 @@
+"""The prepared GPU benchmark (bench/gpu/) runs end to end here on the tiny model, so it is ready when a GPU is lent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench" / "gpu"))
+
+import prepare  # noqa: E402
+
+
+def test_cpu_smoke_run_measures_every_section(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh"), "cpu-smoke", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "out" / "gpu_bench.json").read_text())
+    assert figures["cpu_smoke"] is True
+    names = [row["config"] for row in figures["training"]]
+    assert len(names) == 4 and all("error" not in row for row in figures["training"]), figures["training"]
+    for row in figures["training"]:
+        assert row["samples_per_s"] > 0 and row["tokens_per_s"] > 0 and row["peak_memory_gb"] > 0
+        assert row["recipe_minutes"] == 4000 * 5 / row["samples_per_s"] / 60
+    assert [row["decoding"] for row in figures["reading"]] == ["constrained", "free"]
+    assert all(row["latency_s"] > 0 and row["clips_per_s_batch_2"] > 0 for row in figures["reading"])
+    table = (tmp_path / "out" / "gpu_bench.md").read_text()
+    assert "CPU SMOKE RUN, not GPU figures" in table and "| constrained decoding |" in table
+
+
+def test_prepare_pins_the_checkouts_versions_and_counts_what_travels():
+    pins = prepare.pins()
+    assert pins["transformers"].startswith("==") and pins["trl"].startswith("==")
+    assert all(name in prepare.MISSING for name in ("trl", "datasets", "bitsandbytes"))
+    assert 0 < prepare.tree_bytes() < prepare.LIMIT / 4, "the working tree must leave room for the wheels"
+    assert prepare.COMMAND == "bash bench/gpu/run.sh device" and prepare.TIMEOUT_S <= 600
+
+
+def test_run_sh_without_a_mode_says_how_to_use_it():
+    result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh")], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage" in result.stderr

@@ -1,0 +1,82 @@
+"""`lipagent live` without a camera: real GRID clips joined into one stream, read as a camera would deliver it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from lipagent.align import parse_alignment
+from lipagent.cli import main as lipagent_main
+from lipagent.live import run_live
+from lipagent.pipeline import decode_all, find_speech
+from lipagent.reading import ReaderError, load_reader
+
+CLIPS = ("bbaf2n", "lrae3s", "pbwc9s", "swwp2s")
+GAP = 40
+"""Still frames between clips (1.6 s: the last frame of the clip before, held)."""
+
+
+@pytest.fixture(scope="module")
+def joined(unpacked, tmp_path_factory) -> tuple[Path, list[tuple[str, int, tuple[int, int]]]]:
+    """A lossless video of the clips one after another with still gaps, and each clip's offset and aligned span."""
+    path = tmp_path_factory.mktemp("live") / "joined.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (360, 288))
+    layout, offset = [], 0
+    for video_id in CLIPS:
+        speaker = "s2" if video_id == "swwp2s" else "s1"
+        frames = decode_all(unpacked / speaker / f"{video_id}.mpg")
+        for frame in frames + [frames[-1]] * GAP:
+            writer.write(frame)
+        alignment = parse_alignment((unpacked / "alignments" / speaker / f"{video_id}.align").read_text())
+        layout.append((video_id, offset, (alignment.speech_start_frame, alignment.speech_end_frame)))
+        offset += len(frames) + GAP
+    writer.release()
+    return path, layout
+
+
+def test_one_utterance_per_clip_read_as_the_files_are(joined, baseline_dir, unpacked):
+    path, layout = joined
+    reader = load_reader(baseline_dir)
+    lines: list[str] = []
+    stats = run_live(reader, source=str(path), pace=False, emit=lines.append)
+    assert len(lines) == len(CLIPS), lines
+    assert stats.utterances == len(CLIPS) and stats.dropped == 0 and len(stats.latencies) == len(CLIPS)
+    for line, (video_id, offset, (start, end)) in zip(lines, layout):
+        span, text = line.split("  ", 1)
+        begin, finish = (round(float(t.split(":")[0]) * 60 * 25 + float(t.split(":")[1]) * 25) for t in span.split("-"))
+        path = unpacked / ("s2" if video_id == "swwp2s" else "s1") / f"{video_id}.mpg"
+        alone = find_speech(decode_all(path))
+        # The stream finds what reading the file finds (one tracker across the stream vs reset per file: +-1 frame),
+        # and that is where the alignment says speech is, within the detector's error (README's span table).
+        assert abs(begin - offset - alone[0]) <= 1 and abs(finish - 1 - offset - alone[1]) <= 1, (video_id, line, alone)
+        assert -16 <= begin - offset - start <= 6 and abs(finish - 1 - offset - end) <= 8, (video_id, line)
+        assert text == reader.transcribe_video(path), video_id
+
+
+def test_cli_reads_a_stream_at_its_frame_rate_and_saves_each_utterance(joined, baseline_dir, tmp_path, capsys):
+    path, _ = joined
+    assert lipagent_main(["live", "--source", str(path), "--model", str(baseline_dir), "--save",
+                          str(tmp_path / "saved")]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == len(CLIPS)
+    assert f"{len(CLIPS)} utterances read, 0 dropped" in captured.err and "latency" in captured.err
+    saved = sorted((tmp_path / "saved").iterdir())
+    assert len(saved) == len(CLIPS)
+    record = json.loads((saved[0] / "utterance.json").read_text())
+    assert record["text"] in captured.out and (saved[0] / "mosaic.jpg").stat().st_size > 1000
+    assert len(list(saved[0].glob("frame-*.png"))) == record["end_frame"] - record["start_frame"] + 1
+
+
+def test_sources_that_cannot_be_read_are_clear_errors(baseline_dir, tmp_path, capsys):
+    assert lipagent_main(["live", "--source", str(tmp_path / "none.avi"), "--model", str(baseline_dir)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "notes.avi").write_text("not a video")
+    assert lipagent_main(["live", "--source", str(tmp_path / "notes.avi"), "--model", str(baseline_dir)]) == 2
+    assert "cannot be opened" in capsys.readouterr().err
+    assert lipagent_main(["live", "--camera", "7", "--model", str(baseline_dir)]) == 2
+    assert "camera 7 cannot be opened" in capsys.readouterr().err
+    with pytest.raises(ReaderError, match="cannot be opened"):
+        run_live(load_reader(baseline_dir), camera=9)

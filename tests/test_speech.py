@@ -1,0 +1,112 @@
+"""The visual speech-span detector: pure functions on made-up and recorded opening sequences, and on real clips."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lipagent.align import parse_alignment
+from lipagent.pipeline import decode_all, find_speech, prepare_video
+from lipagent.speech import (
+    DEFAULT_SPEECH,
+    NoSpeechFound,
+    Span,
+    SpanTracker,
+    SpeechConfig,
+    detect_span,
+    mouth_opening,
+    segment,
+)
+
+SILENT, OPEN = 0.01, 0.15
+
+
+def talk(frames: int, seed: int = 0) -> list[float]:
+    """A mouth opening and closing on every syllable, as speech looks."""
+    rng = np.random.default_rng(seed)
+    return [OPEN * (0.55 + 0.45 * math.sin(i * 1.3)) + rng.uniform(0, 0.02) for i in range(frames)]
+
+
+def test_opening_is_the_inner_lip_gap_over_the_mouth_width():
+    points = np.zeros((468, 2))
+    points[13], points[14] = (100, 200), (100, 212)
+    points[78], points[308] = (70, 205), (130, 205)
+    assert mouth_opening(points) == pytest.approx(12 / 60)
+    assert math.isnan(mouth_opening(None))
+    assert mouth_opening(points * 3) == pytest.approx(12 / 60), "scale-free: a face nearer the camera reads the same"
+
+
+def test_one_sentence_with_a_short_pause_is_one_span():
+    openings = [SILENT] * 20 + talk(14) + [SILENT] * 6 + talk(14, 1) + [SILENT] * 25
+    [span] = segment(openings)
+    # The end trails the last open frame by the smoothing's half and one frame of closing motion.
+    assert abs(span.start - 20) <= 1 and 0 <= span.end - 53 <= 3, span
+    assert detect_span(openings) == (span.start, span.end)
+
+
+def test_two_utterances_apart_are_two_spans_and_a_blip_is_none():
+    openings = [SILENT] * 10 + talk(20) + [SILENT] * 30 + talk(25, 2) + [SILENT] * 20 + [0.2, 0.2] + [SILENT] * 20
+    spans = segment(openings)
+    assert len(spans) == 2, spans
+    assert abs(spans[0].start - 10) <= 1 and abs(spans[1].start - 60) <= 1
+    assert detect_span(openings) == (spans[0].start, spans[1].end), "a file is one sentence: first start to last end"
+
+
+def test_streaming_gives_what_the_whole_sequence_gives():
+    openings = [SILENT] * 10 + talk(20) + [SILENT] * 30 + talk(25, 2) + [SILENT] * 5
+    tracker = SpanTracker()
+    online = [s for s in (tracker.push(o) for o in openings) if s is not None] + tracker.finish()
+    assert online == segment(openings)
+    assert online[-1] == Span(online[-1].start, online[-1].end) and online[-1].end <= len(openings) - 1
+
+
+def test_frames_without_a_face_and_clips_without_speech():
+    openings = [math.nan] * 5 + [SILENT] * 10 + talk(20) + [math.nan] * 3 + talk(5) + [SILENT] * 20
+    start, end = detect_span(openings)
+    assert abs(start - 15) <= 1 and end >= 42
+    with pytest.raises(NoSpeechFound, match="no face"):
+        detect_span([math.nan] * 40)
+    with pytest.raises(NoSpeechFound, match="never moved"):
+        detect_span([SILENT] * 75)
+
+
+def test_settings_are_checked():
+    for bad in ({"smoothing": 2}, {"stop_threshold": 0.1, "start_threshold": 0.05}, {"hangover": -1}):
+        with pytest.raises(ValueError):
+            SpeechConfig(**bad)
+    assert DEFAULT_SPEECH.lookahead == DEFAULT_SPEECH.smoothing // 2
+
+
+def _aligned(unpacked, video_id):
+    alignment = parse_alignment((unpacked / "alignments" / "s1" / f"{video_id}.align").read_text())
+    return alignment.speech_start_frame, alignment.speech_end_frame
+
+
+def test_real_clips_spans_are_near_their_alignments(unpacked):
+    videos = sorted((unpacked / "s1").glob("*.mpg"))[::15]
+    starts, ends = [], []
+    for path in videos:
+        start, end = find_speech(decode_all(path))
+        aligned = _aligned(unpacked, path.stem)
+        starts.append(start - aligned[0])
+        ends.append(end - aligned[1])
+    starts, ends = np.abs(starts), np.abs(ends)
+    assert len(videos) >= 25
+    assert np.median(starts) <= 6 and np.percentile(starts, 90) <= 12, starts
+    assert np.median(ends) <= 3 and np.percentile(ends, 90) <= 8, ends
+
+
+def test_transcribe_samples_the_detected_span_by_default(unpacked):
+    path = unpacked / "s1" / "bbaf2n.mpg"
+    auto = prepare_video(path)
+    assert auto.how == "auto" and auto.span == find_speech(decode_all(path))
+    assert auto.mosaic.frame_indices[0] == auto.span[0] and auto.mosaic.frame_indices[-1] == auto.span[1]
+    assert "detected from the mouth" in auto.describe()
+    whole = prepare_video(path, "whole")
+    assert whole.span == (0, 74) and whole.mosaic.jpeg != auto.mosaic.jpeg
+    given = prepare_video(path, _aligned(unpacked, "bbaf2n"))
+    assert given.how == "given" and given.span == _aligned(unpacked, "bbaf2n")
+    with pytest.raises(ValueError, match="auto, whole"):
+        prepare_video(path, "sometimes")

@@ -4,6 +4,8 @@
   (no crop, no mosaic, no JPEG: the least any such pipeline can do);
 - lipagent: `video_to_mosaic` with the default settings, everything included (crops, mosaic, JPEG), and the same
   with Face Mesh in tracking mode (LipAgent 0.1's mode; reset per clip), to show what static mode costs;
+- lipagent, auto speech: what inference does without an alignment (`prepare_video(path)`): decode every frame,
+  tracking Face Mesh on every frame to find the spoken part, then the mosaic;
 - seed plan: every frame to PNG, landmarks on every frame, crops to PNG (the first plan's way), on a few clips.
 Floor and lipagent alternate clip by clip, so machine load falls on both alike. Then the whole
 `Dataset.map` stage is timed at each --num-proc to show throughput scaling.
@@ -29,7 +31,7 @@ from builders.grid_mosaics import SOURCE_FEATURES
 from lipagent.align import parse_alignment
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mouth import LipLandmarker
-from lipagent.pipeline import video_to_mosaic
+from lipagent.pipeline import prepare_video, video_to_mosaic
 from lipagent.prepare import map_in_chunks
 from lipagent.quiet import quiet_native_stderr
 from lipagent.sampling import sample_indices
@@ -86,7 +88,8 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
         static = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
     video_to_mosaic(*clips[0], landmarker=landmarker)
     video_to_mosaic(*clips[0], config=tracking_config, landmarker=tracking)
-    times: dict[str, list[float]] = {"floor": [], "lipagent": [], "lipagent, tracking": [], "seed plan": []}
+    times: dict[str, list[float]] = {"floor": [], "lipagent": [], "lipagent, tracking": [], "lipagent, auto speech": [],
+                                     "seed plan": []}
     for i, (path, speech) in enumerate(clips):
         start = time.perf_counter()
         with quiet_native_stderr():
@@ -98,6 +101,9 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
         start = time.perf_counter()
         video_to_mosaic(path, speech, tracking_config, landmarker=tracking)
         times["lipagent, tracking"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        prepare_video(path)
+        times["lipagent, auto speech"].append(time.perf_counter() - start)
         if i < seeds:
             start = time.perf_counter()
             with quiet_native_stderr():
@@ -145,7 +151,7 @@ def main() -> None:
         if values:
             med, mean = statistics.median(values) * 1000, statistics.mean(values) * 1000
             figures[name] = {"median_ms": round(med, 1), "mean_ms": round(mean, 1), "clips": len(values)}
-            print(f"  {name:<18} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
+            print(f"  {name:<21} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
     print("Dataset.map throughput (videos/s, including worker start-up):")
     for n, rate in rates.items():
         print(f"  num_proc={n:<2} {rate:6.1f}   x{rate / rates[args.num_proc[0]]:.2f}")

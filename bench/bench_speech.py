@@ -64,7 +64,8 @@ def unpack(grid_dir: Path, folder: Path, speaker: str) -> None:
 
 
 def clip_conditions(path: Path, aligned: tuple[int, int], detectors: dict[str, SpeechConfig],
-                    cost: dict[str, list[float]]) -> tuple[dict[str, bytes], dict[str, tuple[int, int] | None]]:
+                    cost: dict[str, list[float]], shifts: list[int]
+                    ) -> tuple[dict[str, bytes], dict[str, tuple[int, int] | None]]:
     """The clip's mosaics under every sampling (None where a detector found no speech) and the detected spans."""
     started = time.perf_counter()
     frames = decode_all(path)
@@ -85,6 +86,11 @@ def clip_conditions(path: Path, aligned: tuple[int, int], detectors: dict[str, S
         except (NoSpeechFound, ClipRejected):
             spans[name] = None
     mosaics["whole clip"] = clip_mosaic(frames, (0, len(frames) - 1)).jpeg
+    last = len(frames) - 1
+    for shift in shifts:
+        start, end = aligned
+        mosaics[f"aligned, start {shift:+d}"] = clip_mosaic(frames, (min(max(start + shift, 0), end - 1), end)).jpeg
+        mosaics[f"aligned, end {shift:+d}"] = clip_mosaic(frames, (start, min(max(end + shift, start + 1), last))).jpeg
     return mosaics, spans
 
 
@@ -119,10 +125,11 @@ def run(args: argparse.Namespace) -> dict:
         alignment = parse_alignment((clips / "alignments" / speaker / f"{video_id}.align").read_text())
         truth[video_id] = (alignment.speech_start_frame, alignment.speech_end_frame)
         mosaics[video_id], spans[video_id] = clip_conditions(clips / speaker / f"{video_id}.mpg", truth[video_id],
-                                                             detectors, cost)
+                                                             detectors, cost, args.shifts)
         if (n + 1) % 50 == 0:
             print(f"  {n + 1}/{len(aligned)}", flush=True)
-    conditions = ["aligned span", *detectors, "whole clip"]
+    conditions = ["aligned span", *detectors, "whole clip",
+                  *(f"aligned, {side} {shift:+d}" for shift in args.shifts for side in ("start", "end"))]
     usable = [v for v in aligned.video_ids if all(c in mosaics[v] for c in conditions)]
     print(f"[3/4] training the baseline on aligned spans, {args.folds}-fold x seeds {args.seeds}", flush=True)
     index = {v: i for i, v in enumerate(aligned.video_ids)}
@@ -216,6 +223,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
     parser.add_argument("--epochs", type=int, default=BaselineTrainingArgs.epochs)
     parser.add_argument("--bootstrap", type=int, default=10_000)
+    parser.add_argument("--shifts", type=int, nargs="*", default=[],
+                        help="also read aligned spans with the start or the end moved by these many frames (how "
+                        "sensitive the reader is to where the span lies)")
     parser.add_argument("--train-on-detected", action="store_true",
                         help="also train on the first detector's spans and read its spans")
     parser.add_argument("--num-proc", type=int, help="workers for building the dataset")

@@ -43,9 +43,10 @@ class BaselineTrainingArgs:
     out: Path
     epochs: int = 40
     batch_size: int = 16
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
+    max_grad_norm: float = 1.0
     seed: int = 0
     train_split: str = "train"
     eval_split: str | None = "validation"

@@ -129,7 +129,8 @@ def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evalua
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 20)
-    # Linear warm-up then cosine decay: the usual schedule for a network trained from scratch in few steps.
+    # Linear warm-up then cosine decay: the usual schedule for a network trained from scratch in few steps. With a peak
+    # of 3e-3 and no clipping, 2 runs in 6 stalled 10 points worse than the others; 1e-3 and clipping at 1 did not.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
@@ -149,6 +150,8 @@ def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evalua
             loss = sum(loss_fn(logits[slot], labels[index, i]) for i, slot in enumerate(SLOT_NAMES)) / len(SLOT_NAMES)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if args.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             schedule.step()
             losses.append(loss.item())

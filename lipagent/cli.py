@@ -192,6 +192,7 @@ def _run_baseline(args: argparse.Namespace) -> int:
     out, history = train_baseline(BaselineTrainingArgs(
         dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        max_grad_norm=args.max_grad_norm,
         shift=args.shift, flip=args.flip, gamma=args.gamma, seed=args.seed, train_split=args.train_split,
         eval_split=None if args.eval_split == "none" else args.eval_split, max_samples=args.max_samples,
         overwrite=args.overwrite))
@@ -273,6 +274,8 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--learning-rate", type=float, default=Defaults.learning_rate, help="AdamW peak learning rate")
     t.add_argument("--weight-decay", type=float, default=Defaults.weight_decay, help="AdamW weight decay")
     t.add_argument("--label-smoothing", type=float, default=Defaults.label_smoothing, help="cross-entropy smoothing")
+    t.add_argument("--max-grad-norm", type=float, default=Defaults.max_grad_norm,
+                   help="gradient clipping (0: off)")
     t.add_argument("--shift", type=int, default=Defaults.shift,
                    help="augmentation: random shift in pixels of the halved cells, the same for a clip's 12 cells")
     t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=Defaults.flip,

@@ -13,7 +13,7 @@ from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mosaic import build_mosaic, encode_jpeg
 from lipagent.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.sampling import sample_indices
-from lipagent.speech import DEFAULT_SPEECH, SpeechConfig, detect_span, mouth_opening
+from lipagent.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
 from lipagent.video import VideoError, read_frames, read_sampled_frames
 
 
@@ -91,13 +91,6 @@ def clip_mosaic(frames: Sequence[np.ndarray], speech: tuple[int, int], config: M
     indices = sample_indices(*speech, config.num_frames, len(frames))
     jpeg, found = frames_to_mosaic([frames[i] for i in indices], landmarker or process_landmarker(config), config)
     return Mosaic(jpeg=jpeg, frame_indices=tuple(indices), face_frames=found, num_frames=len(frames))
-
-
-SPEECH_MODES: tuple[str, ...] = ("auto", "whole")
-"""Without a given (start, end): find the spoken part from the mouth (auto), or spread over every frame (whole)."""
-
-Speech = tuple[int, int] | str
-"""A given spoken span (first, last frame, inclusive), or one of SPEECH_MODES."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
 """The one door to every lip reader: a video, camera frames or a mosaic in, GRID text out.
 
-(MediaPipe and the models are imported only when used, so command lines build their help instantly.)
-
 Two readers stand behind it: `lipagent.reader.LipReader` (Gemma 3n + a LoRA adapter) and
 `lipagent.baseline.BaselineReader` (the small CNN that is the project's accuracy yardstick). Both build their
 mosaics here, with the `MosaicConfig` their model was trained on, through the code the dataset builder uses,
-so a clip is always seen as training saw it. `load_reader` tells the two kinds of folder apart.
+so a clip is always seen as training saw it. `load_reader` tells the two kinds of folder apart. MediaPipe and
+the models are imported only when used, so command lines build their help instantly.
 """
 
 from __future__ import annotations
@@ -22,9 +21,7 @@ import numpy as np
 from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
-
-Speech = tuple[int, int] | str
-"""A spoken span (first, last frame), or 'auto' (found from the mouth) or 'whole' (as lipagent.pipeline.Speech)."""
+from lipagent.speech import Speech
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,13 @@ MOUTH_CORNERS = (78, 308)
 """Face Mesh indices of the inner mouth corners."""
 
 
+SPEECH_MODES: tuple[str, ...] = ("auto", "whole")
+"""Without a given (start, end): find the spoken part from the mouth (auto), or spread over every frame (whole)."""
+
+Speech = tuple[int, int] | str
+"""Where a clip's mosaic frames come from: a given spoken span (first, last frame, inclusive), or a SPEECH_MODES."""
+
+
 class NoSpeechFound(ValueError):
     """The mouth never moved enough to be speaking (or no face was found)."""
 
@@ -38,8 +45,11 @@ class SpeechConfig:
     """Frames in the centred moving average of the opening (odd; its half is the look-ahead)."""
     motion_weight: float = 1.0
     """Weight of the frame-to-frame change of the smoothed opening: lips moving without opening wide still speak."""
-    start_threshold: float = 0.06
-    """Activity (opening / mouth width, plus motion) above which speech starts."""
+    rest_window: int = 50
+    """Frames (2 s) over which the lowest smoothed opening is the mouth at rest; activity is measured above it, so
+    a face that rests with parted lips (a smile) is not forever speaking. 0 measures from a closed mouth."""
+    start_threshold: float = 0.05
+    """Activity (opening above rest / mouth width, plus motion) above which speech starts."""
     stop_threshold: float = 0.02
     """Activity under which a frame counts as silent."""
     hangover: int = 12
@@ -52,8 +62,8 @@ class SpeechConfig:
             raise ValueError(f"smoothing must be an odd number of frames, got {self.smoothing}")
         if not 0 <= self.stop_threshold <= self.start_threshold:
             raise ValueError("need 0 <= stop_threshold <= start_threshold")
-        if self.hangover < 0 or self.min_frames < 1:
-            raise ValueError("hangover must be >= 0 and min_frames >= 1")
+        if self.hangover < 0 or self.min_frames < 1 or self.rest_window < 0:
+            raise ValueError("hangover and rest_window must be >= 0 and min_frames >= 1")
 
     @property
     def lookahead(self) -> int:
@@ -94,6 +104,7 @@ class SpanTracker:
         self.config = config
         self._raw: deque[float] = deque(maxlen=config.smoothing)
         self._smoothed_previous: float | None = None
+        self._recent: deque[float] = deque(maxlen=max(1, config.rest_window))
         self._last = math.nan
         self._frame = -1
         self._start: int | None = None
@@ -106,7 +117,9 @@ class SpanTracker:
         smoothed = sum(self._raw) / len(self._raw)
         change = 0.0 if self._smoothed_previous is None else abs(smoothed - self._smoothed_previous)
         self._smoothed_previous = smoothed
-        return self._frame - self.config.lookahead, smoothed + self.config.motion_weight * change
+        self._recent.append(smoothed)
+        rest = min(self._recent) if self.config.rest_window else 0.0
+        return self._frame - self.config.lookahead, smoothed - rest + self.config.motion_weight * change
 
     def push(self, opening: float) -> Span | None:
         """Take the next frame's opening (NaN: no face); return an utterance that has just ended, if any."""

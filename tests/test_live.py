@@ -15,8 +15,9 @@ from lipagent.pipeline import decode_all, find_speech
 from lipagent.reading import ReaderError, load_reader
 
 CLIPS = ("bbaf2n", "lrae3s", "pbwc9s", "swwp2s")
-GAP = 40
-"""Still frames between clips (1.6 s: the last frame of the clip before, held)."""
+GAP = 60
+"""Still frames before each clip (2.4 s: its first frame, held, as a face waits to speak); longer than the detector's
+rest window, so the stream measures each clip's mouth from the same rest as reading the file does."""
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,13 @@ def joined(unpacked, tmp_path_factory) -> tuple[Path, list[tuple[str, int, tuple
     for video_id in CLIPS:
         speaker = "s2" if video_id == "swwp2s" else "s1"
         frames = decode_all(unpacked / speaker / f"{video_id}.mpg")
-        for frame in frames + [frames[-1]] * GAP:
+        for frame in [frames[0]] * GAP + frames:
             writer.write(frame)
         alignment = parse_alignment((unpacked / "alignments" / speaker / f"{video_id}.align").read_text())
-        layout.append((video_id, offset, (alignment.speech_start_frame, alignment.speech_end_frame)))
-        offset += len(frames) + GAP
+        layout.append((video_id, offset + GAP, (alignment.speech_start_frame, alignment.speech_end_frame)))
+        offset += GAP + len(frames)
+    for _ in range(GAP):
+        writer.write(frames[-1])
     writer.release()
     return path, layout
 

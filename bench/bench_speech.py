@@ -85,12 +85,17 @@ def clip_conditions(path: Path, aligned: tuple[int, int], detectors: dict[str, S
             mosaics[name] = clip_mosaic(frames, spans[name]).jpeg
         except (NoSpeechFound, ClipRejected):
             spans[name] = None
-    mosaics["whole clip"] = clip_mosaic(frames, (0, len(frames) - 1)).jpeg
     last = len(frames) - 1
+    start, end = aligned
+    others = {"whole clip": (0, last)}
     for shift in shifts:
-        start, end = aligned
-        mosaics[f"aligned, start {shift:+d}"] = clip_mosaic(frames, (min(max(start + shift, 0), end - 1), end)).jpeg
-        mosaics[f"aligned, end {shift:+d}"] = clip_mosaic(frames, (start, min(max(end + shift, start + 1), last))).jpeg
+        others[f"aligned, start {shift:+d}"] = (min(max(start + shift, 0), end - 1), end)
+        others[f"aligned, end {shift:+d}"] = (start, min(max(end + shift, start + 1), last))
+    for name, span in others.items():
+        try:  # a condition the pipeline rejects leaves the clip out of the comparison (all conditions or none)
+            mosaics[name] = clip_mosaic(frames, span).jpeg
+        except ClipRejected:
+            pass
     return mosaics, spans
 
 

@@ -8,6 +8,9 @@ Face Mesh-to-mosaic transform then runs over these rows as `Dataset.map(num_proc
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,13 +25,14 @@ from lipagent.grid_files import (
     VideoFile,
     check_speakers,
     check_zip,
+    file_fingerprint,
     find_alignments,
     find_videos,
     pair_files,
 )
 from lipagent.pipeline import SkipReason
 from lipagent.splits import SCHEMES, SPLITS, assign_split
-from lipagent.zenodo import ChecksumError, load_record, select_files, verify, wanted_files
+from lipagent.zenodo import ChecksumError, fetch, load_record, select_files, verify, wanted_files
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +60,12 @@ class GridMosaicsConfig(datasets.BuilderConfig):
         limit: int | None = None,
         split_scheme: str = "overlapped",
         zenodo_url: str = ZenodoRecord.base_url,
+        source_fingerprint: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        # Part of the config, so of the cache's key: changed source files make a new cache, never a stale one.
+        self.source_fingerprint = source_fingerprint
         self.speakers = check_speakers(speakers)
         self.grid_dir = str(Path(grid_dir).resolve()) if grid_dir else None
         if limit is not None and limit < 1:
@@ -137,8 +144,17 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
             yield row["video_id"], row
 
     def _unpack(self, dl_manager: datasets.DownloadManager, archive: Path) -> Path:
+        """The archive unpacked in the cache, under a name that changes with the archive's size and time:
+        `dl_manager.extract` keys its cache on the path alone, so it would keep serving a replaced zip's files."""
         check_zip(archive)
-        return Path(dl_manager.extract(str(archive)))
+        target = Path(self._cache_downloaded_dir) / "unpacked" / f"{archive.stem}-{file_fingerprint(archive)}"
+        if not target.is_dir():
+            partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(partial)  # safe: check_zip refused absolute and parent-relative members
+            partial.rename(target)
+        return target
 
     def _local_sources(self, dl_manager: datasets.DownloadManager, grid_dir: Path) -> tuple[dict[str, Path], Path]:
         """Speaker trees and the alignment tree from a folder of Zenodo zips or their unpacked trees."""
@@ -159,8 +175,8 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
     def _zenodo_sources(self, dl_manager: datasets.DownloadManager) -> tuple[dict[str, Path], Path]:
         """Fetch (or reuse from the cache) the chosen speakers' zips and alignments.zip, md5-checked."""
         record = ZenodoRecord(base_url=self.config.zenodo_url)
-        files = select_files(load_record(dl_manager.download(record.api_url), record), wanted_files(self.config.speakers))
-        paths = dl_manager.download({f.name: f.url for f in files})
+        files = select_files(load_record(fetch(dl_manager.download, record.api_url, record), record), wanted_files(self.config.speakers))
+        paths = fetch(dl_manager.download, {f.name: f.url for f in files}, record)
         for file in files:
             try:
                 verify(paths[file.name], file)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from eval.grid_metric.grid_metric import MISSING_WORD, confusions, wer_interval  # noqa: E402
 
 from eval.report import draw_report  # noqa: E402
+from lipagent.cli import positive_int  # noqa: E402
 from lipagent.hub import baseline_gap, resolve_dataset  # noqa: E402
 from lipagent.reading import Reader, add_reader_arguments, load_reader, reader_from_args  # noqa: E402
 
@@ -46,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--output", type=Path, required=True, help="folder for metrics.json, predictions.jsonl, report.png")
     parser.add_argument("--baseline", help="a baseline folder (or Hub id) to score on the same clips, for comparison")
-    parser.add_argument("--max_samples", type=int, help="evaluate only the first N samples")
-    parser.add_argument("--batch_size", type=int, default=8, help="mosaics per generate call (default: 8)")
+    parser.add_argument("--max_samples", type=positive_int, help="evaluate only the first N samples")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="mosaics per generate call (default: 8)")
     return parser.parse_args(argv)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from lipagent.card import dataset_mosaic_config
 from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES, SLOTS
 from lipagent.hub import resolve_dataset
+from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 
 
 @dataclass
@@ -173,31 +173,29 @@ def save_baseline(model: SlotReader, record: BaselineRecord, history: list[dict[
     from safetensors.torch import save_file
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
-    if out.exists() and not (out / CONFIG_FILE).is_file():
-        raise FileExistsError(f"{out} exists and is not a baseline folder; refusing to replace it")
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, staging / WEIGHTS_FILE)
-    (staging / CONFIG_FILE).write_text(record.to_json())
-    (staging / HISTORY_FILE).write_text(json.dumps(history, indent=2))
-    previous = out.with_name(f".{out.name}.previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if out.exists():
-        out.rename(previous)
-    staging.rename(out)
-    shutil.rmtree(previous, ignore_errors=True)
-    return out
+    check_output(out, overwrite, is_baseline_folder, "baseline")
+    with staging_for(out) as staging:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, staging / WEIGHTS_FILE)
+        (staging / CONFIG_FILE).write_text(record.to_json())
+        (staging / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+        return move_into_place(staging, out, overwrite, is_baseline_folder, "baseline")
+
+
+def is_baseline_folder(folder: Path) -> bool:
+    """A folder `lipagent baseline train` wrote: the only kind `--overwrite` may replace."""
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
 def train_baseline(args: BaselineTrainingArgs, progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:
     """Load the dataset, train, save: the whole `lipagent baseline train`."""
     args.check()
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    check_output(out, args.overwrite, is_baseline_folder, "baseline")
+    with output_lock(out):
+        return _train(args, out, progress)
+
+
+def _train(args: BaselineTrainingArgs, out: Path, progress: bool) -> tuple[Path, list[dict[str, Any]]]:
     started = time.perf_counter()
     splits = [args.train_split] + ([args.eval_split] if args.eval_split else [])
     mosaic, cells = load_dataset_cells(args.dataset, splits, args.arch, args.max_samples)

@@ -35,6 +35,7 @@ class BuildSummary:
     mosaic: dict
     split_sizes: dict[str, int]
     skipped: list[dict] = field(default_factory=list)
+    split_bytes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     num_proc: int = 1
 
@@ -99,7 +100,8 @@ def render_card(summary: BuildSummary, features: datasets.Features, name: str) -
     info = datasets.DatasetInfo(
         features=features,
         splits=datasets.SplitDict(
-            {s: datasets.SplitInfo(name=s, num_examples=summary.split_sizes[s]) for s in summary.present_splits}
+            {s: datasets.SplitInfo(name=s, num_examples=summary.split_sizes[s], num_bytes=summary.split_bytes.get(s, 0))
+             for s in summary.present_splits}
         ),
     )
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(data)
@@ -167,6 +169,16 @@ The GRID corpus is distributed under CC BY 4.0; so is this derived dataset. Plea
 {GRID_CITATION}
 ```
 """
+
+
+def is_lipagent_dataset(folder: Path) -> bool:
+    """Whether a folder holds a dataset `lipagent prepare` wrote (its card has `lipagent` metadata): the only kind
+    of folder `prepare --overwrite` may replace."""
+    card = Path(folder) / "README.md"
+    try:
+        return card.is_file() and bool(DatasetCard.load(card).data.to_dict().get("lipagent"))
+    except (ValueError, OSError):
+        return False
 
 
 def dataset_mosaic_config(folder: str | Path) -> MosaicConfig:

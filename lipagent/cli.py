@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, ZenodoRecord
+from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one worth showing."""
@@ -31,6 +32,17 @@ EPILOG = """examples:
 """
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts (workers, clips, epochs): `--num-proc -3` is a usage error, not a silent default."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "prepare",
@@ -48,10 +60,12 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
         help="folder holding Zenodo's sN.zip and alignments.zip, or their unpacked sN/ and alignments/ trees; "
         "without it the files are downloaded from Zenodo record 3625687 (cached, md5-checked)",
     )
-    p.add_argument("--limit", type=int, help="use only the first N videos (by video id) of the chosen speakers")
+    p.add_argument("--limit", type=positive_int,
+                   help="use only the first N videos (by video id) of the chosen speakers")
     p.add_argument("--split-scheme", choices=("overlapped", "unseen"), default="overlapped",
                    help="overlapped: 80/10/10 of each speaker's videos; unseen: s1, s2, s20, s22 held out as test")
-    p.add_argument("--num-proc", type=int, help="worker processes for the mosaic transform (default: cores, max 8)")
+    p.add_argument("--num-proc", type=positive_int,
+                   help="worker processes for the mosaic transform (default: cores, max 8)")
     p.add_argument("--cache-dir", type=Path, help="datasets cache for downloads and intermediate results "
                    "(default: the Hugging Face datasets cache)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -132,7 +146,9 @@ def _run_validate(args: argparse.Namespace) -> int:
 def _run_preview(args: argparse.Namespace) -> int:
     from lipagent.preview import preview
 
-    print(f"wrote {preview(args.folder, args.out, per_split=args.per_split)}")
+    from lipagent.hub import resolve_dataset
+
+    print(f"wrote {preview(resolve_dataset(args.folder), args.out, per_split=args.per_split)}")
     return 0
 
 
@@ -269,8 +285,8 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
                            "one machine; the 450 real s1 clips of ../shared/grid train in about 3 minutes on 2 cores.")
     t.add_argument("dataset", help="dataset folder written by `lipagent prepare`, or a Hub dataset id")
     t.add_argument("--out", type=Path, required=True, help="folder to write the model to")
-    t.add_argument("--epochs", type=int, default=Defaults.epochs, help="passes over the training split")
-    t.add_argument("--batch-size", type=int, default=Defaults.batch_size, help="clips per step")
+    t.add_argument("--epochs", type=positive_int, default=Defaults.epochs, help="passes over the training split")
+    t.add_argument("--batch-size", type=positive_int, default=Defaults.batch_size, help="clips per step")
     t.add_argument("--learning-rate", type=float, default=Defaults.learning_rate, help="AdamW peak learning rate")
     t.add_argument("--weight-decay", type=float, default=Defaults.weight_decay, help="AdamW weight decay")
     t.add_argument("--label-smoothing", type=float, default=Defaults.label_smoothing, help="cross-entropy smoothing")
@@ -286,7 +302,7 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-split", default=Defaults.train_split, help="split to learn from")
     t.add_argument("--eval-split", default=Defaults.eval_split,
                    help="split scored after every epoch (history.json), or 'none'")
-    t.add_argument("--max-samples", type=int, help="learn from the first N clips only (smoke runs)")
+    t.add_argument("--max-samples", type=positive_int, help="learn from the first N clips only (smoke runs)")
     t.add_argument("--overwrite", action="store_true", help="replace --out if it holds an earlier baseline")
 
 
@@ -304,15 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "`lipagent prepare`: shards, splits, columns, image size, GRID texts, no id in two splits.")
     p.add_argument("folder", type=Path)
     p = sub.add_parser("preview", help="write a contact sheet of mosaics", description="Write a PNG contact sheet "
-                       "of the first mosaics of every split with their transcriptions.")
-    p.add_argument("folder", type=Path)
+                       "of the first mosaics of every split with their transcriptions.", formatter_class=HelpFormatter)
+    p.add_argument("folder", help="a dataset folder written by `lipagent prepare`, or a Hub dataset id")
     p.add_argument("--out", type=Path, default=Path("sheet.png"), help="PNG to write")
-    p.add_argument("--per-split", type=int, default=4, help="mosaics shown from each split")
+    p.add_argument("--per-split", type=positive_int, default=4, help="mosaics shown from each split")
     p = sub.add_parser("demo", help="run the pipeline offline on clips it renders itself",
                        description="Render a small GRID-like corpus from a public-domain face photo, prepare it, "
                        "validate it and preview it: the whole data pipeline with no network and no GPU.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
-    p.add_argument("--num-proc", type=int, help="worker processes (default: cores, max 8)")
+    p.add_argument("--num-proc", type=positive_int, help="worker processes (default: cores, max 8)")
     _baseline_parser(sub)
     _transcribe_parser(sub)
     _live_parser(sub)
@@ -331,14 +347,30 @@ COMMANDS = {
 }
 
 
+INTERRUPTED = {
+    "prepare": "--out was not touched; finished chunks of mosaics are kept in the cache, and the same command "
+               "resumes from them",
+    "baseline": "--out was not touched; training starts over when run again",
+    "export": "--out was not touched",
+}
+"""What an interrupted command leaves, said in its one line."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return COMMANDS[args.command](args)
-    except (ValueError, OSError, ConnectionError) as error:
-        print(f"lipagent {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        with main_process_handles_ctrl_c():
+            return COMMANDS[args.command](args)
+    except BaseException as error:
+        if interrupted():  # whatever surfaced while the interrupted work was torn down
+            print(f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}",
+                  file=sys.stderr)
+            return 130
+        if isinstance(error, (ValueError, OSError, ConnectionError)):
+            print(f"lipagent {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 
 from lipagent.config import ZenodoRecord
-from lipagent.zenodo import load_record, select_files, wanted_files
+from lipagent.zenodo import fetch, load_record, select_files, wanted_files
 
 
 @dataclass(frozen=True)
@@ -37,5 +37,5 @@ def zenodo_plan(download_dir: str, speakers: list[str], base_url: str) -> list[P
     """The Zenodo files a build would fetch, with the sizes the record lists (fetches only the record)."""
     record = ZenodoRecord(base_url=base_url)
     manager = datasets.DownloadManager(download_config=datasets.DownloadConfig(cache_dir=download_dir))
-    files = select_files(load_record(manager.download(record.api_url), record), wanted_files(speakers))
+    files = select_files(load_record(fetch(manager.download, record.api_url, record), record), wanted_files(speakers))
     return [PlannedFile(f.name, f.size, f.url) for f in files]

@@ -6,6 +6,7 @@ alignments are paired by video id (unique across the corpus), whatever the folde
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,33 @@ class AlignmentFile:
     video_id: str
     folder: str
     path: Path
+
+
+def source_files(grid_dir: Path, speakers: Sequence[str]) -> list[Path]:
+    """The files under `grid_dir` a build of `speakers` reads: each speaker's and the alignments' zip or unpacked
+    tree (a tree wins when it holds files, as the builder chooses)."""
+    files: list[Path] = []
+    for name in [*speakers, "alignments"]:
+        folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
+        tree = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        files += tree or ([archive] if archive.is_file() else [])
+    return files
+
+
+def source_fingerprint(grid_dir: Path, speakers: Sequence[str]) -> str:
+    """What the sources are, cheaply: every source file's path, size and modification time, hashed. A fixed
+    alignment, an added clip or a replaced zip changes it, so the build cache keyed on it cannot go stale."""
+    digest = hashlib.sha256()
+    for path in source_files(grid_dir, speakers):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(grid_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path) -> str:
+    """A short key for one file's version (size and modification time)."""
+    stat = path.stat()
+    return hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
 def _visible(paths: Iterable[Path]) -> list[Path]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import httpx as hub_http  # the Hub client's HTTP library, under whichever name it has
 
 from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES
@@ -48,16 +51,32 @@ class Login:
     token: str = field(repr=False)
 
 
+@contextmanager
+def talking_to(api: HfApi, what: str) -> Iterator[None]:
+    """Hub failures as one sentence each: an unreachable endpoint, a token refused (401/403), anything else the
+    Hub answers (a 404 from a wrong HF_ENDPOINT is not a bad token)."""
+    endpoint = getattr(api, "endpoint", "the Hub")
+    try:
+        yield
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", "?")
+        if status in (401, 403):
+            raise HubError(f"the Hugging Face token was rejected (HTTP {status}) when {what}; log in again "
+                           "(`hf auth login`) or check HF_TOKEN") from None
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise HubError(f"{endpoint} answered HTTP {status} when {what}: {first_line}") from None
+    except hub_http.TransportError as error:
+        raise HubError(f"the Hugging Face Hub could not be reached at {endpoint} when {what} "
+                       f"({type(error).__name__}); check the network, or HF_ENDPOINT") from None
+
+
 def authenticate(api: HfApi, token: str | None) -> Login:
     """The user the token belongs to; a missing or rejected token is an error that never shows the token."""
     token = token or get_token()
     if not token:
         raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN (a token with write access)")
-    try:
+    with talking_to(api, "checking the token"):
         return Login(api.whoami(token=token)["name"], token)
-    except HfHubHTTPError as error:
-        status = getattr(error.response, "status_code", "?")
-        raise HubError(f"the Hugging Face token was rejected (HTTP {status}); log in again or check HF_TOKEN") from None
 
 
 def stage_dataset(folder: str | Path, stage: str | Path) -> Path:
@@ -114,17 +133,35 @@ def adapter_card(adapter: Path, repo_id: str, metrics: dict | None, dataset: str
             if key in metrics
         ]
     data = ModelCardData(
-        base_model=base,
+        base_model=base if is_hub_id(base) else None,
         library_name="peft",
         pipeline_tag="image-text-to-text",
         license="gemma",
-        datasets=[dataset_id] if dataset_id else None,
+        datasets=[dataset_id] if is_hub_id(dataset_id) else None,
         tags=["lip-reading", "visual-speech-recognition", "gemma3n", "lora", "lipagent"],
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
     )
     mosaic = adapter_mosaic_config(adapter)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{_adapter_body(repo_id, base, recipe, metrics, dataset_id, mosaic)}")
+
+
+def is_hub_id(name: str | None) -> bool:
+    """An owner/name Hub id rather than a local path (a card links only the former)."""
+    return bool(name) and not str(name).startswith(("/", ".", "~")) and str(name).count("/") == 1 \
+        and not Path(str(name)).expanduser().exists()
+
+
+def _link(name: str | None, kind: str = "") -> str:
+    """Markdown for a model or dataset: a Hub link for a Hub id, the bare name for a local path."""
+    if not name:
+        return "GRID mouth mosaics"
+    return f"[`{name}`](https://huggingface.co/{kind}{name})" if is_hub_id(name) else f"`{name}` (a local copy)"
+
+
+def _cell(value: Any) -> str:
+    """A Markdown table cell: `|` (as in a LoRA target regex) would end the cell."""
+    return str(value).replace("|", "\\|")
 
 
 def baseline_gap(metrics: dict) -> str:
@@ -145,7 +182,7 @@ def baseline_comparison(metrics: dict) -> str:
 
 def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None,
                   mosaic: MosaicConfig) -> str:
-    recipe_rows = "\n".join(f"| {k} | {v} |" for k, v in recipe.items() if v is not None)
+    recipe_rows = "\n".join(f"| {k} | {_cell(v)} |" for k, v in recipe.items() if v is not None)
     if metrics:
         slots = " | ".join(f"{metrics['slot_accuracy'][s]:.1%}" for s in SLOT_NAMES)
         scores = (
@@ -161,9 +198,9 @@ def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, d
     return f"""
 # {repo_id.split('/')[-1]}
 
-A LoRA adapter for [{base}](https://huggingface.co/{base}) that reads lips: given a mosaic of {mosaic.num_frames} mouth crops
+A LoRA adapter for {_link(base)} that reads lips: given a mosaic of {mosaic.num_frames} mouth crops
 from a GRID-style video, it writes the six-word sentence spoken. Trained with LipAgent on
-{f'[`{dataset}`](https://huggingface.co/datasets/{dataset})' if dataset else 'GRID mouth mosaics'}.
+{_link(dataset, "datasets/")}.
 
 ## Use
 
@@ -218,7 +255,9 @@ def publish(stage: Path, repo_id: str, repo_type: str, private: bool, login: Log
     Rerunning after an interruption is safe: the repository is reused, files the Hub already holds are
     not sent again (content-addressed), and an upload with nothing new makes no commit.
     """
-    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=login.token)
-    api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=login.token,
-                      commit_message=f"Upload {repo_type} with lipagent (as {login.user})")
+    with talking_to(api, f"creating {repo_id}"):
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=login.token)
+    with talking_to(api, f"uploading to {repo_id}"):
+        api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=login.token,
+                          commit_message=f"Upload {repo_type} with lipagent (as {login.user})")
     return str(url)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +20,12 @@ import datasets
 import multiprocess
 
 from builders.grid_mosaics import SOURCE_FEATURES, GridMosaics
-from lipagent.card import BuildSummary, render_card
+from lipagent.card import BuildSummary, is_lipagent_dataset, render_card
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig, ZenodoRecord
+from lipagent.grid_files import source_fingerprint
+from lipagent.interrupt import ignore_in_workers
 from lipagent.mouth import face_mesh_created_here
+from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
 from lipagent.splits import SPLITS
 
@@ -46,17 +48,24 @@ def default_num_proc() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
+def _without_folder(detail: str, row: dict) -> str:
+    """A skip detail without the local folder of the video: `skipped.jsonl` is published with the dataset."""
+    return detail.replace(str(Path(row["video_path"]).parent) + os.sep, "")
+
+
 def mosaic_row(row: dict, config: dict) -> dict:
     """The `Dataset.map` function: one source row -> its mosaic, or the reason it has none."""
+    ignore_in_workers()
     empty = {"image": None, "frame_indices": None, "face_frames": None, "num_frames": None}
     if row["skip_reason"] is not None:
         return empty
     try:
         mosaic = video_to_mosaic(row["video_path"], (row["speech_start"], row["speech_end"]), MosaicConfig(**config))
     except ClipRejected as rejected:
-        return {**empty, "skip_reason": rejected.reason.value, "skip_detail": rejected.detail}
+        return {**empty, "skip_reason": rejected.reason.value, "skip_detail": _without_folder(rejected.detail, row)}
     except cv2.error as error:
-        return {**empty, "skip_reason": SkipReason.UNDECODABLE.value, "skip_detail": str(error).strip()}
+        return {**empty, "skip_reason": SkipReason.UNDECODABLE.value,
+                "skip_detail": _without_folder(str(error).strip(), row)}
     return {
         "image": {"bytes": mosaic.jpeg, "path": None},
         "frame_indices": list(mosaic.frame_indices),
@@ -99,7 +108,7 @@ def map_in_chunks(
                     mosaic_row,
                     fn_kwargs={"config": config.to_dict()},
                     features=MOSAIC_FEATURES,
-                    num_proc=num_proc if num_proc > 1 else None,
+                    num_proc=min(num_proc, len(chunk)) if min(num_proc, len(chunk)) > 1 else None,  # else datasets warns
                     desc=f"Mosaics {desc} {index + 1}/{count}",
                 )
             )
@@ -122,6 +131,7 @@ class PrepareOptions:
 
 
 def make_builder(options: PrepareOptions) -> GridMosaics:
+    fingerprint = source_fingerprint(Path(options.grid_dir), options.speakers) if options.grid_dir else None
     return GridMosaics(
         cache_dir=str(options.cache_dir) if options.cache_dir else None,
         speakers=list(options.speakers),
@@ -129,14 +139,19 @@ def make_builder(options: PrepareOptions) -> GridMosaics:
         limit=options.limit,
         split_scheme=options.split_scheme,
         zenodo_url=options.zenodo_url,
+        source_fingerprint=fingerprint,
     )
 
 
 def prepare(options: PrepareOptions) -> BuildSummary:
     """Build the mosaic dataset described by `options` into `options.out`."""
     out = Path(options.out)
-    if out.exists() and not options.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    check_output(out, options.overwrite, is_lipagent_dataset, "dataset")
+    with output_lock(out):
+        return _build(options, out)
+
+
+def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     started = time.perf_counter()
     num_proc = options.num_proc or default_num_proc()
     builder = make_builder(options)
@@ -152,7 +167,9 @@ def prepare(options: PrepareOptions) -> BuildSummary:
         skipped += [details[i] for i, r in enumerate(reasons) if r is not None]
     summary = BuildSummary(
         speakers=list(builder.config.speakers),
-        source=str(options.grid_dir) if options.grid_dir else ZenodoRecord(base_url=options.zenodo_url).api_url,
+        # The folder's name, not its path: the card is published, and a local path means nothing elsewhere.
+        source=f"local GRID files ({Path(options.grid_dir).name}/)" if options.grid_dir
+        else ZenodoRecord(base_url=options.zenodo_url).api_url,
         split_scheme=options.split_scheme,
         limit=options.limit,
         mosaic=options.config.to_dict(),
@@ -162,19 +179,25 @@ def prepare(options: PrepareOptions) -> BuildSummary:
     )
     if not summary.present_splits:
         raise ValueError(f"no clip became a mosaic, so nothing was written:\n{summary.text()}")
-    write_folder(kept, summary, out)
+    write_folder(kept, summary, out, options.overwrite)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path) -> None:
+def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path,
+                 overwrite: bool = False) -> None:
     """Parquet shards `data/<split>-NNNNN-of-NNNNN.parquet`, the card and `skipped.jsonl`, written beside
     `out` and moved into place at the end, so `out` is never half-written."""
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "data").mkdir(parents=True)
+    with staging_for(out) as staging:
+        _write(splits, summary, out, staging)
+        move_into_place(staging, out, overwrite, is_lipagent_dataset, "dataset")
+
+
+def _write(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path, staging: Path) -> None:
+    (staging / "data").mkdir()
     for split in summary.present_splits:
-        dataset = splits[split]
+        dataset = splits[split].flatten_indices()  # after select(), nbytes would count the rows left out too
+        summary.split_bytes[split] = dataset.data.nbytes
         shards = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
         for index in range(shards):
             shard = dataset.shard(num_shards=shards, index=index, contiguous=True)
@@ -183,6 +206,3 @@ def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out
     with open(staging / "skipped.jsonl", "w", encoding="utf-8") as handle:
         for row in summary.skipped:
             handle.write(json.dumps(row) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)

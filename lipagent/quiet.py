@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,3 +22,9 @@ def quiet_native_stderr() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def quiet_known_library_warnings() -> None:
+    """Drop warnings users can do nothing about: PEFT reads `model.is_gradient_checkpointing`, which transformers 5
+    deprecates with a FutureWarning on every model load."""
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -20,10 +20,13 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
+from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
 from lipagent.prompt import inference_messages
+from lipagent.quiet import quiet_known_library_warnings
 from lipagent.reading import READING_RECORD, Reader, ReaderError, adapter_mosaic_config, mosaic_image, resolve_model
 from lipagent.torch_compat import ensure_torchvision_importable
 
+quiet_known_library_warnings()
 ensure_torchvision_importable()
 
 import torch  # noqa: E402
@@ -184,19 +187,14 @@ def export_merged(adapter: str | Path, out: str | Path, base_model: str | None =
     import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; remove it or choose another folder")
+    check_output(out, False, never, "merged model")
     folder = resolve_model(adapter)
     adapter = str(folder)
     base = base_model or base_model_of(adapter)
-    model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    staging = out.with_name(f".{out.name}.partial")
-    merged.save_pretrained(staging)
-    load_processor(adapter, base).save_pretrained(staging)
-    if (folder / READING_RECORD).is_file():
-        shutil.copy2(folder / READING_RECORD, staging / READING_RECORD)
-    if out.exists():
-        raise FileExistsError(f"{out} appeared while merging; the merged model is left in {staging}")
-    staging.rename(out)
-    return out
+    with output_lock(out), staging_for(out) as staging:
+        model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
+        PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(staging)
+        load_processor(adapter, base).save_pretrained(staging)
+        if (folder / READING_RECORD).is_file():
+            shutil.copy2(folder / READING_RECORD, staging / READING_RECORD)
+        return move_into_place(staging, out, False, never, "merged model")

@@ -3,11 +3,12 @@
 Training samples its 12 frames over the spoken part that GRID's `.align` timings give; users have no `.align`, so
 inference finds that part from the video. Per frame, `mouth_opening` turns Face Mesh landmarks into the inner-lip
 gap over the mouth's width (scale-free: the same for a face near or far); `SpanTracker` smooths it, adds how fast
-it changes, and segments it with hysteresis: speech starts when the activity rises above `start_threshold`, and
-ends once it has stayed below `stop_threshold` for `hangover` frames, so a pause between words does not cut a
-sentence. The tracker takes one frame at a time and needs only a few frames of look-ahead, so the same code finds
-the span of a file (`detect_span`) and segments a live camera (`lipagent live`). Everything here is a pure
-function of the openings; landmarks come from `lipagent.mouth`.
+it changes, measures it above the mouth's rest, and segments it with hysteresis: speech starts when the activity
+rises above `start_threshold`, and ends once it has stayed below `stop_threshold` for `hangover` frames, so a pause
+between words does not cut a sentence; an utterance too short or too still to be speech is dropped. The tracker
+takes one frame at a time and needs only a few frames of look-ahead, so the same code finds the span of a file
+(`detect_span`) and segments a live camera (`lipagent live`). Everything here is a pure function of the openings;
+landmarks come from `lipagent.mouth`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class SpeechConfig:
     rest_window: int = 50
     """Frames (2 s) over which the lowest smoothed opening is the mouth at rest; activity is measured above it, so
     a face that rests with parted lips (a smile) is not forever speaking. 0 measures from a closed mouth."""
+    still_change: float = 0.004
+    still_frames: int = 12
+    """A mouth whose smoothed opening changes by less than `still_change` per frame for `still_frames` frames is at
+    rest, whatever its shape: the rest window restarts there, so a face that settles into a new shape (a smile, a
+    new speaker) is read from its new rest within half a second instead of the whole window. On the s1 clips a
+    resting mouth moves 0.001 per frame (median), and no speech holds still for more than 7 frames."""
     start_threshold: float = 0.05
     """Activity (opening above rest / mouth width, plus motion) above which speech starts."""
     stop_threshold: float = 0.02
@@ -56,14 +63,20 @@ class SpeechConfig:
     """Silent frames (0.48 s at 25 fps) that end an utterance; shorter pauses stay inside it."""
     min_frames: int = 12
     """Utterances shorter than this (0.48 s; a mosaic's 12 frames) are noise (a lip lick, a swallow), not speech."""
+    min_moving_frames: int = 10
+    """Utterances in which the mouth moves (changes by `still_change` or more) on fewer frames than this are a face
+    taking a new shape (a smile, another speaker), not speech: that moves for the 3-4 frames of the step. Speech
+    moves on 20 frames or more on every s1 clip measured (median 30)."""
 
     def __post_init__(self) -> None:
         if self.smoothing < 1 or self.smoothing % 2 == 0:
             raise ValueError(f"smoothing must be an odd number of frames, got {self.smoothing}")
         if not 0 <= self.stop_threshold <= self.start_threshold:
             raise ValueError("need 0 <= stop_threshold <= start_threshold")
-        if self.hangover < 0 or self.min_frames < 1 or self.rest_window < 0:
-            raise ValueError("hangover and rest_window must be >= 0 and min_frames >= 1")
+        if min(self.hangover, self.rest_window, self.still_change, self.min_moving_frames) < 0:
+            raise ValueError("hangover, rest_window, still_change and min_moving_frames must be >= 0")
+        if self.min_frames < 1 or self.still_frames < 1:
+            raise ValueError("min_frames and still_frames must be >= 1")
 
     @property
     def lookahead(self) -> int:
@@ -105,21 +118,26 @@ class SpanTracker:
         self._raw: deque[float] = deque(maxlen=config.smoothing)
         self._smoothed_previous: float | None = None
         self._recent: deque[float] = deque(maxlen=max(1, config.rest_window))
+        self._still = 0
         self._last = math.nan
         self._frame = -1
         self._start: int | None = None
         self._last_active = -1
+        self._changes: list[float] = []
 
-    def _activity(self) -> tuple[int, float] | None:
+    def _activity(self) -> tuple[int, float, float] | None:
         """The activity of the frame at the centre of the smoothing window, once there is one."""
         if len(self._raw) < self._raw.maxlen:
             return None
         smoothed = sum(self._raw) / len(self._raw)
         change = 0.0 if self._smoothed_previous is None else abs(smoothed - self._smoothed_previous)
         self._smoothed_previous = smoothed
+        self._still = self._still + 1 if change < self.config.still_change else 0
+        if self._still >= self.config.still_frames:
+            self._recent.clear()
         self._recent.append(smoothed)
         rest = min(self._recent) if self.config.rest_window else 0.0
-        return self._frame - self.config.lookahead, smoothed - rest + self.config.motion_weight * change
+        return self._frame - self.config.lookahead, smoothed - rest + self.config.motion_weight * change, change
 
     def push(self, opening: float) -> Span | None:
         """Take the next frame's opening (NaN: no face); return an utterance that has just ended, if any."""
@@ -135,12 +153,13 @@ class SpanTracker:
         found = self._activity()
         return None if found is None else self._step(*found)
 
-    def _step(self, frame: int, activity: float) -> Span | None:
+    def _step(self, frame: int, activity: float, change: float) -> Span | None:
         config = self.config
         if self._start is None:
             if activity > config.start_threshold:
-                self._start, self._last_active = frame, frame
+                self._start, self._last_active, self._changes = frame, frame, [change]
             return None
+        self._changes.append(change)
         if activity > config.stop_threshold:
             self._last_active = frame
         elif frame - self._last_active > config.hangover:
@@ -150,7 +169,10 @@ class SpanTracker:
     def _close(self) -> Span | None:
         span = Span(self._start, self._last_active) if self._start is not None else None
         self._start = None
-        return span if span is not None and span.frames >= self.config.min_frames else None
+        if span is None or span.frames < self.config.min_frames:
+            return None
+        moving = sum(change >= self.config.still_change for change in self._changes[:span.frames])
+        return span if moving >= self.config.min_moving_frames else None
 
     def finish(self) -> list[Span]:
         """The utterances still open when the input ends (its last opening stands in for the frames after it)."""

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lipagent.quiet import quiet_known_library_warnings
 from lipagent.torch_compat import ensure_torchvision_importable
 
+quiet_known_library_warnings()
 ensure_torchvision_importable()  # before peft/trl/timm import torchvision on a CPU-only box
 
 import datasets  # noqa: E402

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard
 from PIL import Image
 from tqdm.auto import tqdm
@@ -49,6 +51,11 @@ def _check_shards(folder: Path, report: ValidationReport) -> None:
         match = SHARD_NAME.match(shard.name)
         if match is None or match["split"] not in SPLITS:
             report.add(f"unexpected file data/{shard.name} (want data/<split>-NNNNN-of-NNNNN.parquet)")
+            continue
+        try:  # the footer: a truncated or foreign file fails here, named, instead of deep inside datasets
+            pq.ParquetFile(shard)
+        except (pa.ArrowException, OSError) as error:
+            report.add(f"data/{shard.name} is not a readable Parquet file ({error}); rebuild with `lipagent prepare`")
             continue
         groups.setdefault(match["split"], []).append(match)
     for split, matches in groups.items():
@@ -100,7 +107,7 @@ def _check_split(
         return
     rows = dataset.cast_column("image", datasets.Image(decode=False))
     bad_text, bad_image, moved, repeated = [], [], [], []
-    for row in tqdm(rows, desc=f"Checking {split}", unit=" mosaics", leave=False):
+    for row in tqdm(rows, desc=f"Checking {split}", unit=" mosaics", leave=False, disable=None):
         vid = row["video_id"]
         if not is_valid_sentence(row["text"]) or normalize(row["text"]) != row["text"]:
             bad_text.append(f"{vid}: {row['text']!r}")

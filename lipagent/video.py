@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lipagent.quiet import quiet_native_stderr
+
 
 class VideoError(ValueError):
     """A file that does not decode as a video."""
@@ -20,6 +22,11 @@ def read_frames(path: str | Path, wanted: Iterable[int] | None = None) -> tuple[
     (which is wrong for 74-frame GRID videos); only wanted frames are converted to pixels.
     `wanted=None` keeps every frame.
     """
+    with quiet_native_stderr():  # FFmpeg's "ac-tex damaged" on some GRID clips; damage shows as a VideoError
+        return _read(path, wanted)
+
+
+def _read(path: str | Path, wanted: Iterable[int] | None) -> tuple[dict[int, np.ndarray], int]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise VideoError(f"{path}: cannot be opened as a video")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from lipagent.config import ZenodoRecord
@@ -46,6 +47,16 @@ def parse_record(record: dict, base: ZenodoRecord) -> dict[str, ZenodoFile]:
 def load_record(path: str | Path, base: ZenodoRecord) -> dict[str, ZenodoFile]:
     with open(path, encoding="utf-8") as handle:
         return parse_record(json.load(handle), base)
+
+
+def fetch(download: Callable[[Any], Any], what: Any, base: ZenodoRecord) -> Any:
+    """`download(what)` (a datasets DownloadManager's), with a server that cannot be reached said in one sentence:
+    datasets raises FileNotFoundError(url) for it, which alone reads as a bare URL."""
+    try:
+        return download(what)
+    except (OSError, ConnectionError) as error:
+        raise ConnectionError(f"Zenodo could not be reached at {base.base_url} ({type(error).__name__}: {error}); "
+                              "check the network, or build from local GRID zips with --grid-dir") from None
 
 
 def wanted_files(speakers: Sequence[str]) -> list[str]:

@@ -125,7 +125,7 @@ def test_save_and_load_give_the_same_predictions_and_settings(small_model, cells
     with pytest.raises(FileExistsError, match="--overwrite"):
         save_baseline(model, record, history, folder, overwrite=False)
     (tmp_path / "notes").mkdir()
-    with pytest.raises(FileExistsError, match="not a baseline folder"):
+    with pytest.raises(FileExistsError, match="not a baseline written by LipAgent"):
         save_baseline(model, record, history, tmp_path / "notes", overwrite=True)
 
 
@@ -183,7 +183,8 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
     cases = [
         (["baseline", "train", str(out), "--out", str(trained_dir)], "--overwrite"),
         (["baseline", "train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "no such dataset folder"),
-        (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--epochs", "0"], "--epochs must be"),
+        (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--learning-rate", "-1"],
+         "--learning-rate must be positive"),
         (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--train-split", "dev"], "has no dev split"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path)], "neither a baseline"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path / "gone")], "no such folder"),

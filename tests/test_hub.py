@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,14 +29,14 @@ METRICS = {
 class FakeHub:
     """Stands in for HfApi at the boundary: records calls and checks the staged folder as it is uploaded."""
 
-    def __init__(self, reject: bool = False):
-        self.reject, self.calls, self.uploaded = reject, [], {}
+    def __init__(self, reject: bool = False, status: int = 401):
+        self.reject, self.status, self.calls, self.uploaded = reject, status, [], {}
 
     def whoami(self, token=None):
         self.calls.append(("whoami", token))
         if self.reject:
-            response = type("Response", (), {"status_code": 401, "headers": {}, "text": "", "request": None})()
-            raise HfHubHTTPError("401 Client Error: Unauthorized", response=response)
+            response = type("Response", (), {"status_code": self.status, "headers": {}, "text": "", "request": None})()
+            raise HfHubHTTPError(f"{self.status} Client Error", response=response)
         return {"name": "fieldtalk-bot"}
 
     def create_repo(self, repo_id, **kwargs):
@@ -106,6 +107,20 @@ def test_adapter_card_shows_the_recorded_mosaics_and_the_baseline(adapter_dir, t
     assert "reads these clips at WER 37.00%; this adapter beats it by 12.0 WER points" in text
 
 
+def test_local_base_models_and_regex_targets_do_not_break_the_card(adapter_dir, tmp_path):
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    (adapter_dir / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path)}))
+    stage = tmp_path / "s"
+    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--eval", str(tmp_path / "metrics.json"),
+                      "--dataset", str(tmp_path / "grid-mosaics"), "--dry-run", "--stage-dir", str(stage)]) == 0
+    card = ModelCard.load(stage / "README.md")
+    assert card.data.base_model is None and not card.data.datasets, "a local path is no Hub id for the metadata"
+    assert "huggingface.co//" not in card.text and "huggingface.co/datasets//" not in card.text
+    assert f"`{tmp_path}` (a local copy)" in card.text
+    [row] = [line for line in card.text.splitlines() if line.startswith("| target_modules |")]
+    assert row.count("|") - row.count("\\|") == 3, "the regex's | are escaped, so the row has two cells"
+
+
 def test_missing_token_fails_before_any_work(prepared, tmp_path, monkeypatch, capsys):
     out, _ = prepared
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -124,6 +139,25 @@ def test_rejected_token_is_clear_and_never_printed(adapter_dir, tmp_path, capsys
     assert "rejected (HTTP 401)" in captured.err
     assert SECRET not in captured.out + captured.err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_hub_that_answers_404_is_not_called_a_bad_token(adapter_dir, tmp_path, capsys):
+    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--token", SECRET,
+                      "--stage-dir", str(tmp_path / "s")], api=FakeHub(reject=True, status=404)) == 2
+    err = capsys.readouterr().err
+    assert "answered HTTP 404 when checking the token" in err and "rejected" not in err
+
+
+def test_an_unreachable_hub_is_one_line(adapter_dir, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = subprocess.run([sys.executable, "push_to_hub.py", "adapter", str(adapter_dir), "--repo", "team/x",
+                          "--stage-dir", str(tmp_path / "s")], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_ENDPOINT": endpoint, "HF_TOKEN": SECRET, "HF_HUB_ETAG_TIMEOUT": "2"})
+    assert run.returncode == 2, run.stderr
+    assert f"could not be reached at {endpoint}" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert SECRET not in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("public", [False, True])

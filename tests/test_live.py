@@ -15,9 +15,10 @@ from lipagent.pipeline import decode_all, find_speech
 from lipagent.reading import ReaderError, load_reader
 
 CLIPS = ("bbaf2n", "lrae3s", "pbwc9s", "swwp2s")
-GAP = 60
-"""Still frames before each clip (2.4 s: its first frame, held, as a face waits to speak); longer than the detector's
-rest window, so the stream measures each clip's mouth from the same rest as reading the file does."""
+LEAD, TAIL = 35, 15
+"""Still frames before each clip (1.4 s of its first frame, held, as a face waits to speak) and after it (0.6 s of
+its last frame): 2 s between sentences. Between two clips the face jumps to another rest shape (another speaker for
+the last one), which must not read as speech, and each clip must be read from its own rest as the file is."""
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +30,11 @@ def joined(unpacked, tmp_path_factory) -> tuple[Path, list[tuple[str, int, tuple
     for video_id in CLIPS:
         speaker = "s2" if video_id == "swwp2s" else "s1"
         frames = decode_all(unpacked / speaker / f"{video_id}.mpg")
-        for frame in [frames[0]] * GAP + frames:
+        for frame in [frames[0]] * LEAD + frames + [frames[-1]] * TAIL:
             writer.write(frame)
         alignment = parse_alignment((unpacked / "alignments" / speaker / f"{video_id}.align").read_text())
-        layout.append((video_id, offset + GAP, (alignment.speech_start_frame, alignment.speech_end_frame)))
-        offset += GAP + len(frames)
-    for _ in range(GAP):
-        writer.write(frames[-1])
+        layout.append((video_id, offset + LEAD, (alignment.speech_start_frame, alignment.speech_end_frame)))
+        offset += LEAD + len(frames) + TAIL
     writer.release()
     return path, layout
 

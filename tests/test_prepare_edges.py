@@ -5,6 +5,7 @@ import zipfile
 
 import cv2
 import pytest
+from huggingface_hub import DatasetCard
 
 from lipagent.cli import main
 from lipagent.pipeline import SkipReason
@@ -53,6 +54,11 @@ def test_undecodable_video_is_skipped_not_fatal(unpacked, tmp_path):
     summary = _run(root, tmp_path)
     assert summary.kept == 3
     assert summary.skipped[0]["skip_reason"] == SkipReason.UNDECODABLE.value
+    # What is published names no local folder: the card, its numbers and skipped.jsonl.
+    card = DatasetCard.load(tmp_path / "out" / "README.md")
+    published = (tmp_path / "out" / "README.md").read_text() + (tmp_path / "out" / "skipped.jsonl").read_text()
+    assert str(tmp_path) not in published and card.data.lipagent["source"] == "local GRID files (grid/)"
+    assert all(split["num_bytes"] > 10_000 for split in card.data.dataset_info["splits"]), card.data.dataset_info
 
 
 def _grid_with(tmp_path, grid_dir, s2_bytes=None, extra_member=None):
@@ -139,3 +145,29 @@ def test_nothing_usable_is_an_error_not_an_empty_folder(unpacked, tmp_path):
     with pytest.raises(ValueError, match="outside the GRID grammar"):
         _run(root, tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_changed_sources_rebuild_and_unchanged_ones_reuse_the_cache(unpacked, grid_dir, tmp_path, monkeypatch):
+    opened = []
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path: (opened.append(path), real_capture(path))[1])
+    root = _tree(tmp_path / "grid", unpacked)
+    assert _run(root, tmp_path).kept == 4
+    align = root / "alignments" / "s7" / "bbal9a.align"
+    align.write_text(align.read_text().replace(" bin", " bun"))  # an alignment edited after the first build
+    opened.clear()
+    edited = _run(root, tmp_path, overwrite=True)
+    assert edited.kept == 3 and [r["video_id"] for r in edited.skipped] == ["bbal9a"], "stale rows were reused"
+    opened.clear()
+    assert _run(root, tmp_path, overwrite=True).kept == 3
+    assert opened == [], "nothing changed, so every mosaic comes from the cache"
+    # A zip replaced by a bigger one (a clip added): the cached unpacked copy of the old one must not be read.
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    shutil.copy(grid_dir / "alignments.zip", zips)
+    shutil.copy(grid_dir / "s2.zip", zips)
+    options = dict(speakers=("s2",), grid_dir=zips, cache_dir=tmp_path / "zcache", num_proc=1)
+    before = prepare(PrepareOptions(out=tmp_path / "z1", **options)).kept
+    with zipfile.ZipFile(zips / "s2.zip", "a") as bigger:
+        bigger.write(unpacked / "s1" / "bbaf2n.mpg", "s2/bbaf2n.mpg")
+    assert prepare(PrepareOptions(out=tmp_path / "z2", **options)).kept == before + 1

@@ -10,6 +10,7 @@ from huggingface_hub import DatasetCard
 
 from lipagent.align import parse_alignment
 from lipagent.card import dataset_mosaic_config
+from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import is_valid_sentence
 from lipagent.pipeline import SkipReason
@@ -121,6 +122,17 @@ def test_validate_passes_and_catches_tampering(prepared, tmp_path):
     assert not report.ok
     assert any("more than once" in p for p in report.problems)
     assert any("different split" in p for p in report.problems)
+
+
+def test_validate_names_a_truncated_shard_instead_of_raising(prepared, tmp_path, capsys):
+    out, _ = prepared
+    broken = tmp_path / "truncated"
+    shutil.copytree(out, broken)
+    shard = broken / "data" / "test-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:5000])
+    assert lipagent_main(["validate", str(broken)]) == 1
+    printed = capsys.readouterr().out
+    assert printed.startswith("FAILED") and "data/test-00000-of-00001.parquet is not a readable Parquet file" in printed
 
 
 def test_preview_writes_a_contact_sheet(prepared, tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import datasets
@@ -13,9 +16,8 @@ import torch
 import lipagent.tiny_gemma3n as tiny
 from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
-from lipagent.config import DEFAULT_CONFIG
+from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
 from lipagent.grammar import is_valid_sentence
-from lipagent.config import LEGACY_SETTINGS, MosaicConfig
 from lipagent.prompt import PROMPT, training_example
 from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
 from lipagent.reading import READING_RECORD, adapter_mosaic_config
@@ -130,6 +132,17 @@ def test_cli_prints_the_transcription_last(tiny_adapter, unpacked, capsys):
     assert "running on cpu" in captured.err
 
 
+def test_a_transcription_prints_no_library_noise(tiny_adapter, unpacked):
+    # sgib8n makes FFmpeg print "ac-tex damaged"; loading a PEFT adapter made transformers print a FutureWarning.
+    run = subprocess.run([sys.executable, "-m", "lipagent.cli", "transcribe", str(unpacked / "s1" / "sgib8n.mpg"),
+                          "--model", str(tiny_adapter)], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert is_valid_sentence(run.stdout.strip().splitlines()[-1])
+    for noise in ("ac-tex", "Warning MVs", "FutureWarning", "is_gradient_checkpointing"):
+        assert noise not in run.stderr, run.stderr
+
+
 def _blank_clip(path):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"PIM1"), 25, (360, 288))
     for _ in range(40):
@@ -148,7 +161,8 @@ def test_bad_inputs_are_clear_errors_before_any_model_loads(tiny_adapter, unpack
         patched.setattr(LipReader, "from_pretrained", no_model_load)
         cases = [
             (tmp_path / "notes.mp4", [], "cannot be opened"),
-            (tmp_path / "blank.mpg", [], "face found too rarely"),
+            (tmp_path / "blank.mpg", [], "no face was found in any frame"),
+            (tmp_path / "blank.mpg", ["--speech", "whole"], "face found too rarely"),
             (tmp_path / "missing.mp4", [], "no such file"),
             (unpacked / "s1" / "bbaf2n.mpg", ["--start-frame", "3"], "both --start-frame and --end-frame"),
         ]

@@ -54,6 +54,15 @@ def test_two_utterances_apart_are_two_spans_and_a_blip_is_none():
     assert detect_span(openings) == (spans[0].start, spans[1].end), "a file is one sentence: first start to last end"
 
 
+def test_a_mouth_that_takes_a_new_shape_and_holds_it_is_not_speaking():
+    # A smile held for longer than the rest window reads as opening above rest until the window forgets the old
+    # rest; without movement it must not count as an utterance, and speech after it is still found.
+    openings = [SILENT] * 30 + [SILENT + 0.1] * 80 + [SILENT] * 20 + talk(25) + [SILENT] * 30
+    [span] = segment(openings)
+    assert abs(span.start - 130) <= 1, span
+    assert segment([SILENT] * 30 + [SILENT + 0.1] * 80, SpeechConfig(min_moving_frames=0)), "the rule is what rejects it"
+
+
 def test_streaming_gives_what_the_whole_sequence_gives():
     openings = [SILENT] * 10 + talk(20) + [SILENT] * 30 + talk(25, 2) + [SILENT] * 5
     tracker = SpanTracker()

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,3 +130,17 @@ def test_verify_checks_size_and_md5(tmp_path):
         verify(path, ZenodoFile("f", 6, good, ""))
     with pytest.raises(ChecksumError, match="md5"):
         verify(path, ZenodoFile("f", 5, "0" * 32, ""))
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("extra", [(), ("--dry-run",)])
+def test_an_unreachable_zenodo_is_one_sentence_that_points_to_grid_dir(tmp_path, capsys, extra):
+    assert _prepare(_closed_port_url(), tmp_path, "out", *extra) == 2
+    err = capsys.readouterr().err
+    assert "Zenodo could not be reached" in err and "--grid-dir" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

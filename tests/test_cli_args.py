@@ -1,0 +1,50 @@
+"""Counts and names on the command line: a user mistake is a usage error naming the flag, never a silent default."""
+
+from __future__ import annotations
+
+import pytest
+
+from lipagent.cli import main
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["prepare", "--grid-dir", "g", "--out", "o", "--num-proc", "-3"], "--num-proc"),
+    (["prepare", "--grid-dir", "g", "--out", "o", "--limit", "0"], "--limit"),
+    (["demo", "--num-proc", "0"], "--num-proc"),
+    (["preview", "folder", "--per-split", "-1"], "--per-split"),
+    (["baseline", "train", "data", "--out", "b", "--epochs", "0"], "--epochs"),
+    (["baseline", "train", "data", "--out", "b", "--batch-size", "two"], "--batch-size"),
+])
+def test_counts_below_one_are_usage_errors(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_run_eval_checks_its_counts_too(capsys):
+    from eval.run_eval import main as run_eval_main
+
+    with pytest.raises(SystemExit):
+        run_eval_main(["--model", "m", "--dataset", "d", "--max_samples", "0"])
+    assert "argument --max_samples: must be 1 or more" in capsys.readouterr().err
+
+
+def test_preview_of_a_missing_folder_says_so_instead_of_asking_the_hub(tmp_path, capsys):
+    assert main(["preview", str(tmp_path / "grid-mosaics"), "--out", str(tmp_path / "sheet.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no such dataset folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sheet.png").exists()
+
+
+def test_more_workers_than_clips_is_not_a_warning(grid_dir, tmp_path, capfd):
+    assert main(["prepare", "--grid-dir", str(grid_dir), "--speakers", "s2", "--num-proc", "4", "--out",
+                 str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "num_proc must be" not in capfd.readouterr().err
+
+
+def test_preview_help_shows_its_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["preview", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: sheet.png)" in out and "(default: 4)" in out

@@ -1,0 +1,120 @@
+"""Output folders: wrong `--out` fails before any work, `--overwrite` replaces only LipAgent's own folders, one
+run writes a folder at a time, and nothing half-written or `.partial` is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lipagent.cli import main
+from lipagent.outputs import OutputError, move_into_place, output_lock, staging_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _siblings(folder: Path) -> list[str]:
+    """What a run may leave beside its --out: staging folders and locks (pytest keeps its own `.lock` above)."""
+    return sorted(p.name for p in folder.iterdir()
+                  if ".partial" in p.name or (p.name.endswith(".lock") and p.name != ".lock"))
+
+
+@pytest.mark.parametrize("command", [["prepare", "--grid-dir", "{grid}"], ["baseline", "train", "{grid}"]])
+def test_overwrite_never_deletes_a_folder_lipagent_did_not_write(command, grid_dir, tmp_path, capsys):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("months of work")
+    argv = [part.format(grid=grid_dir) for part in command] + ["--out", str(precious), "--overwrite"]
+    assert main(argv) == 2
+    assert "written by LipAgent, so --overwrite will not delete it" in capsys.readouterr().err
+    assert (precious / "chapter1.tex").read_text() == "months of work"
+    assert _siblings(tmp_path) == []
+
+
+@pytest.mark.parametrize("out", [".", "..", "file"])
+def test_the_current_folder_a_parent_or_a_file_fail_before_any_work(out, grid_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    started = time.perf_counter()
+    assert main(["prepare", "--grid-dir", str(grid_dir), "--out", out, "--overwrite"]) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert ("current folder" in err) if out != "file" else ("is a file" in err), err
+    assert _siblings(tmp_path) == [] and _siblings(tmp_path.parent) == []
+
+
+def test_export_refuses_an_existing_folder_before_loading_anything(tmp_path, capsys):
+    (tmp_path / "merged").mkdir()
+    assert main(["export", "--merge", str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 2
+    assert "already exists; choose another folder" in capsys.readouterr().err
+
+
+def test_a_folder_that_appears_during_the_run_is_kept_and_the_staging_removed(tmp_path):
+    out = tmp_path / "out"
+    with staging_for(out) as staging:
+        (staging / "new.txt").write_text("new")
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+        with pytest.raises(OutputError, match="already exists"):
+            move_into_place(staging, out, False, lambda _: True, "dataset")
+    assert (out / "theirs.txt").is_file() and _siblings(tmp_path) == []
+
+
+def test_an_interrupted_block_leaves_no_staging(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with staging_for(tmp_path / "out") as staging:
+            (staging / "half.parquet").write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".out.lock").write_text(finished.stdout.strip())
+    with output_lock(tmp_path / "out"):
+        assert (tmp_path / ".out.lock").read_text() == str(os.getpid())
+    assert not (tmp_path / ".out.lock").exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(grid_dir, tmp_path):
+    out = tmp_path / "grid-mosaics"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from lipagent.outputs import output_lock\n"
+                               "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)",
+                               str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "lipagent.cli", "prepare", "--grid-dir", str(grid_dir),
+                                 "--limit", "2", "--out", str(out), "--overwrite"], cwd=REPO, capture_output=True,
+                                text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2 and f"another run (process {holder.pid}) is writing" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("after", [0.0, 1.0, 2.5])
+def test_one_ctrl_c_stops_prepare_in_seconds_with_one_line(after, grid_dir, tmp_path):
+    # A terminal's Ctrl-C goes to the whole process group: the main process and its map workers.
+    out, cache = tmp_path / "grid-mosaics", tmp_path / "cache"
+    run = subprocess.Popen([sys.executable, "-m", "lipagent.cli", "prepare", "--grid-dir", str(grid_dir), "--limit",
+                            "150", "--num-proc", "2", "--cache-dir", str(cache), "--out", str(out)], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not cache.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(after)
+    sent = time.monotonic()
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    stopped = time.monotonic() - sent
+    said = [line for line in err.replace("\r", "\n").splitlines() if "interrupted" in line]
+    assert run.returncode == 130 and stopped < 5, (run.returncode, stopped, err[-2000:])
+    assert len(said) == 1 and "the same command resumes" in said[0] and "Traceback" not in err, err[-2000:]
+    assert not out.exists() and _siblings(tmp_path) == []

@@ -23,7 +23,16 @@ from lipagent.grammar import normalize
 from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
 from lipagent.prompt import inference_messages
 from lipagent.quiet import quiet_known_library_warnings
-from lipagent.reading import READING_RECORD, Reader, ReaderError, adapter_mosaic_config, mosaic_image, resolve_model
+from lipagent.modeling import nf4_config
+from lipagent.reading import (
+    READING_RECORD,
+    Reader,
+    ReaderError,
+    adapter_mosaic_config,
+    adapter_record,
+    mosaic_image,
+    resolve_model,
+)
 from lipagent.torch_compat import ensure_torchvision_importable
 
 quiet_known_library_warnings()
@@ -119,9 +128,7 @@ class LipReader(Reader):
     ) -> LipReader:
         """Load the adapter (local folder or Hub id) onto its base model, on the best device here."""
         from peft import PeftModel
-        from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
-
-        from lipagent.training import QUANTIZATION_SKIP_MODULES
+        from transformers import AutoModelForImageTextToText
 
         import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
 
@@ -131,12 +138,7 @@ class LipReader(Reader):
         adapter = str(folder)
         base = base_model or base_model_of(adapter)
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
-        quantization = (
-            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=plan.dtype,
-                               bnb_4bit_use_double_quant=True, llm_int8_skip_modules=list(QUANTIZATION_SKIP_MODULES))
-            if load_in_4bit
-            else None
-        )
+        quantization = nf4_config(plan.dtype, adapter_record(folder).get("quantization")) if load_in_4bit else None
         model = AutoModelForImageTextToText.from_pretrained(
             base, dtype=plan.dtype, quantization_config=quantization,
             device_map=plan.device if load_in_4bit else None,

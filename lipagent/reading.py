@@ -36,6 +36,12 @@ class ReaderError(ValueError):
     """A request this machine, model or input cannot serve, said in words a user can act on."""
 
 
+def adapter_record(adapter: Path) -> dict:
+    """The adapter's lipagent.json as a dict ({} when it predates the record)."""
+    record = Path(adapter) / READING_RECORD
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
 def adapter_mosaic_config(adapter: Path) -> MosaicConfig:
     """The mosaic settings an adapter was trained on, from the `lipagent.json` training wrote beside it.
 

@@ -48,6 +48,7 @@ from trl import (  # noqa: E402
 
 import lipagent.tiny_gemma3n  # noqa: E402,F401  registers the tiny timm encoder, so tiny checkpoints load
 from lipagent.card import dataset_mosaic_config  # noqa: E402
+from lipagent.modeling import QUANTIZATION_SKIP_MODULES, quantization_record  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
 from lipagent.prompt import PROMPT, training_example  # noqa: E402
 from lipagent.reading import READING_RECORD  # noqa: E402
@@ -79,12 +80,6 @@ tower's conformer attention, which never sees an input here; PEFT full-matches t
 
 FINAL_ADAPTER = "final-adapter"
 """Folder under --output_dir holding the finished adapter and processor (what eval, Hub push and inference load)."""
-
-QUANTIZATION_SKIP_MODULES = ["lm_head", "correction_coefs", "prediction_coefs"]
-"""Linear layers kept out of 4/8-bit. In training mode Gemma 3n's AltUp clamps and multiplies the raw weights of
-`prediction_coefs`/`correction_coefs` (tiny 4x4 and 4x16 matrices), which fails on packed 4-bit weights; TRL's fused
-LM head reads `lm_head.weight` directly. Setting any skip list replaces transformers' default one (lm_head), so
-lm_head is listed again."""
 
 REQUIRED_COLUMNS = ("image", "text")
 RESUME_LATEST = ("last", "latest", "true")
@@ -367,6 +362,8 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
     Returns the finished trainer, whose model is the one the adapter was saved from."""
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     record = reading_record(script_args.dataset_name) if script_args.dataset_name else None
+    if record is not None:
+        record["quantization"] = quantization_record(get_quantization_config(model_args))
     trainer = build_trainer(script_args, training_args, model_args)
     if trainer.accelerator.is_main_process:
         trainer.model.print_trainable_parameters()

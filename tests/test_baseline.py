@@ -204,7 +204,10 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
     assert run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
     assert run_eval_main(["--model", str(trained_dir), "--dataset", str(out), "--split", "dev",
                           "--output", str(tmp_path / "e")]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+    assert run_eval_main(["--model", str(trained_dir), "--dataset", str(tmp_path / "nowhere"),
+                          "--output", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no such dataset folder" in err and "Repo id" not in err
 
 
 def _png(width, height) -> bytes:

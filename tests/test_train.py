@@ -160,6 +160,7 @@ def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_pa
     record = json.loads((final / READING_RECORD).read_text())
     assert MosaicConfig.from_dict(record["mosaic"]) == dataset_mosaic_config(dataset_dir)
     assert record["prompt"] == PROMPT and record["dataset"] == str(dataset_dir)
+    assert record["quantization"] is None, "trained on unquantized weights"
 
 
 def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):
@@ -259,6 +260,19 @@ def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: 
     loss.backward()
     grads = [p.grad for name, p in trainer.model.named_parameters() if "lora_A" in name]
     assert torch.isfinite(loss) and grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("nested", ["false", "true"])
+def test_reading_rebuilds_the_4bit_weights_training_used(tiny_dir: Path, dataset_dir: Path, tmp_path: Path, nested):
+    from lipagent.modeling import nf4_config, quantization_record
+
+    _, _, model_args = tiny_args(tiny_dir, dataset_dir, tmp_path, "--load_in_4bit", "true", "--dtype", "bfloat16",
+                                 "--use_bnb_nested_quant", nested)
+    trained = training.quantization_config(model_args)
+    record = json.loads(json.dumps(quantization_record(trained)))  # as lipagent.json carries it
+    for read in (nf4_config(torch.bfloat16, record),) + ((nf4_config(torch.bfloat16, None),) if nested == "false" else ()):
+        for key in ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "llm_int8_skip_modules"):
+            assert getattr(read, key) == getattr(trained, key), key
 
 
 def test_dataset_errors_tell_what_to_pass(dataset_dir: Path, tmp_path: Path, monkeypatch):

@@ -30,7 +30,7 @@ from lipagent.grid_files import (
     find_videos,
     pair_files,
 )
-from lipagent.pipeline import SkipReason
+from lipagent.skips import SkipReason
 from lipagent.splits import SCHEMES, SPLITS, assign_split
 from lipagent.zenodo import ChecksumError, fetch, load_record, select_files, verify, wanted_files
 

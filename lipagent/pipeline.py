@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +12,9 @@ from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mosaic import build_mosaic, encode_jpeg
 from lipagent.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.sampling import sample_indices
+from lipagent.skips import SkipReason
 from lipagent.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
 from lipagent.video import VideoError, read_frames, read_sampled_frames
-
-
-class SkipReason(str, Enum):
-    """Why a clip did not become a row. The values are what the summary and dataset card show."""
-
-    NO_ALIGNMENT = "video without alignment"
-    NO_VIDEO = "alignment without video"
-    BAD_ALIGNMENT = "alignment unreadable"
-    NOT_IN_GRAMMAR = "transcription outside the GRID grammar"
-    UNDECODABLE = "video does not decode"
-    TOO_FEW_FRAMES = "video has too few frames"
-    FACE_NOT_FOUND = "face found too rarely"
 
 
 class ClipRejected(ValueError):

@@ -26,7 +26,8 @@ from lipagent.grid_files import source_fingerprint
 from lipagent.interrupt import ignore_in_workers
 from lipagent.mouth import face_mesh_created_here
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
-from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
+from lipagent.pipeline import ClipRejected, video_to_mosaic
+from lipagent.skips import SkipReason
 from lipagent.splits import SPLITS
 
 MOSAIC_FEATURES = datasets.Features(

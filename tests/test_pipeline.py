@@ -5,7 +5,8 @@ import pytest
 from lipagent.align import parse_alignment
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.mouth import process_landmarker
-from lipagent.pipeline import ClipRejected, SkipReason, video_to_mosaic
+from lipagent.pipeline import ClipRejected, video_to_mosaic
+from lipagent.skips import SkipReason
 
 
 def _speech(unpacked, video_id):

@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from lipagent.cli import main
-from lipagent.pipeline import SkipReason
+from lipagent.skips import SkipReason
 from lipagent.prepare import PrepareOptions, prepare
 
 CLIPS = ("bbaf2n", "bbal6n", "bbal9a", "lrae3s")

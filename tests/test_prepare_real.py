@@ -13,7 +13,7 @@ from lipagent.card import dataset_mosaic_config
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import is_valid_sentence
-from lipagent.pipeline import SkipReason
+from lipagent.skips import SkipReason
 from lipagent.preview import preview
 from lipagent.splits import SPLITS, assign_split
 from lipagent.validate import validate_folder

@@ -21,6 +21,7 @@ from lipagent.config import ZenodoRecord
 from lipagent.grammar import is_valid_sentence
 from lipagent.grid_files import (
     AlignmentFile,
+    SOURCE_PATTERNS,
     Pair,
     VideoFile,
     check_speakers,
@@ -28,6 +29,7 @@ from lipagent.grid_files import (
     file_fingerprint,
     find_alignments,
     find_videos,
+    locate_source,
     pair_files,
 )
 from lipagent.skips import SkipReason
@@ -161,16 +163,15 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
         if not grid_dir.is_dir():
             raise FileNotFoundError(f"--grid-dir {grid_dir} is not a folder")
 
-        def locate(name: str, pattern: str) -> Path:
-            folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
-            if folder.is_dir() and any(folder.rglob(pattern)):
-                return folder
-            if archive.is_file():
-                return self._unpack(dl_manager, archive)
-            raise FileNotFoundError(f"{grid_dir} holds neither {name}.zip nor an unpacked {name}/ with {pattern} files")
+        def locate(name: str) -> Path:
+            found = locate_source(grid_dir, name)
+            if found is None:
+                raise FileNotFoundError(f"{grid_dir} holds neither {name}.zip nor an unpacked {name}/ with "
+                                        f"{SOURCE_PATTERNS.get(name, '*.mpg')} files")
+            return found if found.is_dir() else self._unpack(dl_manager, found)
 
-        roots = {speaker: locate(speaker, "*.mpg") for speaker in self.config.speakers}
-        return roots, locate("alignments", "*.align")
+        roots = {speaker: locate(speaker) for speaker in self.config.speakers}
+        return roots, locate("alignments")
 
     def _zenodo_sources(self, dl_manager: datasets.DownloadManager) -> tuple[dict[str, Path], Path]:
         """Fetch (or reuse from the cache) the chosen speakers' zips and alignments.zip, md5-checked."""

@@ -112,17 +112,14 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, speakers: list[str]) -> int:
-    from lipagent.dry_run import local_plan, zenodo_plan
-    from lipagent.prepare import make_builder, PrepareOptions
+    from lipagent.dry_run import downloads_dir, local_plan, zenodo_plan
     from lipagent.zenodo import human_size
 
     if args.grid_dir:
         plan = local_plan(args.grid_dir, speakers)
         print(f"would read from {args.grid_dir}:")
     else:
-        builder = make_builder(PrepareOptions(speakers=tuple(speakers), out=args.out, cache_dir=args.cache_dir,
-                                              zenodo_url=args.zenodo_url))
-        plan = zenodo_plan(builder._cache_downloaded_dir, speakers, args.zenodo_url)
+        plan = zenodo_plan(downloads_dir(args.cache_dir), speakers, args.zenodo_url)
         print(f"would fetch from Zenodo record {ZenodoRecord.record_id} (files already in the cache are not fetched again):")
     width = max(len(f.name) for f in plan)
     for f in plan:

@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 
 from lipagent.config import ZenodoRecord
+from lipagent.grid_files import locate_source
 from lipagent.zenodo import fetch, load_record, select_files, wanted_files
 
 
@@ -18,18 +19,24 @@ class PlannedFile:
     where: str
 
 
+def downloads_dir(cache_dir: Path | None) -> str:
+    """Where a build's downloads are cached: datasets' layout (`<cache>/downloads`), so the dry run looks where
+    `prepare` will fetch to."""
+    return str(Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / datasets.config.DOWNLOADED_DATASETS_DIR)
+
+
 def local_plan(grid_dir: Path, speakers: list[str]) -> list[PlannedFile]:
     """The zips or unpacked folders `--grid-dir` would be read from (missing ones are reported as such)."""
     plan = []
     for name in speakers + ["alignments"]:
-        folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
-        if folder.is_dir():
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-            plan.append(PlannedFile(f"{name}/", size, str(folder)))
-        elif archive.is_file():
-            plan.append(PlannedFile(archive.name, archive.stat().st_size, str(archive)))
-        else:
+        found = locate_source(grid_dir, name)
+        if found is None:
             plan.append(PlannedFile(f"{name}.zip", 0, "MISSING"))
+        elif found.is_dir():
+            size = sum(p.stat().st_size for p in found.rglob("*") if p.is_file())
+            plan.append(PlannedFile(f"{name}/", size, str(found)))
+        else:
+            plan.append(PlannedFile(found.name, found.stat().st_size, str(found)))
     return plan
 
 

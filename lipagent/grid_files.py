@@ -78,14 +78,27 @@ class AlignmentFile:
     path: Path
 
 
+SOURCE_PATTERNS = {"alignments": "*.align"}
+"""What an unpacked tree must hold to be used instead of its zip (a speaker's tree: `*.mpg`)."""
+
+
+def locate_source(grid_dir: Path, name: str) -> Path | None:
+    """Where `--grid-dir` holds `name` (a speaker or "alignments"): its unpacked tree when that holds files of
+    its kind, else its zip, else None. The one rule the builder, the dry run and the cache key all follow (an
+    empty `s1/` beside `s1.zip` means the zip)."""
+    folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
+    if folder.is_dir() and any(folder.rglob(SOURCE_PATTERNS.get(name, "*.mpg"))):
+        return folder
+    return archive if archive.is_file() else None
+
+
 def source_files(grid_dir: Path, speakers: Sequence[str]) -> list[Path]:
-    """The files under `grid_dir` a build of `speakers` reads: each speaker's and the alignments' zip or unpacked
-    tree (a tree wins when it holds files, as the builder chooses)."""
+    """Every file under `grid_dir` a build of `speakers` reads."""
     files: list[Path] = []
     for name in [*speakers, "alignments"]:
-        folder, archive = grid_dir / name, grid_dir / f"{name}.zip"
-        tree = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-        files += tree or ([archive] if archive.is_file() else [])
+        found = locate_source(grid_dir, name)
+        if found is not None:
+            files += sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
     return files
 
 

@@ -171,3 +171,16 @@ def test_changed_sources_rebuild_and_unchanged_ones_reuse_the_cache(unpacked, gr
     with zipfile.ZipFile(zips / "s2.zip", "a") as bigger:
         bigger.write(unpacked / "s1" / "bbaf2n.mpg", "s2/bbaf2n.mpg")
     assert prepare(PrepareOptions(out=tmp_path / "z2", **options)).kept == before + 1
+
+
+def test_an_empty_tree_beside_its_zip_means_the_zip_for_the_dry_run_and_the_build(grid_dir, tmp_path, capsys):
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    for name in ("s2.zip", "alignments.zip"):
+        shutil.copy(grid_dir / name, zips)
+    (zips / "s2").mkdir()
+    (zips / "s2" / "notes.txt").write_text("unpacking started here and stopped")
+    assert main(["prepare", "--grid-dir", str(zips), "--speakers", "s2", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert str(zips / "s2.zip") in capsys.readouterr().out
+    assert prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "o", grid_dir=zips, cache_dir=tmp_path / "c",
+                                  num_proc=1)).kept >= 1

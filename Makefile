@@ -20,6 +20,7 @@ demo: setup
 	$(VENV)/bin/lipagent demo --out demo-out
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
 bench: setup

@@ -204,7 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap draws (default: 10000)")
     parser.add_argument("--num-proc", type=int, help="workers for building the datasets (default: cores, max 8)")
     parser.add_argument("--work", type=Path, default=Path("bench-accuracy"),
-                        help="folder for the variants' datasets and cache (reused by a rerun; default: ./bench-accuracy)")
+                        help="folder for the variants' datasets and cache (reused by a rerun; "
+                        "default: ./bench-accuracy)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--progress", action="store_true", help="show a progress bar for every training run")

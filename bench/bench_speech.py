@@ -198,11 +198,11 @@ def run(args: argparse.Namespace) -> dict:
 
 def markdown(table: dict) -> str:
     seeds = table["seeds"]
-    lines = ["| detector | start error, median (frames) | start abs, 90th pct | end error, median | end abs, 90th pct | "
-             "no speech found |", "|---|---|---|---|---|---|"]
+    lines = ["| detector | start error, median (frames) | start abs, 90th pct | end error, median | "
+             "end abs, 90th pct | no speech found |", "|---|---|---|---|---|---|"]
     for e in table["span_errors"]:
-        lines.append(f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_p90']:.0f} | {e['end_median']:+.0f} "
-                     f"| {e['end_abs_p90']:.0f} | {e['no_speech_found']} of {e['clips']} |")
+        lines.append(f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_p90']:.0f} | "
+                     f"{e['end_median']:+.0f} | {e['end_abs_p90']:.0f} | {e['no_speech_found']} of {e['clips']} |")
     lines += ["", "| frames sampled over | " + " | ".join(f"WER seed {s}" for s in seeds) +
               " | mean WER | vs aligned span (95% CI) |", "|---|" + "---|" * (len(seeds) + 2)]
     for row in table["wer"]:

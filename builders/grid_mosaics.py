@@ -20,8 +20,8 @@ from lipagent.align import AlignmentError, parse_alignment
 from lipagent.config import ZenodoRecord
 from lipagent.grammar import is_valid_sentence
 from lipagent.grid_files import (
-    AlignmentFile,
     SOURCE_PATTERNS,
+    AlignmentFile,
     Pair,
     VideoFile,
     check_speakers,
@@ -176,7 +176,8 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
     def _zenodo_sources(self, dl_manager: datasets.DownloadManager) -> tuple[dict[str, Path], Path]:
         """Fetch (or reuse from the cache) the chosen speakers' zips and alignments.zip, md5-checked."""
         record = ZenodoRecord(base_url=self.config.zenodo_url)
-        files = select_files(load_record(fetch(dl_manager.download, record.api_url, record), record), wanted_files(self.config.speakers))
+        files = select_files(load_record(fetch(dl_manager.download, record.api_url, record), record),
+                             wanted_files(self.config.speakers))
         paths = fetch(dl_manager.download, {f.name: f.url for f in files}, record)
         for file in files:
             try:

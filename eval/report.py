@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from lipagent.grammar import SLOT_NAMES, SLOTS  # noqa: E402
+from lipagent.grammar import SLOT_NAMES, SLOTS
 
 Confusions = Callable[[Sequence[str], Sequence[str], str], dict[tuple[str, str], int]]
 

@@ -31,7 +31,6 @@ import evaluate  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from eval.grid_metric.grid_metric import MISSING_WORD, confusions, wer_interval  # noqa: E402
-
 from eval.report import draw_report  # noqa: E402
 from lipagent.cli import positive_int  # noqa: E402
 from lipagent.hub import baseline_gap, resolve_dataset  # noqa: E402
@@ -45,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_reader_arguments(parser)
     parser.add_argument("--dataset", required=True, help="dataset folder written by `lipagent prepare`, or Hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--output", type=Path, required=True, help="folder for metrics.json, predictions.jsonl, report.png")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="folder for metrics.json, predictions.jsonl, report.png")
     parser.add_argument("--baseline", help="a baseline folder (or Hub id) to score on the same clips, for comparison")
     parser.add_argument("--max_samples", type=positive_int, help="evaluate only the first N samples")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="mosaics per generate call (default: 8)")
@@ -80,8 +80,8 @@ def check_mosaic_settings(reader: Reader, dataset: str) -> None:
     if built != reader.config:
         differ = [k for k, v in built.to_dict().items() if reader.config.to_dict()[k] != v]
         raise ValueError(f"{dataset} was built with other mosaic settings than the model was trained on "
-                         f"({', '.join(f'{k}: {built.to_dict()[k]} vs {reader.config.to_dict()[k]}' for k in differ)}); "
-                         "rebuild the dataset with the model's settings")
+                         f"({', '.join(f'{k}: {built.to_dict()[k]} vs {reader.config.to_dict()[k]}' for k in differ)})"
+                         "; rebuild the dataset with the model's settings")
 
 
 def score(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str) -> tuple[dict, list[str], float]:
@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> dict:
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(args.output / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for video_id, speaker, reference, prediction in zip(rows["video_id"], rows["speaker"], rows["text"], predictions):
+        for video_id, speaker, reference, prediction in zip(rows["video_id"], rows["speaker"], rows["text"],
+                                                            predictions):
             handle.write(json.dumps({"video_id": video_id, "speaker": speaker, "reference": reference,
                                      "prediction": prediction}) + "\n")
     draw_report(metrics, predictions, list(rows["text"]), confusions, MISSING_WORD, args.output / "report.png", title)

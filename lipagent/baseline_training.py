@@ -132,7 +132,8 @@ def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evalua
     # Linear warm-up then cosine decay: the usual schedule for a network trained from scratch in few steps. With a peak
     # of 3e-3 and no clipping, 2 runs in 6 stalled 10 points worse than the others; 1e-3 and clipping at 1 did not.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        optimizer,
+        lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     labels = torch.from_numpy(train.labels)
     history: list[dict[str, Any]] = []

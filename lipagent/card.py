@@ -113,7 +113,8 @@ def _body(summary: BuildSummary, name: str) -> str:
     split_rows = "\n".join(f"| {s} | {summary.split_sizes.get(s, 0)} |" for s in SPLITS)
     counts = summary.skipped_counts()
     skipped_rows = "\n".join(
-        f"| {reason} | {count} | {', '.join(sorted(r['video_id'] for r in summary.skipped if r['skip_reason'] == reason)[:10])}"
+        f"| {reason} | {count} | "
+        f"{', '.join(sorted(r['video_id'] for r in summary.skipped if r['skip_reason'] == reason)[:10])}"
         f"{' ...' if count > 10 else ''} |"
         for reason, count in counts.items()
     )
@@ -123,14 +124,22 @@ def _body(summary: BuildSummary, name: str) -> str:
         if counts
         else "Nothing was skipped."
     )
+    crops = mosaic["rows"] * mosaic["cols"]
+    image_size = f"{mosaic['cols'] * mosaic['cell_width']}x{mosaic['rows'] * mosaic['cell_height']}"
+    scheme = (
+        "80/10/10 of every speaker's videos"
+        if summary.split_scheme == "overlapped"
+        else "speakers s1, s2, s20, s22 held out whole as test (LipNet protocol), the others 90/10 train/validation"
+    )
+    limit = f", first {summary.limit} videos by id" if summary.limit else ""
     return f"""
 # GRID mouth mosaics
 
 Mouth-region mosaics of the [GRID audio-visual corpus](https://doi.org/10.5281/zenodo.3625687), made by
 LipAgent for fine-tuning vision-language models to read lips. Each row is one
-three-second GRID video: `image` holds {mosaic['rows'] * mosaic['cols']} mouth crops taken evenly over the spoken part of the
+three-second GRID video: `image` holds {crops} mouth crops taken evenly over the spoken part of the
 clip (from the `.align` word timings), tiled {mosaic['rows']} rows x {mosaic['cols']} columns in time order
-({mosaic['cols'] * mosaic['cell_width']}x{mosaic['rows'] * mosaic['cell_height']} RGB JPEG), and `text` is the six-word transcription.
+({image_size} RGB JPEG), and `text` is the six-word transcription.
 
 ```python
 from datasets import load_dataset
@@ -145,7 +154,7 @@ ds = load_dataset("{name}")
   `face_frames`: sampled frames in which Face Mesh found a face (the others borrow their neighbour's crop)
 
 ## Splits
-Scheme `{summary.split_scheme}`: {"80/10/10 of every speaker's videos" if summary.split_scheme == "overlapped" else "speakers s1, s2, s20, s22 held out whole as test (LipNet protocol), the others 90/10 train/validation"}.
+Scheme `{summary.split_scheme}`: {scheme}.
 A video's split depends only on its id, so adding speakers never moves a video between splits.
 
 | split | mosaics |
@@ -153,7 +162,7 @@ A video's split depends only on its id, so adding speakers never moves a video b
 {split_rows}
 
 ## How it was made
-Speakers {', '.join(summary.speakers)} from `{summary.source}`{f", first {summary.limit} videos by id" if summary.limit else ""}.
+Speakers {', '.join(summary.speakers)} from `{summary.source}`{limit}.
 Videos were decoded sequentially with OpenCV; MediaPipe Face Mesh found the 40 lip landmarks on each sampled frame.
 Mosaic settings: {MosaicConfig.from_dict(mosaic).describe()} (all of them are in this card's
 `lipagent.mosaic` metadata; models trained on this dataset record them, and read new clips the same way).

@@ -10,6 +10,7 @@ from pathlib import Path
 from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, ZenodoRecord
 from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
 
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one worth showing."""
 
@@ -120,7 +121,8 @@ def _dry_run(args: argparse.Namespace, speakers: list[str]) -> int:
         print(f"would read from {args.grid_dir}:")
     else:
         plan = zenodo_plan(downloads_dir(args.cache_dir), speakers, args.zenodo_url)
-        print(f"would fetch from Zenodo record {ZenodoRecord.record_id} (files already in the cache are not fetched again):")
+        print(f"would fetch from Zenodo record {ZenodoRecord.record_id} "
+              "(files already in the cache are not fetched again):")
     width = max(len(f.name) for f in plan)
     for f in plan:
         print(f"  {f.name:<{width}}  {human_size(f.size):>9}  {f.where}")
@@ -141,9 +143,8 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_preview(args: argparse.Namespace) -> int:
-    from lipagent.preview import preview
-
     from lipagent.hub import resolve_dataset
+    from lipagent.preview import preview
 
     print(f"wrote {preview(resolve_dataset(args.folder), args.out, per_split=args.per_split)}")
     return 0

@@ -2,7 +2,8 @@
 
 It renders a small GRID-like corpus, prepares the mosaic dataset, trains the baseline lip reader and a tiny
 random Gemma 3n for a few steps, evaluates both, transcribes a clip with both and stages the dataset and adapter
-exactly as they would be pushed to the Hub. Each stage runs the command a user would run (printed first), so the demo doubles as a tour.
+exactly as they would be pushed to the Hub. Each stage runs the command a user would run (printed first), so the
+demo doubles as a tour.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
     baseline = out / "baseline"
     _run(["-m", "lipagent.cli", "baseline", "train", str(dataset), "--out", str(baseline), "--epochs",
           str(BASELINE_EPOCHS)])
-    print("(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips it "
-          "did not see; and these mouths only open by each word's first vowel, so even many would teach little. On the "
-          "450 real s1 clips of ../shared/grid it reads unseen clips at about 0.37 WER: see README.md, Accuracy)")
+    print("(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips "
+          "it did not see; and these mouths only open by each word's first vowel, so even many would teach little. On "
+          "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.37 WER: see README.md, Accuracy)")
 
     _step(5, "a tiny random Gemma 3n (the real run uses google/gemma-3n-E4B-it)")
     model = out / "tiny-gemma3n"
@@ -101,7 +102,8 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
           str(hub / "adapter")])
 
     artifacts = {
-        "dataset": dataset, "preview": sheet, "baseline": baseline, "adapter": adapter, "trainer state": run / "trainer_state.json",
+        "dataset": dataset, "preview": sheet, "baseline": baseline, "adapter": adapter,
+        "trainer state": run / "trainer_state.json",
         "metrics": out / "eval" / "metrics.json", "eval report": out / "eval" / "report.png",
         "staged dataset": hub / "dataset", "staged adapter": hub / "adapter",
     }

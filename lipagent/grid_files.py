@@ -142,7 +142,9 @@ class Pair:
     alignment: Path | None
 
 
-def pair_files(videos: Sequence[VideoFile], alignments: Sequence[AlignmentFile], limit: int | None = None) -> list[Pair]:
+def pair_files(
+    videos: Sequence[VideoFile], alignments: Sequence[AlignmentFile], limit: int | None = None
+) -> list[Pair]:
     """Videos paired with alignments by id, plus the alignments of the chosen speakers that have no video.
 
     An alignment folder belongs to the speakers whose videos were paired in it (or, when none of a

@@ -188,13 +188,15 @@ def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, d
         scores = (
             f"On `{dataset}` [{metrics.get('split')}], {metrics.get('num_samples')} clips, "
             f"{metrics.get('decoding', 'constrained')} decoding: WER {metrics['wer']:.2%}, CER {metrics['cer']:.2%}, "
-            f"sentence accuracy {metrics['sentence_accuracy']:.2%}, valid sentences {metrics['valid_sentence_rate']:.1%}.\n\n"
+            f"sentence accuracy {metrics['sentence_accuracy']:.2%}, "
+            f"valid sentences {metrics['valid_sentence_rate']:.1%}.\n\n"
             f"| {' | '.join(SLOT_NAMES)} |\n|{'---|' * len(SLOT_NAMES)}\n| {slots} |"
         )
         if "baseline" in metrics:
             scores += "\n\n" + baseline_comparison(metrics)
     else:
         scores = "Not evaluated yet."
+    cell_size = f"{mosaic.cell_width}x{mosaic.cell_height}"
     return f"""
 # {repo_id.split('/')[-1]}
 
@@ -216,7 +218,7 @@ print(reader.transcribe_video("clip.mp4"))                  # or transcribe_fram
 ```
 
 Inputs go through exactly the preprocessing used for training, recorded in `lipagent.json` ({mosaic.describe()};
-{mosaic.num_frames} frames over the spoken part of the clip, a {mosaic.rows}x{mosaic.cols} mosaic of {mosaic.cell_width}x{mosaic.cell_height}
+{mosaic.num_frames} frames over the spoken part of the clip, a {mosaic.rows}x{mosaic.cols} mosaic of {cell_size}
 cells; the same prompt); decoding is constrained to valid GRID sentences by default.
 
 ## Evaluation

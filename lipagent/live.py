@@ -221,7 +221,8 @@ def run_live(reader: Reader, *, camera: int | None = 0, source: str | None = Non
     """Read a camera (or a file/URL with `source`) until it ends or Ctrl-C; one `emit` line per utterance."""
     if display and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
                                                               os.environ.get("WAYLAND_DISPLAY")):
-        raise ReaderError("--show needs a display (DISPLAY is not set); drop --show, or use --save to keep what was read")
+        raise ReaderError("--show needs a display (DISPLAY is not set); drop --show, "
+                          "or use --save to keep what was read")
     capture, fps, live = open_source(camera, source)
     stats = LiveStats(fps=fps)
     segmenter = Segmenter(reader.config, fps, speech)

@@ -101,7 +101,8 @@ def _span(frames: Sequence[np.ndarray], speech: Speech, config: MosaicConfig) ->
     if isinstance(speech, tuple):
         return (int(speech[0]), int(speech[1])), "given"
     if speech not in SPEECH_MODES:
-        raise ValueError(f"speech must be a (start, end) frame pair or one of {', '.join(SPEECH_MODES)}, got {speech!r}")
+        raise ValueError(f"speech must be a (start, end) frame pair or one of {', '.join(SPEECH_MODES)}, "
+                         f"got {speech!r}")
     if speech == "whole":
         return (0, len(frames) - 1), "whole"
     return find_speech(frames, config), "auto"

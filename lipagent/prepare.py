@@ -109,7 +109,8 @@ def map_in_chunks(
                     mosaic_row,
                     fn_kwargs={"config": config.to_dict()},
                     features=MOSAIC_FEATURES,
-                    num_proc=min(num_proc, len(chunk)) if min(num_proc, len(chunk)) > 1 else None,  # else datasets warns
+                    # None rather than 1 for a single process, else datasets warns
+                    num_proc=min(num_proc, len(chunk)) if min(num_proc, len(chunk)) > 1 else None,
                     desc=f"Mosaics {desc} {index + 1}/{count}",
                 )
             )
@@ -163,7 +164,8 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     for split in [s for s in SPLITS if s in sources]:
         mapped = map_in_chunks(sources[split], options.config, num_proc, options.chunk_size, split)
         reasons = mapped["skip_reason"]
-        kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(list(OUTPUT_COLUMNS))
+        kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(
+            list(OUTPUT_COLUMNS))
         details = mapped.select_columns(["video_id", "speaker", "skip_reason", "skip_detail"])
         skipped += [details[i] for i, r in enumerate(reasons) if r is not None]
     summary = BuildSummary(

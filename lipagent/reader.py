@@ -20,10 +20,10 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
+from lipagent.modeling import nf4_config
 from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
 from lipagent.prompt import inference_messages
 from lipagent.quiet import quiet_known_library_warnings
-from lipagent.modeling import nf4_config
 from lipagent.reading import (
     READING_RECORD,
     Reader,
@@ -78,14 +78,17 @@ def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bi
         chosen, reason = getattr(torch, dtype), f"{dtype} as asked"
     elif device.startswith("cuda"):
         bf16 = torch.cuda.is_bf16_supported()
-        chosen, reason = (torch.bfloat16, "bf16 (GPU supports it)") if bf16 else (torch.float32, "fp32 (no bf16 on this GPU)")
+        chosen, reason = ((torch.bfloat16, "bf16 (GPU supports it)") if bf16
+                          else (torch.float32, "fp32 (no bf16 on this GPU)"))
     elif device == "mps":
         new_enough = hasattr(torch.backends.mps, "is_macos_or_newer") and torch.backends.mps.is_macos_or_newer(14, 0)
-        chosen, reason = (torch.bfloat16, "bf16 (macOS 14+)") if new_enough else (torch.float32, "fp32 (bf16 needs macOS 14+)")
+        chosen, reason = ((torch.bfloat16, "bf16 (macOS 14+)") if new_enough
+                          else (torch.float32, "fp32 (bf16 needs macOS 14+)"))
     else:
         chosen, reason = torch.float32, "fp32 (CPU)"
     where = f"{device} ({platform.machine()})" if device == "cpu" else device
-    return DevicePlan(device, chosen, load_in_4bit, f"running on {where} in {reason}{', 4-bit NF4' if load_in_4bit else ''}")
+    return DevicePlan(device, chosen, load_in_4bit,
+                      f"running on {where} in {reason}{', 4-bit NF4' if load_in_4bit else ''}")
 
 
 def base_model_of(adapter: str) -> str:
@@ -155,7 +158,8 @@ class LipReader(Reader):
 
         images = [[mosaic_image(m)] for m in mosaics]
         prompts = [
-            apply_chat_template({"prompt": prepare_multimodal_messages(inference_messages(), images=im)}, self.processor)["prompt"]
+            apply_chat_template({"prompt": prepare_multimodal_messages(inference_messages(), images=im)},
+                                self.processor)["prompt"]
             for im in images
         ]
         return self.processor(images=images, text=prompts, padding=True, padding_side="left",

@@ -114,7 +114,8 @@ def resolve_model(name: str | Path) -> Path:
         return Path(snapshot_download(str(name)))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
         raise ReaderError(f"{name}: no such local folder, and the Hub did not give it ({error.__class__.__name__}: "
-                          f"{str(error).splitlines()[0]}); with HF_HUB_OFFLINE=1 it must already be in the cache") from None
+                          f"{str(error).splitlines()[0]}); "
+                          "with HF_HUB_OFFLINE=1 it must already be in the cache") from None
 
 
 def model_kind(folder: Path) -> str:
@@ -159,8 +160,8 @@ def load_reader(model: str | Path, **gemma_options: Any) -> Reader:
 def add_reader_arguments(parser: Any) -> None:
     """The reading flags `lipagent transcribe` and `eval/run_eval.py` share (one definition for both)."""
     parser.add_argument("--model", "--adapter", dest="model", required=True,
-                        help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, or a Hub id "
-                        "of either (--adapter is the same flag)")
+                        help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, "
+                        "or a Hub id of either (--adapter is the same flag)")
     parser.add_argument("--base_model", "--base-model", dest="base_model",
                         help="adapters only: base model (default: the one named in adapter_config.json)")
     parser.add_argument("--load_in_4bit", "--load-in-4bit", dest="load_in_4bit", action="store_true",

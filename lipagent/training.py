@@ -48,8 +48,8 @@ from trl import (  # noqa: E402
 
 import lipagent.tiny_gemma3n  # noqa: E402,F401  registers the tiny timm encoder, so tiny checkpoints load
 from lipagent.card import dataset_mosaic_config  # noqa: E402
-from lipagent.modeling import QUANTIZATION_SKIP_MODULES, quantization_record  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
+from lipagent.modeling import QUANTIZATION_SKIP_MODULES, quantization_record  # noqa: E402
 from lipagent.prompt import PROMPT, training_example  # noqa: E402
 from lipagent.reading import READING_RECORD  # noqa: E402
 

@@ -41,8 +41,10 @@ def processor(tiny_dir: Path):
 
 @pytest.fixture(scope="session")
 def grid_dir() -> Path:
+    """The real clips. Without them the tests that need them skip, saying why; CI never skips them, because
+    `.ci/run` refuses to start without ../shared/grid."""
     if not (GRID_DIR / "s1.zip").is_file():
-        raise FileNotFoundError(f"the real GRID samples are missing at {GRID_DIR}; tests on real data cannot run")
+        pytest.skip(f"the real GRID samples are missing at {GRID_DIR} (set LIPAGENT_GRID_DIR to their folder)")
     return GRID_DIR
 
 

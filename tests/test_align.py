@@ -5,7 +5,10 @@ import pytest
 from lipagent.align import AlignmentError, parse_alignment
 from lipagent.grammar import is_valid_sentence
 
-BBAF2N = "0 23750 sil\r\n23750 29500 bin\r\n29500 34000 blue\r\n34000 35500 at\r\n35500 41000 f\r\n41000 47250 two\r\n47250 53000 now\r\n53000 74500 sil\r\n"
+BBAF2N = (
+    "0 23750 sil\r\n23750 29500 bin\r\n29500 34000 blue\r\n34000 35500 at\r\n"
+    "35500 41000 f\r\n41000 47250 two\r\n47250 53000 now\r\n53000 74500 sil\r\n"
+)
 
 
 def test_crlf_and_lf_parse_the_same():
@@ -28,7 +31,8 @@ def test_sp_tokens_are_not_words():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("0 100 sil\n", "no spoken words"), ("0 100\n", "expected"), ("a b bin\n", "integers"), ("500 100 bin\n", "ends before")],
+    [("0 100 sil\n", "no spoken words"), ("0 100\n", "expected"), ("a b bin\n", "integers"),
+     ("500 100 bin\n", "ends before")],
 )
 def test_bad_alignments_say_what_is_wrong(text, message):
     with pytest.raises(AlignmentError, match=message):

@@ -201,7 +201,8 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
     reader = load_reader(trained_dir)
     with pytest.raises(ReaderError, match="400x240"):
         reader.transcribe_mosaic(_png(64, 64))
-    assert run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
+    assert run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out),
+                          "--output", str(tmp_path / "e")]) == 2
     assert run_eval_main(["--model", str(trained_dir), "--dataset", str(out), "--split", "dev",
                           "--output", str(tmp_path / "e")]) == 2
     assert run_eval_main(["--model", str(trained_dir), "--dataset", str(tmp_path / "nowhere"),

@@ -62,14 +62,16 @@ def adapter_dir(tmp_path):
     (out / "tokenizer_config.json").write_text("{}")
     (out / "training_args.bin").write_bytes(b"pickle")
     (tmp_path / "run" / "trainer_state.json").write_text(json.dumps(
-        {"num_train_epochs": 5, "global_step": 1250, "train_batch_size": 8, "log_history": [{"loss": 2.0}, {"loss": 0.1}]}))
+        {"num_train_epochs": 5, "global_step": 1250, "train_batch_size": 8,
+         "log_history": [{"loss": 2.0}, {"loss": 0.1}]}))
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     return out
 
 
 def test_dataset_dry_run_stages_exactly_what_loads(prepared, tmp_path):
     out, _ = prepared
-    assert push_main(["dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run", "--stage-dir", str(tmp_path / "s")]) == 0
+    assert push_main(["dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run",
+                      "--stage-dir", str(tmp_path / "s")]) == 0
     staged, original = datasets.load_dataset(str(tmp_path / "s")), datasets.load_dataset(str(out))
     assert list(staged) == list(original)
     for split in original:
@@ -197,7 +199,8 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache
         "print(len(rows), reader.transcribe_mosaic(rows[0]['image']))\n"
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     count, *sentence = result.stdout.strip().splitlines()[-1].split()
     assert int(count) == len(datasets.load_dataset(str(out), split="test")) and len(sentence) == 6

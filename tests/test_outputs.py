@@ -85,7 +85,8 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(grid_
     out = tmp_path / "grid-mosaics"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
                                "from lipagent.outputs import output_lock\n"
-                               "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)",
+                               "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)",
                                str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -8,8 +8,8 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from lipagent.cli import main
-from lipagent.skips import SkipReason
 from lipagent.prepare import PrepareOptions, prepare
+from lipagent.skips import SkipReason
 
 CLIPS = ("bbaf2n", "bbal6n", "bbal9a", "lrae3s")
 
@@ -180,7 +180,8 @@ def test_an_empty_tree_beside_its_zip_means_the_zip_for_the_dry_run_and_the_buil
         shutil.copy(grid_dir / name, zips)
     (zips / "s2").mkdir()
     (zips / "s2" / "notes.txt").write_text("unpacking started here and stopped")
-    assert main(["prepare", "--grid-dir", str(zips), "--speakers", "s2", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert main(["prepare", "--grid-dir", str(zips), "--speakers", "s2", "--out", str(tmp_path / "o"),
+                 "--dry-run"]) == 0
     assert str(zips / "s2.zip") in capsys.readouterr().out
     assert prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "o", grid_dir=zips, cache_dir=tmp_path / "c",
                                   num_proc=1)).kept >= 1

@@ -13,8 +13,8 @@ from lipagent.card import dataset_mosaic_config
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import is_valid_sentence
-from lipagent.skips import SkipReason
 from lipagent.preview import preview
+from lipagent.skips import SkipReason
 from lipagent.splits import SPLITS, assign_split
 from lipagent.validate import validate_folder
 
@@ -100,7 +100,8 @@ def test_skips_are_counted_in_summary_card_and_list(prepared):
     assert "550" in summary.text() and "video without alignment" in summary.text()
     listed = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(listed) == len(summary.skipped)
-    assert {"video_id": "pwij3p", "speaker": "s2"}.items() <= next(r for r in listed if r["video_id"] == "pwij3p").items()
+    assert ({"video_id": "pwij3p", "speaker": "s2"}.items()
+            <= next(r for r in listed if r["video_id"] == "pwij3p").items())
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
     assert card.data.lipagent["skipped"][SkipReason.NO_VIDEO.value] == 550

@@ -192,7 +192,8 @@ def test_export_merges_the_adapter(reader, tiny_adapter, tmp_path, prepared):
         with reader.model.disable_adapter():
             plain = base(**inputs).logits
     assert torch.allclose(got, expected, atol=1e-4)
-    assert not torch.allclose(plain, expected, atol=1e-3), "the adapter must change the logits for this test to mean anything"
+    assert not torch.allclose(plain, expected, atol=1e-3), (
+        "the adapter must change the logits for this test to mean anything")
 
 
 def test_run_eval_writes_metrics_predictions_and_report(tiny_adapter, prepared, tmp_path):

@@ -60,7 +60,8 @@ def test_a_mouth_that_takes_a_new_shape_and_holds_it_is_not_speaking():
     openings = [SILENT] * 30 + [SILENT + 0.1] * 80 + [SILENT] * 20 + talk(25) + [SILENT] * 30
     [span] = segment(openings)
     assert abs(span.start - 130) <= 1, span
-    assert segment([SILENT] * 30 + [SILENT + 0.1] * 80, SpeechConfig(min_moving_frames=0)), "the rule is what rejects it"
+    assert segment([SILENT] * 30 + [SILENT + 0.1] * 80, SpeechConfig(min_moving_frames=0)), (
+        "the rule is what rejects it")
 
 
 def test_streaming_gives_what_the_whole_sequence_gives():

@@ -270,7 +270,8 @@ def test_reading_rebuilds_the_4bit_weights_training_used(tiny_dir: Path, dataset
                                  "--use_bnb_nested_quant", nested)
     trained = training.quantization_config(model_args)
     record = json.loads(json.dumps(quantization_record(trained)))  # as lipagent.json carries it
-    for read in (nf4_config(torch.bfloat16, record),) + ((nf4_config(torch.bfloat16, None),) if nested == "false" else ()):
+    for read in ((nf4_config(torch.bfloat16, record),)
+                 + ((nf4_config(torch.bfloat16, None),) if nested == "false" else ())):
         for key in ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "llm_int8_skip_modules"):
             assert getattr(read, key) == getattr(trained, key), key
 

@@ -13,7 +13,7 @@ from pathlib import Path
 # Run as a script from a checkout where lipagent is not installed (e.g. the GPU machine).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipagent.tiny_gemma3n import save_tiny_model  # noqa: E402
+from lipagent.tiny_gemma3n import save_tiny_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

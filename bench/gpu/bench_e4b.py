@@ -145,7 +145,8 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"GPU figures, {results['device']}, {results['date']} ({'CPU SMOKE RUN, not GPU figures' if results['cpu_smoke'] else 'random-weight E4B'})", ""]
+    lines = [f"GPU figures, {results['device']}, {results['date']} "
+             f"({'CPU SMOKE RUN, not GPU figures' if results['cpu_smoke'] else 'random-weight E4B'})", ""]
     lines += ["| training config | samples/s | tokens/s | MFU | peak memory | full recipe (4,000 x 5) | targets |",
               "|---|---|---|---|---|---|---|"]
     for row in results["training"]:

@@ -32,11 +32,13 @@ from lipagent.torch_compat import ensure_torchvision_importable
 
 # `import evaluate` pulls in transformers and so torchvision, whose compiled ops cannot load on the CPU box.
 # Import lines carry no trailing comments: evaluate's dependency parser would take one for a pip spec.
+# ruff: noqa: E402
 ensure_torchvision_importable()
 
 import datasets
 import evaluate
 import jiwer
+
 from lipagent.grammar import SLOT_NAMES, is_valid_sentence, normalize, parse_sentence
 
 MISSING_WORD = "<missing>"
@@ -78,7 +80,8 @@ Returns:
     per_speaker (`dict[str, dict]`, only with `speakers`): the same keys for each speaker.
 Examples:
     >>> grid = evaluate.load("eval/grid_metric")
-    >>> grid.compute(predictions=["bin blue at e two now"], references=["bin blue at f two now"])["slot_accuracy"]["letter"]
+    >>> grid.compute(predictions=["bin blue at e two now"], \
+references=["bin blue at f two now"])["slot_accuracy"]["letter"]
     0.0
 """
 

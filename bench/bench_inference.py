@@ -34,7 +34,7 @@ def tiny_adapter(root: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    import lipagent.tiny_gemma3n as tiny
+    import lipagent.testing.tiny_gemma3n as tiny
     from lipagent.training import LORA_TARGET_MODULES
 
     tiny.save_tiny_model(root / "base", seed=0)

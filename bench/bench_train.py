@@ -59,7 +59,7 @@ from tokenizers import AddedToken  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
 
-import lipagent.tiny_gemma3n as tiny  # noqa: E402
+import lipagent.testing.tiny_gemma3n as tiny  # noqa: E402
 from lipagent import training  # noqa: E402
 from lipagent.config import DEFAULT_CONFIG  # noqa: E402
 from lipagent.grammar import SLOTS  # noqa: E402

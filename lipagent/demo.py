@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lipagent.prepare import PrepareOptions, prepare
 from lipagent.preview import preview
-from lipagent.synthetic import render_corpus
+from lipagent.testing.synthetic import render_corpus
 from lipagent.validate import validate_folder
 
 DEMO_SPEAKERS = ("s1", "s2", "s3")

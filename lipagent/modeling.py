@@ -1,4 +1,5 @@
-"""How the base model's weights are quantized, one definition for training and reading.
+"""Loading the base model the same way everywhere: its quantization (one definition for training and reading)
+and the vision encoder a stand-in checkpoint needs.
 
 A QLoRA adapter learns corrections to the exact NF4 weights it was trained on; reading it on weights quantized
 otherwise (double quantization on instead of off, another quant type) is a silent train/inference mismatch. So
@@ -37,3 +38,19 @@ def nf4_config(compute_dtype: Any, record: dict[str, Any] | None = None) -> Any:
     settings = {**DEFAULT_NF4, **(record or {})}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute_dtype,
                               llm_int8_skip_modules=list(QUANTIZATION_SKIP_MODULES), **settings)
+
+
+def register_stand_in_models(model: str) -> None:
+    """Make a checkpoint loadable whose vision tower is the tiny test encoder (`lipagent.testing`): timm must have
+    it registered before transformers builds the model. Any other checkpoint (the real Gemma 3n) imports nothing
+    from the test stand-ins. A config that cannot be read here is left for from_pretrained to report."""
+    from transformers import PretrainedConfig
+
+    from lipagent.testing import TINY_TIMM_ARCHITECTURE
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(str(model))
+    except (OSError, ValueError):
+        return
+    if (config.get("vision_config") or {}).get("architecture") == TINY_TIMM_ARCHITECTURE:
+        import lipagent.testing.tiny_gemma3n  # noqa: F401  (registers the encoder with timm)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
-from lipagent.modeling import nf4_config
+from lipagent.modeling import nf4_config, register_stand_in_models
 from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
 from lipagent.prompt import inference_messages
 from lipagent.quiet import quiet_known_library_warnings
@@ -133,13 +133,12 @@ class LipReader(Reader):
         from peft import PeftModel
         from transformers import AutoModelForImageTextToText
 
-        import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
-
         plan = plan_device(device, dtype, load_in_4bit)
         folder = resolve_model(adapter)
         config = adapter_mosaic_config(folder)
         adapter = str(folder)
         base = base_model or base_model_of(adapter)
+        register_stand_in_models(base)
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
         quantization = nf4_config(plan.dtype, adapter_record(folder).get("quantization")) if load_in_4bit else None
         model = AutoModelForImageTextToText.from_pretrained(
@@ -190,13 +189,12 @@ def export_merged(adapter: str | Path, out: str | Path, base_model: str | None =
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    import lipagent.tiny_gemma3n  # noqa: F401  (registers the tiny test model's timm encoder; inert otherwise)
-
     out = Path(out)
     check_output(out, False, never, "merged model")
     folder = resolve_model(adapter)
     adapter = str(folder)
     base = base_model or base_model_of(adapter)
+    register_stand_in_models(base)
     with output_lock(out), staging_for(out) as staging:
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
         PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(staging)

@@ -46,10 +46,13 @@ from trl import (  # noqa: E402
     get_quantization_config,
 )
 
-import lipagent.tiny_gemma3n  # noqa: E402,F401  registers the tiny timm encoder, so tiny checkpoints load
 from lipagent.card import dataset_mosaic_config  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.modeling import QUANTIZATION_SKIP_MODULES, quantization_record  # noqa: E402
+from lipagent.modeling import (  # noqa: E402
+    QUANTIZATION_SKIP_MODULES,
+    quantization_record,
+    register_stand_in_models,
+)
 from lipagent.prompt import PROMPT, training_example  # noqa: E402
 from lipagent.reading import READING_RECORD  # noqa: E402
 
@@ -286,6 +289,7 @@ def build_trainer(
     peft_config = lora_config(model_args)
     quantization = quantization_config(model_args) if model is None else None
     if model is None:
+        register_stand_in_models(model_args.model_name_or_path)
         training_args.model_init_kwargs = model_init_kwargs(training_args, model_args, quantization)
     evaluating = training_args.eval_strategy != "no"
     return SFTTrainer(

@@ -27,7 +27,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Gemma 3n (model + processor) written once for every test that needs one."""
-    import lipagent.tiny_gemma3n as tiny
+    import lipagent.testing.tiny_gemma3n as tiny
 
     return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
 

@@ -19,7 +19,7 @@ import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
-import lipagent.tiny_gemma3n as tiny  # noqa: E402
+import lipagent.testing.tiny_gemma3n as tiny  # noqa: E402
 from lipagent.constrained import (  # noqa: E402
     COMPLETE,
     DONE,

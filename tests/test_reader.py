@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import lipagent.tiny_gemma3n as tiny
+import lipagent.testing.tiny_gemma3n as tiny
 from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig

@@ -11,7 +11,7 @@ import pytest
 
 from lipagent.align import parse_alignment
 from lipagent.grammar import GridSentence, parse_sentence
-from lipagent.synthetic import (
+from lipagent.testing.synthetic import (
     clip_frames,
     mouth_openness,
     plan_corpus,

@@ -1,7 +1,7 @@
 """Write a tiny random Gemma 3n (model + processor) to a folder, for tests and CPU smoke runs of training.
 
 It loads offline with `AutoProcessor`/`AutoModelForImageTextToText.from_pretrained(folder)` once
-`lipagent.tiny_gemma3n` has been imported (that import registers the tiny timm vision encoder).
+`lipagent.testing.tiny_gemma3n` has been imported (that import registers the tiny timm vision encoder).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 # Run as a script from a checkout where lipagent is not installed (e.g. the GPU machine).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipagent.tiny_gemma3n import save_tiny_model
+from lipagent.testing.tiny_gemma3n import save_tiny_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -105,7 +105,7 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.cpu_smoke:
         from transformers import AutoModelForImageTextToText
 
-        import lipagent.tiny_gemma3n as tiny
+        import lipagent.testing.tiny_gemma3n as tiny
 
         model, processor = AutoModelForImageTextToText.from_pretrained(args.tiny_dir), tiny.build_processor()
     else:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-e4b-") as folder:
         if args.cpu_smoke:
-            import lipagent.tiny_gemma3n as tiny
+            import lipagent.testing.tiny_gemma3n as tiny
 
             args.tiny_dir = tiny.save_tiny_model(Path(folder) / "tiny", seed=0)
         return measure(args)

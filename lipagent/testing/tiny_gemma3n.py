@@ -24,6 +24,7 @@ import itertools
 import string
 from pathlib import Path
 
+from lipagent.testing import TINY_TIMM_ARCHITECTURE
 from lipagent.torch_compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()
@@ -44,7 +45,7 @@ __all__ = [
     "save_tiny_model",
 ]
 
-TIMM_ARCHITECTURE = "mobilenetv5_lipagent_tiny_enc"
+TIMM_ARCHITECTURE = TINY_TIMM_ARCHITECTURE
 IMAGE_SIZE = 768
 IMAGE_SOFT_TOKENS = 256
 MSFA_OUTPUT_RESOLUTION = 16

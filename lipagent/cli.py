@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, ZenodoRecord
+from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, SPEECH_SPANS, ZenodoRecord
 from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
 
 
@@ -80,6 +80,10 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
                         help="padded lip box stretched to the cell, or grown to the cell's aspect ratio first")
     mosaic.add_argument("--resampling", choices=RESAMPLINGS, default=DEFAULT_CONFIG.resampling,
                         help="interpolation from the crop to the cell")
+    mosaic.add_argument("--speech-span", choices=SPEECH_SPANS, default=DEFAULT_CONFIG.speech_span,
+                        help="spread the 12 frames over the .align speech span, or over the span the mouth shows "
+                        "(as inference without alignments finds it: build with `detected` for a model that will "
+                        "read clips that have no alignment)")
     mosaic.add_argument("--subpixel-crop", action=argparse.BooleanOptionalAction, default=DEFAULT_CONFIG.subpixel_crop,
                         help="cut the exact (fractional) lip box instead of rounding it to whole pixels")
 
@@ -93,7 +97,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
     from lipagent.prepare import PrepareOptions, prepare
 
     config = DEFAULT_CONFIG.with_overrides({"landmarks": args.landmarks, "crop": args.crop,
-                                            "resampling": args.resampling, "subpixel_crop": str(args.subpixel_crop)})
+                                            "resampling": args.resampling, "subpixel_crop": str(args.subpixel_crop),
+                                            "speech_span": args.speech_span})
     options = PrepareOptions(
         config=config,
         speakers=tuple(speakers),

@@ -18,6 +18,10 @@ LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
 CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
 """The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
 
+SPEECH_SPANS: tuple[str, ...] = ("aligned", "detected")
+"""Where a dataset's 12 frames are spread: over the spoken part GRID's `.align` timings give (aligned), or over the
+span the visual detector finds (detected), as inference without alignments finds it."""
+
 RESAMPLINGS: tuple[str, ...] = ("linear", "area")
 """OpenCV interpolation from crop to cell. A lip box (~60x25 px in GRID) is *enlarged* to 100x80, where
 `area` behaves like nearest-neighbour."""
@@ -41,6 +45,7 @@ class MosaicConfig:
     crop: str = "stretch"
     resampling: str = "linear"
     subpixel_crop: bool = False
+    speech_span: str = "aligned"
     jpeg_quality: int = 95
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
@@ -49,7 +54,8 @@ class MosaicConfig:
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("landmarks", self.landmarks, LANDMARK_MODES), ("crop", self.crop, CROP_SHAPES),
-                                     ("resampling", self.resampling, RESAMPLINGS)):
+                                     ("resampling", self.resampling, RESAMPLINGS),
+                                     ("speech_span", self.speech_span, SPEECH_SPANS)):
             if value not in allowed:
                 raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
         if self.subpixel_crop and self.resampling != "linear":
@@ -109,13 +115,14 @@ class MosaicConfig:
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
+        span = ", frames over the detected speech span" if self.speech_span == "detected" else ""
         return (f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
                 f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
-                f"{self.resampling} resampling{cut}")
+                f"{self.resampling} resampling{cut}{span}")
 
 
 LEGACY_SETTINGS: dict[str, Any] = {"landmarks": "tracking", "crop": "cell_aspect", "resampling": "area",
-                                   "subpixel_crop": False}
+                                   "subpixel_crop": False, "speech_span": "aligned"}
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1)."""
 
 DEFAULT_CONFIG = MosaicConfig()

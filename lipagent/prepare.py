@@ -26,8 +26,9 @@ from lipagent.grid_files import source_fingerprint
 from lipagent.interrupt import ignore_in_workers
 from lipagent.mouth import face_mesh_created_here
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
-from lipagent.pipeline import ClipRejected, video_to_mosaic
+from lipagent.pipeline import ClipRejected, prepare_video, video_to_mosaic
 from lipagent.skips import SkipReason
+from lipagent.speech import NoSpeechFound
 from lipagent.splits import SPLITS
 
 MOSAIC_FEATURES = datasets.Features(
@@ -60,8 +61,14 @@ def mosaic_row(row: dict, config: dict) -> dict:
     empty = {"image": None, "frame_indices": None, "face_frames": None, "num_frames": None}
     if row["skip_reason"] is not None:
         return empty
+    settings = MosaicConfig(**config)
     try:
-        mosaic = video_to_mosaic(row["video_path"], (row["speech_start"], row["speech_end"]), MosaicConfig(**config))
+        if settings.speech_span == "detected":  # as inference finds it: no alignment, the mouth's own span
+            mosaic = prepare_video(row["video_path"], "auto", settings).mosaic
+        else:
+            mosaic = video_to_mosaic(row["video_path"], (row["speech_start"], row["speech_end"]), settings)
+    except NoSpeechFound as error:
+        return {**empty, "skip_reason": SkipReason.NO_SPEECH.value, "skip_detail": str(error)}
     except ClipRejected as rejected:
         return {**empty, "skip_reason": rejected.reason.value, "skip_detail": _without_folder(rejected.detail, row)}
     except cv2.error as error:

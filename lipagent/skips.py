@@ -18,3 +18,4 @@ class SkipReason(str, Enum):
     UNDECODABLE = "video does not decode"
     TOO_FEW_FRAMES = "video has too few frames"
     FACE_NOT_FOUND = "face found too rarely"
+    NO_SPEECH = "no speech found from the mouth"

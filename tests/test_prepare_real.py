@@ -131,6 +131,8 @@ def test_validate_names_a_truncated_shard_instead_of_raising(prepared, tmp_path,
     shutil.copytree(out, broken)
     shard = broken / "data" / "test-00000-of-00001.parquet"
     shard.write_bytes(shard.read_bytes()[:5000])
+    assert lipagent_main(["validate", str(out)]) == 0
+    assert "Checking" not in capsys.readouterr().err, "no progress bar left behind where nobody watches it"
     assert lipagent_main(["validate", str(broken)]) == 1
     printed = capsys.readouterr().out
     assert printed.startswith("FAILED") and "data/test-00000-of-00001.parquet is not a readable Parquet file" in printed

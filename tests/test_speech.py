@@ -120,3 +120,21 @@ def test_transcribe_samples_the_detected_span_by_default(unpacked):
     assert given.how == "given" and given.span == _aligned(unpacked, "bbaf2n")
     with pytest.raises(ValueError, match="auto, whole"):
         prepare_video(path, "sometimes")
+
+
+def test_a_dataset_built_on_detected_spans_holds_what_inference_reads(grid_dir, unpacked, tmp_path):
+    import datasets
+
+    from lipagent.card import dataset_mosaic_config
+    from lipagent.config import DEFAULT_CONFIG
+    from lipagent.prepare import PrepareOptions, prepare
+
+    config = DEFAULT_CONFIG.with_overrides({"speech_span": "detected"})
+    out = tmp_path / "detected"
+    summary = prepare(PrepareOptions(speakers=("s2",), out=out, grid_dir=grid_dir, cache_dir=tmp_path / "cache",
+                                     num_proc=1, config=config))
+    assert summary.kept >= 1 and dataset_mosaic_config(out) == config
+    rows = datasets.concatenate_datasets(list(datasets.load_dataset(str(out)).values()))
+    for row in rows.cast_column("image", datasets.Image(decode=False)):
+        read = prepare_video(unpacked / row["speaker"] / f"{row['video_id']}.mpg", "auto", config)
+        assert row["image"]["bytes"] == read.mosaic.jpeg and tuple(row["frame_indices"]) == read.mosaic.frame_indices

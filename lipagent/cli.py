@@ -285,7 +285,8 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
                            description="Train the baseline on the `image` column of a `lipagent prepare` dataset (a "
                            "folder or a Hub id). Writes model.safetensors, config.json (architecture and the "
                            "dataset's mosaic settings) and history.json to --out. Deterministic for a --seed on "
-                           "one machine; the 450 real s1 clips of ../shared/grid train in about 3 minutes on 2 cores.")
+                           "one machine; the 344 training clips of the 450 real s1 clips train in about 2 minutes "
+                           "on 2 cores.")
     t.add_argument("dataset", help="dataset folder written by `lipagent prepare`, or a Hub dataset id")
     t.add_argument("--out", type=Path, required=True, help="folder to write the model to")
     t.add_argument("--epochs", type=positive_int, default=Defaults.epochs, help="passes over the training split")

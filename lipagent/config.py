@@ -41,7 +41,7 @@ class MosaicConfig:
     cell_width: int = 100
     cell_height: int = 80
     lip_padding: float = 0.15
-    landmarks: str = "static"
+    landmarks: str = "tracking"
     crop: str = "stretch"
     resampling: str = "linear"
     subpixel_crop: bool = False

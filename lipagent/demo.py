@@ -71,7 +71,8 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
           str(BASELINE_EPOCHS)])
     print("(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips "
           "it did not see; and these mouths only open by each word's first vowel, so even many would teach little. On "
-          "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.37 WER: see README.md, Accuracy)")
+          "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.31 WER: see README.md, "
+          "The baseline)")
 
     _step(5, "a tiny random Gemma 3n (the real run uses google/gemma-3n-E4B-it)")
     model = out / "tiny-gemma3n"

@@ -68,9 +68,9 @@ def min_faces(config: MosaicConfig) -> int:
 class LipLandmarker:
     """Face Mesh lip boxes for the frames of one clip at a time, in the mode `config.landmarks` names.
 
-    Static mode detects the face afresh in every frame (the 12 sampled frames of a mosaic are ~0.14 s
-    apart, too far for tracking to help; it reads better, see the README's accuracy table). Tracking mode
-    carries landmarks from frame to frame: cheaper, and what must look at every frame of a camera stream.
+    Tracking mode (the default) carries landmarks from one sampled frame to the next: it read 1.3 WER points
+    better than static mode in the README's accuracy table, and it is what must look at every frame of a camera
+    stream. Static mode detects the face afresh in every frame.
     Either way the state is reset at each clip, so a clip's mosaic never depends on the clip before it.
     """
 

@@ -228,10 +228,10 @@ def test_eval_refuses_mosaics_cut_otherwise_than_the_model_learned(trained_dir, 
     other = tmp_path / "tracked"
     shutil.copytree(trained_dir, other)
     config = json.loads((other / CONFIG_FILE).read_text())
-    config["mosaic"]["landmarks"] = "tracking"
+    config["mosaic"]["landmarks"] = "static"
     (other / CONFIG_FILE).write_text(json.dumps(config))
     assert run_eval_main(["--model", str(other), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
-    assert "landmarks: static vs tracking" in capsys.readouterr().err
+    assert "landmarks: tracking vs static" in capsys.readouterr().err
 
 
 def test_hub_ids_load_offline_from_the_cache(trained_dir, prepared, tmp_path, cache_snapshot):

@@ -50,6 +50,13 @@ def ignore_in_workers() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def stop_if_interrupted() -> None:
+    """A checkpoint between stages: a Ctrl-C whose KeyboardInterrupt some library swallowed (a bare `except:` around
+    an import or a cleanup) still stops the command here."""
+    if _interrupted and os.getpid() == _main_pid:
+        raise KeyboardInterrupt
+
+
 def interrupted() -> bool:
     """Whether Ctrl-C stopped the command (the exception that surfaced may be another one, raised while the
     interrupted work was being torn down)."""

@@ -23,7 +23,7 @@ from builders.grid_mosaics import SOURCE_FEATURES, GridMosaics
 from lipagent.card import BuildSummary, is_lipagent_dataset, render_card
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig, ZenodoRecord
 from lipagent.grid_files import source_fingerprint
-from lipagent.interrupt import ignore_in_workers
+from lipagent.interrupt import ignore_in_workers, stop_if_interrupted
 from lipagent.mouth import face_mesh_created_here
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.pipeline import ClipRejected, prepare_video, video_to_mosaic
@@ -109,6 +109,7 @@ def map_in_chunks(
     chunks = []
     count = max(1, math.ceil(len(sources) / chunk_size))
     for index in range(count):
+        stop_if_interrupted()
         chunk = sources.select(range(index * chunk_size, min(len(sources), (index + 1) * chunk_size)))
         with workers_safe_from_face_mesh():
             chunks.append(
@@ -165,6 +166,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     num_proc = options.num_proc or default_num_proc()
     builder = make_builder(options)
     builder.download_and_prepare()
+    stop_if_interrupted()
     sources = builder.as_dataset()
     kept: dict[str, datasets.Dataset] = {}
     skipped: list[dict] = []
@@ -189,6 +191,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     )
     if not summary.present_splits:
         raise ValueError(f"no clip became a mosaic, so nothing was written:\n{summary.text()}")
+    stop_if_interrupted()
     write_folder(kept, summary, out, options.overwrite)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -8,8 +8,6 @@ Face Mesh-to-mosaic transform then runs over these rows as `Dataset.map(num_proc
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +30,7 @@ from lipagent.grid_files import (
     locate_source,
     pair_files,
 )
+from lipagent.outputs import staging_for
 from lipagent.skips import SkipReason
 from lipagent.splits import SCHEMES, SPLITS, assign_split
 from lipagent.zenodo import ChecksumError, fetch, load_record, select_files, verify, wanted_files
@@ -151,11 +150,9 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
         check_zip(archive)
         target = Path(self._cache_downloaded_dir) / "unpacked" / f"{archive.stem}-{file_fingerprint(archive)}"
         if not target.is_dir():
-            partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-            shutil.rmtree(partial, ignore_errors=True)
-            with zipfile.ZipFile(archive) as zipped:
+            with staging_for(target) as partial, zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(partial)  # safe: check_zip refused absolute and parent-relative members
-            partial.rename(target)
+                partial.rename(target)
         return target
 
     def _local_sources(self, dl_manager: datasets.DownloadManager, grid_dir: Path) -> tuple[dict[str, Path], Path]:

@@ -107,8 +107,7 @@ def source_fingerprint(grid_dir: Path, speakers: Sequence[str]) -> str:
     alignment, an added clip or a replaced zip changes it, so the build cache keyed on it cannot go stale."""
     digest = hashlib.sha256()
     for path in source_files(grid_dir, speakers):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(grid_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(grid_dir)}\0{file_fingerprint(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

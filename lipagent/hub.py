@@ -20,7 +20,7 @@ from huggingface_hub.utils import httpx as hub_http  # the Hub client's HTTP lib
 
 from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES
-from lipagent.reading import adapter_mosaic_config
+from lipagent.reading import adapter_mosaic_config, hub_id_shaped
 from lipagent.validate import validate_folder
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -37,7 +37,7 @@ def resolve_dataset(name: str | Path) -> str:
     HF_HUB_OFFLINE=1, found in) the Hub cache and then read exactly like a folder `lipagent prepare` wrote."""
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
-    if str(name).startswith(("/", ".", "~")) or str(name).count("/") != 1:
+    if not hub_id_shaped(name):
         raise FileNotFoundError(f"{name}: no such dataset folder (write one with `lipagent prepare --out {name}`), "
                                 "and not an owner/name Hub id")
     return snapshot_download(str(name), repo_type="dataset")
@@ -148,8 +148,7 @@ def adapter_card(adapter: Path, repo_id: str, metrics: dict | None, dataset: str
 
 def is_hub_id(name: str | None) -> bool:
     """An owner/name Hub id rather than a local path (a card links only the former)."""
-    return bool(name) and not str(name).startswith(("/", ".", "~")) and str(name).count("/") == 1 \
-        and not Path(str(name)).expanduser().exists()
+    return bool(name) and hub_id_shaped(name) and not Path(str(name)).expanduser().exists()
 
 
 def _link(name: str | None, kind: str = "") -> str:

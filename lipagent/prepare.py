@@ -111,14 +111,14 @@ def map_in_chunks(
     for index in range(count):
         stop_if_interrupted()
         chunk = sources.select(range(index * chunk_size, min(len(sources), (index + 1) * chunk_size)))
+        workers = min(num_proc, len(chunk))  # never more than rows, else datasets warns
         with workers_safe_from_face_mesh():
             chunks.append(
                 chunk.map(
                     mosaic_row,
                     fn_kwargs={"config": config.to_dict()},
                     features=MOSAIC_FEATURES,
-                    # None rather than 1 for a single process, else datasets warns
-                    num_proc=min(num_proc, len(chunk)) if min(num_proc, len(chunk)) > 1 else None,
+                    num_proc=workers if workers > 1 else None,
                     desc=f"Mosaics {desc} {index + 1}/{count}",
                 )
             )

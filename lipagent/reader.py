@@ -140,7 +140,8 @@ class LipReader(Reader):
         base = base_model or base_model_of(adapter)
         register_stand_in_models(base)
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
-        quantization = nf4_config(plan.dtype, adapter_record(folder).get("quantization")) if load_in_4bit else None
+        recorded = (adapter_record(folder) or {}).get("quantization")
+        quantization = nf4_config(plan.dtype, recorded) if load_in_4bit else None
         model = AutoModelForImageTextToText.from_pretrained(
             base, dtype=plan.dtype, quantization_config=quantization,
             device_map=plan.device if load_in_4bit else None,

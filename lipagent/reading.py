@@ -36,10 +36,15 @@ class ReaderError(ValueError):
     """A request this machine, model or input cannot serve, said in words a user can act on."""
 
 
-def adapter_record(adapter: Path) -> dict:
-    """The adapter's lipagent.json as a dict ({} when it predates the record)."""
+def hub_id_shaped(name: str | Path) -> bool:
+    """Whether a name not found on disk can be an owner/name Hub id (not a path: one slash, no leading / . ~)."""
+    return not str(name).startswith(("/", ".", "~")) and str(name).count("/") == 1
+
+
+def adapter_record(adapter: Path) -> dict | None:
+    """The adapter's lipagent.json (None when the adapter predates the record)."""
     record = Path(adapter) / READING_RECORD
-    return json.loads(record.read_text()) if record.is_file() else {}
+    return json.loads(record.read_text()) if record.is_file() else None
 
 
 def adapter_mosaic_config(adapter: Path) -> MosaicConfig:
@@ -47,9 +52,9 @@ def adapter_mosaic_config(adapter: Path) -> MosaicConfig:
 
     An adapter without one predates the record, and every such adapter was trained on LipAgent 0.1 mosaics,
     so it gets those settings (with a warning), never today's defaults."""
-    record = Path(adapter) / READING_RECORD
-    if record.is_file():
-        return MosaicConfig.from_dict(json.loads(record.read_text()).get("mosaic", {}))
+    record = adapter_record(adapter)
+    if record is not None:
+        return MosaicConfig.from_dict(record.get("mosaic", {}))
     logger.warning("%s has no %s: using the LipAgent 0.1 mosaic settings it must have been trained on (%s)",
                    adapter, READING_RECORD, ", ".join(f"{k}={v}" for k, v in LEGACY_SETTINGS.items()))
     return MosaicConfig.from_dict({})
@@ -105,7 +110,7 @@ def resolve_model(name: str | Path) -> Path:
         return local
     if local.exists():
         raise ReaderError(f"{name} is a file; pass the model folder (a baseline folder or an adapter folder)")
-    if str(name).startswith(("/", ".", "~")) or str(name).count("/") != 1:
+    if not hub_id_shaped(name):
         raise ReaderError(f"{name}: no such folder (and not an owner/name Hub id)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

@@ -43,3 +43,18 @@ def test_prepare_pins_the_checkouts_versions_and_counts_what_travels():
 def test_run_sh_without_a_mode_says_how_to_use_it():
     result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh")], capture_output=True, text=True)
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_profile_step_names_the_parts_and_the_top_operators(tmp_path):
+    """bench/gpu/profile_step.py (where a training step's time goes) runs on the tiny model and writes its table."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "gpu" / "profile_step.py"), "--tiny", "--steps", "1",
+                             "--warmup-steps", "1", "--samples", "4", "--out", str(tmp_path),
+                             "--output_dir", str(tmp_path / "trainer")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "profile.txt").read_text()
+    assert "profiled: 1 optimizer steps" in text
+    parts = [line.split()[0] for line in text.splitlines() if line.startswith(("vision", "language"))]
+    assert {"vision", "language"} <= set(parts)
+    assert "aten::" in text.split("top operators")[1]

@@ -323,3 +323,14 @@ def test_bench_runs_on_the_tiny_model_and_reports_figures(tmp_path: Path, capsys
     assert figures["samples_per_s"] > 0 and figures["tokens_per_s"] > 0 and figures["mfu"] is None
     assert 0 < figures["flops_per_sample"] <= figures["executed_flops_per_sample"]
     assert "MFU                   n/a" in capsys.readouterr().out
+
+
+def test_bench_flop_formula_for_addmm_takes_a_fourth_positional_argument():
+    """torch 2.11's addmm formula raised on the H200 (a fourth positional argument bound to out_shape); ours counts
+    the product's FLOPs whatever follows."""
+    bench = load_bench()
+    assert bench._matmul_plus_flop((3, 5), (3, 4), (4, 5)) == 2 * 3 * 4 * 5
+    assert bench._matmul_plus_flop((2, 3, 5), (2, 3, 4), (2, 4, 5), 1.0, out_shape=(2, 3, 5)) == 2 * 2 * 3 * 4 * 5
+    with torch.utils.flop_counter.FlopCounterMode(display=False, custom_mapping=bench.MATMUL_PLUS) as counter:
+        torch.addmm(torch.zeros(3, 5), torch.ones(3, 4), torch.ones(4, 5), beta=0.5)
+    assert counter.get_total_flops() == 2 * 3 * 4 * 5

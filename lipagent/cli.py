@@ -224,6 +224,13 @@ def _run_baseline(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if (args.out is None) == (args.gguf is None):
+        raise ValueError("give either OUT (a merged model) or --gguf OUT (llama.cpp files), not both or neither")
+    if args.gguf is not None:
+        from lipagent.gguf_export import export_gguf
+
+        print(f"wrote {export_gguf(args.adapter, args.gguf, args.quant, args.base_model, args.overwrite)}")
+        return 0
     from lipagent.reader import export_merged
 
     print(f"wrote {export_merged(args.adapter, args.out, args.base_model, args.dtype)}")
@@ -246,13 +253,27 @@ def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
                    "(as training took it from the alignments); whole = spread over the whole clip")
     p.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")
     p.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
-    p = sub.add_parser("export", help="write the base model with the adapter merged in",
-                       description="Merge a LoRA adapter into its base model and save both model and processor, "
-                       "for runtimes that cannot load PEFT adapters.")
-    p.add_argument("--merge", dest="adapter", required=True, help="adapter folder or Hub id to merge")
-    p.add_argument("out", type=Path, help="folder to write")
+    from lipagent.llama_cpp_tools import QUANT_CHOICES
+
+    p = sub.add_parser("export", help="merge an adapter into its base model, or write it as llama.cpp GGUF files",
+                       description="Merge a LoRA adapter into its base model and save model and processor (for "
+                       "runtimes that cannot load PEFT adapters): `lipagent export --merge ADAPTER OUT`. Or write "
+                       "it for llama.cpp, to read lips on a laptop in 4 bits: `lipagent export --gguf OUT --adapter "
+                       "ADAPTER`: the text model (quantized, --quant), the vision projector (mmproj, f16), the GRID "
+                       "grammar (GBNF) and the mosaic settings and prompt the adapter was trained with; "
+                       "`lipagent transcribe --gguf OUT` reads it. GGUF needs the gguf extra (pip install -e "
+                       "\".[gguf]\") and fetches llama.cpp's converter of the installed version once.",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--merge", "--adapter", dest="adapter", required=True, help="adapter folder or Hub id")
+    p.add_argument("out", type=Path, nargs="?", help="folder for the merged model")
+    p.add_argument("--gguf", type=Path, help="folder for the GGUF files (instead of OUT)")
+    p.add_argument("--quant", choices=QUANT_CHOICES, default="Q4_K_M",
+                   help="GGUF text-model type: Q4_K_M (laptop default), other llama.cpp quantizations, or f16/f32 "
+                   "(unquantized, for exact comparisons)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier GGUF export in --gguf")
     p.add_argument("--base_model", "--base-model", dest="base_model", help="default: from adapter_config.json")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16",
+                   help="merged model only (GGUF merges in bfloat16, float32 for --quant f32)")
 
 
 def _live_parser(sub: argparse._SubParsersAction) -> None:

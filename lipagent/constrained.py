@@ -31,6 +31,7 @@ __all__ = [
     "answer_context",
     "build_grid_token_grammar",
     "end_token_ids",
+    "grammar_from_pieces",
     "grid_generation_kwargs",
     "grid_token_grammar",
     "make_grid_logits_processor",
@@ -191,20 +192,26 @@ def _allowed_tensors(
     return tuple(allowed)
 
 
-def build_grid_token_grammar(tokenizer: Any, end_ids: Sequence[int] | None = None) -> GridTokenGrammar:
-    """Build the automaton from scratch (use `grid_token_grammar` for the cached one)."""
-    tokenizer = _tokenizer_of(tokenizer)
-    pieces = slot_word_pieces(tokenizer)
-    end_ids = tuple(end_ids) if end_ids is not None else end_token_ids(tokenizer)
+def grammar_from_pieces(pieces: Sequence[WordPieces], end_ids: Sequence[int], pad_id: int | None) -> GridTokenGrammar:
+    """The automaton of given word pieces and end tokens (a GGUF export stores them: llama.cpp reads without the
+    transformers tokenizer)."""
+    pieces = tuple({word: tuple(ids) for word, ids in words.items()} for words in pieces)
     transitions = _build_transitions(pieces, end_ids)
     longest = sum(max(len(ids) for ids in words.values()) for words in pieces) + 1
     return GridTokenGrammar(
         pieces=pieces,
-        end_ids=end_ids,
+        end_ids=tuple(end_ids),
         transitions=tuple(transitions),
-        allowed=_allowed_tensors(transitions, end_ids, tokenizer.pad_token_id),
+        allowed=_allowed_tensors(transitions, end_ids, pad_id),
         max_answer_tokens=longest,
     )
+
+
+def build_grid_token_grammar(tokenizer: Any, end_ids: Sequence[int] | None = None) -> GridTokenGrammar:
+    """Build the automaton from scratch (use `grid_token_grammar` for the cached one)."""
+    tokenizer = _tokenizer_of(tokenizer)
+    end_ids = tuple(end_ids) if end_ids is not None else end_token_ids(tokenizer)
+    return grammar_from_pieces(slot_word_pieces(tokenizer), end_ids, tokenizer.pad_token_id)
 
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, GridTokenGrammar]] = weakref.WeakKeyDictionary()

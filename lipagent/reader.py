@@ -108,6 +108,16 @@ def load_processor(adapter: str, base: str) -> Any:
         return AutoProcessor.from_pretrained(base)
 
 
+def chat_prompt(processor: Any) -> str:
+    """The inference chat as text, rendered by the call TRL's training collator makes (one image placeholder,
+    before the processor expands it); the GGUF export stores it so llama.cpp reads the same prompt."""
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    blank = Image.new("RGB", (DEFAULT_CONFIG.width, DEFAULT_CONFIG.height))
+    messages = prepare_multimodal_messages(inference_messages(), images=[blank])
+    return apply_chat_template({"prompt": messages}, processor)["prompt"]
+
+
 class LipReader(Reader):
     """Transcribe lip movements with a Gemma 3n + LoRA adapter."""
 
@@ -154,14 +164,8 @@ class LipReader(Reader):
 
     def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
-        from trl.data_utils import apply_chat_template, prepare_multimodal_messages
-
         images = [[mosaic_image(m)] for m in mosaics]
-        prompts = [
-            apply_chat_template({"prompt": prepare_multimodal_messages(inference_messages(), images=im)},
-                                self.processor)["prompt"]
-            for im in images
-        ]
+        prompts = [chat_prompt(self.processor)] * len(images)
         return self.processor(images=images, text=prompts, padding=True, padding_side="left",
                               return_tensors="pt", add_special_tokens=False)
 

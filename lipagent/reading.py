@@ -124,7 +124,11 @@ def resolve_model(name: str | Path) -> Path:
 
 
 def model_kind(folder: Path) -> str:
-    """'baseline' or 'adapter', from the files a folder holds."""
+    """'baseline', 'adapter' or 'gguf', from the files a folder holds."""
+    from lipagent.gguf_export import is_gguf_export
+
+    if is_gguf_export(folder):
+        return "gguf"
     config = folder / "config.json"
     if config.is_file():
         try:
@@ -135,15 +139,18 @@ def model_kind(folder: Path) -> str:
     if (folder / "adapter_config.json").is_file():
         return "adapter"
     raise ReaderError(f"{folder} is neither a baseline lip reader (config.json of a `lipagent baseline train` "
-                      "run) nor a LoRA adapter (adapter_config.json)")
+                      "run) nor a LoRA adapter (adapter_config.json) nor a `lipagent export --gguf` folder")
 
 
 def recorded_config(model: str | Path) -> MosaicConfig:
     """The mosaic settings a model folder (or Hub id) was trained with, read without loading its weights, so
     an input can be checked (and its mosaic built) before the expensive part."""
     folder = resolve_model(model)
-    if model_kind(folder) == "baseline":
+    kind = model_kind(folder)
+    if kind == "baseline":
         return MosaicConfig.from_dict(json.loads((folder / "config.json").read_text())["mosaic"])
+    if kind == "gguf":
+        return MosaicConfig.from_dict(json.loads((folder / READING_RECORD).read_text())["mosaic"])
     return adapter_mosaic_config(folder)
 
 
@@ -153,20 +160,40 @@ def load_reader(model: str | Path, **gemma_options: Any) -> Reader:
     `gemma_options` (base_model, load_in_4bit, device, dtype, decoding) go to `LipReader.from_pretrained`;
     a baseline ignores them except `device`."""
     folder = resolve_model(model)
-    if model_kind(folder) == "baseline":
+    kind = model_kind(folder)
+    if kind == "baseline":
         from lipagent.baseline import BaselineReader
 
         return BaselineReader.from_pretrained(folder, device=gemma_options.get("device"))
+    if kind == "gguf":
+        from lipagent.gguf_reader import GGUFReader
+
+        return GGUFReader(folder, decoding=gemma_options.get("decoding") or "constrained")
     from lipagent.reader import LipReader
 
     return LipReader.from_pretrained(folder, **gemma_options)
 
 
+def gguf_folder(value: str) -> Path:
+    """argparse type of --gguf: a folder `lipagent export --gguf` wrote (a usage error otherwise)."""
+    import argparse
+
+    from lipagent.gguf_export import is_gguf_export
+
+    if not is_gguf_export(Path(value)):
+        raise argparse.ArgumentTypeError(f"{value} is not a folder written by `lipagent export --gguf`")
+    return Path(value)
+
+
 def add_reader_arguments(parser: Any) -> None:
     """The reading flags `lipagent transcribe` and `eval/run_eval.py` share (one definition for both)."""
-    parser.add_argument("--model", "--adapter", dest="model", required=True,
-                        help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, "
-                        "or a Hub id of either (--adapter is the same flag)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", "--adapter", dest="model",
+                       help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, "
+                       "or a Hub id of either (--adapter is the same flag)")
+    which.add_argument("--gguf", dest="model", type=gguf_folder,
+                       help="a folder written by `lipagent export --gguf`: read with llama.cpp (CPU or Metal) under "
+                       "the GRID grammar; needs the gguf extra")
     parser.add_argument("--base_model", "--base-model", dest="base_model",
                         help="adapters only: base model (default: the one named in adapter_config.json)")
     parser.add_argument("--load_in_4bit", "--load-in-4bit", dest="load_in_4bit", action="store_true",

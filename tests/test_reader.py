@@ -18,7 +18,7 @@ from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
 from lipagent.grammar import is_valid_sentence
-from lipagent.prompt import PROMPT, training_example
+from lipagent.prompt import training_example
 from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
 from lipagent.reading import READING_RECORD, adapter_mosaic_config
 from lipagent.video import read_frames
@@ -27,22 +27,7 @@ from lipagent.video import read_frames
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_dir, tmp_path_factory):
     """A LoRA adapter on the tiny random Gemma 3n whose weights are not zero (so merging matters)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForImageTextToText
-
-    from lipagent.training import LORA_TARGET_MODULES
-
-    root = tmp_path_factory.mktemp("tiny")
-    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES))
-    torch.manual_seed(0)
-    for name, parameter in peft_model.named_parameters():
-        if "lora_B" in name:
-            parameter.data.normal_(0, 0.5)
-    peft_model.save_pretrained(root / "adapter")
-    tiny.build_processor().save_pretrained(root / "adapter")
-    (root / "adapter" / READING_RECORD).write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict(), "prompt": PROMPT}))
-    return root / "adapter"
+    return tiny.save_tiny_adapter(tiny_dir, tmp_path_factory.mktemp("tiny") / "adapter")
 
 
 @pytest.fixture(scope="module")

@@ -137,3 +137,16 @@ def test_lora_plain_names_would_also_hit_the_audio_tower(tiny_dir: Path):
     """Why the regex exists: the audio conformer has its own q/k/v_proj."""
     wrapped = lora_wrapped(load_model(tiny_dir), ["q_proj", "k_proj", "v_proj", "o_proj"])
     assert any(".audio_tower." in name for name in wrapped)
+
+
+def test_the_sentencepiece_file_tokenizes_as_the_tokenizer_does():
+    """tokenizer.model (what llama.cpp's converter reads) splits text exactly as the transformers tokenizer."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(tiny.build_sentencepiece_model())
+    tokenizer = tiny.build_tokenizer()
+    assert processor.vocab_size() == len(tokenizer)
+    for text in ["bin blue at f two now", "Read their lips, 12 rows!\n\nok", "héllo wörld"]:
+        assert processor.EncodeAsIds(text) == tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert processor.IsControl(tiny.END_OF_TURN_ID) and processor.IsByte(tokenizer.convert_tokens_to_ids("<0x41>"))

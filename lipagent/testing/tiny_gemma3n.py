@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import string
+import struct
 from pathlib import Path
 
 from lipagent.testing import TINY_TIMM_ARCHITECTURE
@@ -61,6 +62,15 @@ BOI_ID, BOA_ID = TEXT_VOCAB_SIZE - 2, TEXT_VOCAB_SIZE - 1
 EOI_ID, IMAGE_TOKEN_ID = TEXT_VOCAB_SIZE, TEXT_VOCAB_SIZE + 1
 EOA_ID, AUDIO_TOKEN_ID = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE, TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + 1
 VOCAB_SIZE = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + AUDIO_VOCAB_SIZE
+
+LLAMA_CPP_SHAPE = {"hidden_size": 2048, "hidden_size_per_layer_input": 256, "laurel_rank": 64,
+                   "intermediate_size": 256, "num_kv_shared_layers": 0, "activation_sparsity_pattern": [0.95] * 4}
+"""Text-model widths for `build_config(llama_cpp_shape=True)`, the tiny model a GGUF export is tested with.
+llama.cpp's Gemma 3n graph hard-codes what E2B and E4B share: per-layer inputs of 256, LAUREL rank 64, activation
+sparsity in the first 10 layers, a KV cache of their own in the first 20 (so 4 layers share none), and its mmproj
+check takes the vision width (2048) for the text width. The MLP is 256 wide because llama.cpp's sparsity cut-off
+uses the unbiased standard deviation (0.2% off at 256, 1.6% at 32). 47 M parameters instead of 0.85 M, so only the
+GGUF tests pay for them."""
 
 NAMED_SPECIAL_TOKENS = {
     "image_token": "<image_soft_token>",
@@ -175,27 +185,31 @@ def mobilenetv5_lipagent_tiny_enc(pretrained: bool = False, **kwargs) -> MobileN
     )
 
 
-def build_config() -> transformers.Gemma3nConfig:
-    """Gemma 3n config with real-model token layout and soft-token counts, but ~1 M parameters."""
-    text = transformers.Gemma3nTextConfig(
-        vocab_size=VOCAB_SIZE,
-        vocab_size_per_layer_input=TEXT_VOCAB_SIZE,
-        hidden_size=64,
-        hidden_size_per_layer_input=16,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
-        num_kv_shared_layers=2,
-        activation_sparsity_pattern=[0.95, 0.0, 0.0, 0.0],
-        laurel_rank=8,
-        max_position_embeddings=2048,
-        pad_token_id=PAD_ID,
-        eos_token_id=EOS_ID,
-        bos_token_id=BOS_ID,
-    )
+def build_config(llama_cpp_shape: bool = False) -> transformers.Gemma3nConfig:
+    """Gemma 3n config with real-model token layout and soft-token counts, but ~1 M parameters (or, with
+    `llama_cpp_shape`, the text widths llama.cpp can run: LLAMA_CPP_SHAPE)."""
+    text_settings = {
+        "vocab_size": VOCAB_SIZE,
+        "vocab_size_per_layer_input": TEXT_VOCAB_SIZE,
+        "hidden_size": 64,
+        "hidden_size_per_layer_input": 16,
+        "intermediate_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        "num_kv_shared_layers": 2,
+        "activation_sparsity_pattern": [0.95, 0.0, 0.0, 0.0],
+        "laurel_rank": 8,
+        "max_position_embeddings": 2048,
+        "pad_token_id": PAD_ID,
+        "eos_token_id": EOS_ID,
+        "bos_token_id": BOS_ID,
+    }
+    if llama_cpp_shape:
+        text_settings.update(LLAMA_CPP_SHAPE)
+    text = transformers.Gemma3nTextConfig(**text_settings)
     vision = transformers.Gemma3nVisionConfig(
         architecture=TIMM_ARCHITECTURE,
         hidden_size=VISION_HIDDEN_SIZE,
@@ -226,10 +240,10 @@ def build_config() -> transformers.Gemma3nConfig:
     )
 
 
-def build_model(seed: int = 0) -> transformers.Gemma3nForConditionalGeneration:
+def build_model(seed: int = 0, llama_cpp_shape: bool = False) -> transformers.Gemma3nForConditionalGeneration:
     """Random-weight tiny model; the seed fixes every weight."""
     torch.manual_seed(seed)
-    model = transformers.Gemma3nForConditionalGeneration(build_config())
+    model = transformers.Gemma3nForConditionalGeneration(build_config(llama_cpp_shape))
     model.generation_config = build_generation_config()
     return model.eval()
 
@@ -292,6 +306,50 @@ def build_tokenizer() -> transformers.GemmaTokenizer:
     )
 
 
+def _protobuf_field(number: int, value: bytes | str | int | float) -> bytes:
+    """One protobuf field: length-delimited for bytes/str, varint for int and bool, 32-bit for float."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if isinstance(value, bytes):
+        return varint(number << 3 | 2) + varint(len(value)) + value
+    if isinstance(value, float):
+        return varint(number << 3 | 5) + struct.pack("<f", value)
+    return varint(number << 3) + varint(int(value))
+
+
+def sentencepiece_model(vocab: dict[str, int], special: set[str], ids: dict[str, int]) -> bytes:
+    """A vocabulary as a SentencePiece BPE model (`tokenizer.model`), the file the real checkpoint ships and
+    llama.cpp's converter reads. `special` tokens become control pieces, `<0x..>` byte pieces, other `<...>`
+    unused ones; `ids` gives unk/bos/eos/pad. Written as protobuf by hand: sentencepiece's generated module needs a
+    newer protobuf than MediaPipe's pin allows. Merged pieces score above single characters, so SentencePiece's
+    highest-score merging splits text as BPE merges of those pieces do."""
+    normal, unknown, control, unused, byte = 1, 2, 3, 5, 6
+    pieces = b""
+    for token, i in sorted(vocab.items(), key=lambda item: item[1]):
+        kind = (unknown if i == ids["unk"] else control if token in special
+                else byte if token.startswith("<0x") else unused if token.startswith("<") else normal)
+        score = 0.0 if len(token) > 1 and kind == normal else -1.0 - i
+        pieces += _protobuf_field(1, _protobuf_field(1, token) + _protobuf_field(2, score) + _protobuf_field(3, kind))
+    trainer = b"".join(_protobuf_field(number, value) for number, value in [
+        (3, 2), (4, len(vocab)), (35, True), (40, ids["unk"]), (41, ids["bos"]), (42, ids["eos"]), (43, ids["pad"])])
+    normalizer = b"".join(_protobuf_field(number, value) for number, value in [
+        (1, "identity"), (3, False), (4, False), (5, True)])
+    return pieces + _protobuf_field(2, trainer) + _protobuf_field(3, normalizer)
+
+
+def build_sentencepiece_model() -> bytes:
+    """The tiny vocabulary as `tokenizer.model`."""
+    return sentencepiece_model(_vocab(), set(SPECIAL_TOKEN_IDS) | {"[multimodal]"},
+                               {"unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID, "pad": PAD_ID})
+
+
 def build_processor() -> transformers.Gemma3nProcessor:
     """Processor with the real model's image/audio preprocessing and chat template."""
     image_processor = transformers.SiglipImageProcessor(
@@ -311,9 +369,36 @@ def build_processor() -> transformers.Gemma3nProcessor:
     )
 
 
-def save_tiny_model(directory: str | Path, seed: int = 0) -> Path:
+def save_tiny_model(directory: str | Path, seed: int = 0, llama_cpp_shape: bool = False) -> Path:
     """Write the tiny model and its processor to `directory`; same seed, same files."""
     directory = Path(directory)
-    build_model(seed).save_pretrained(directory)
+    build_model(seed, llama_cpp_shape).save_pretrained(directory)
     build_processor().save_pretrained(directory)
+    (directory / "tokenizer.model").write_bytes(build_sentencepiece_model())
     return directory
+
+
+def save_tiny_adapter(base: str | Path, directory: str | Path) -> Path:
+    """A LoRA adapter on a saved tiny model, as training leaves one: weights that are not zero (so merging and
+    exporting matter), the processor, and the reading record (default mosaic settings, the prompt)."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+
+    from lipagent.config import DEFAULT_CONFIG
+    from lipagent.prompt import PROMPT
+    from lipagent.reading import READING_RECORD
+    from lipagent.training import LORA_TARGET_MODULES
+
+    directory = Path(directory)
+    model = transformers.AutoModelForImageTextToText.from_pretrained(base)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES))
+    torch.manual_seed(0)
+    for name, parameter in peft_model.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.5)
+    peft_model.save_pretrained(directory)
+    build_processor().save_pretrained(directory)
+    (directory / READING_RECORD).write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict(), "prompt": PROMPT}))
+    return directory
+

@@ -1,0 +1,192 @@
+"""`lipagent export --gguf`: a trained adapter as llama.cpp files, to read lips on a laptop in 4 bits.
+
+The adapter is merged into its base model (`reader.export_merged`), llama.cpp's own converter writes the text
+model and the vision projector (`mmproj`) as GGUF (`lipagent.gguf_convert` mends three Gemma 3n gaps in it), the
+text model is quantized (default Q4_K_M), and beside them go what reading needs to see exactly what training saw:
+the GRID grammar as GBNF, and `lipagent.json` with the mosaic settings the adapter recorded, the rendered chat
+prompt and the image size. `lipagent.gguf_reader.GGUFReader` reads such a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lipagent.gbnf import GBNF_FILE, grid_gbnf
+from lipagent.llama_cpp_tools import (
+    QUANT_CHOICES,
+    QUANT_TYPES,
+    GGUFError,
+    converter_dir,
+    llama_cpp,
+    llama_cpp_version,
+    quantize,
+)
+from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
+from lipagent.prompt import PROMPT
+from lipagent.reading import READING_RECORD, adapter_mosaic_config, resolve_model
+
+logger = logging.getLogger(__name__)
+
+GGUF_FORMAT = "lipagent-gguf"
+"""`format` in an export's lipagent.json: what tells a GGUF folder from an adapter or a baseline."""
+SUPPORTED_ARCHITECTURES = ("Gemma3nForConditionalGeneration",)
+MEDIA_MARKER = "<__media__>"
+"""Where the image goes in the stored prompt (llama.cpp's mtmd default marker)."""
+
+
+def is_gguf_export(folder: Path) -> bool:
+    record = Path(folder) / READING_RECORD
+    try:
+        return json.loads(record.read_text()).get("format") == GGUF_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _step(message: str) -> float:
+    print(f"lipagent export: {message}", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def run_converter(converter: Path, model: Path, target: Path, outtype: str, mmproj: bool = False) -> Path:
+    """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf_convert, in a subprocess; its last line on failure."""
+    command = [sys.executable, "-m", "lipagent.gguf_convert", str(converter), str(model), "--outfile", str(target),
+               "--outtype", outtype, *(["--mmproj"] if mmproj else [])]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not target.is_file():
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise GGUFError(f"llama.cpp's converter failed on the {'vision projector' if mmproj else 'text model'}: "
+                        f"{lines[-1] if lines else 'no output'}")
+    return target
+
+
+def base_architecture(base: str) -> str:
+    """The base model's architecture from its config.json (a folder, or a Hub id through the cache)."""
+    config = Path(base) / "config.json"
+    if not config.is_file():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            config = Path(hf_hub_download(base, "config.json"))
+        except Exception as error:  # offline, gated or missing: all mean "cannot check it here"
+            raise GGUFError(f"could not read {base}'s config.json ({type(error).__name__}); download the base "
+                            "model first (hf download) or pass --base-model FOLDER") from error
+    return (json.loads(config.read_text()).get("architectures") or ["model of unknown architecture"])[0]
+
+
+def tokenizer_model(adapter: Path, base: str) -> Path:
+    """The base model's SentencePiece file (llama.cpp's converter reads it; transformers 5 no longer saves it)."""
+    for folder in (adapter, Path(base)):
+        if (folder / "tokenizer.model").is_file():
+            return folder / "tokenizer.model"
+    if Path(base).exists():
+        raise GGUFError(f"{base} has no tokenizer.model, which llama.cpp's converter needs")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(base, "tokenizer.model"))
+    except Exception as error:  # offline, gated or missing: all mean "cannot get it here"
+        raise GGUFError(f"could not get {base}'s tokenizer.model ({type(error).__name__}); download the base "
+                        "model first (hf download) or pass --base-model FOLDER") from error
+
+
+def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: dict[str, str]) -> dict[str, Any]:
+    """What GGUFReader needs to build the adapter's inputs: mosaic settings, prompt, image geometry."""
+    from lipagent.constrained import grid_token_grammar
+    from lipagent.reader import chat_prompt
+
+    grammar = grid_token_grammar(processor)
+
+    image_token, full = processor.image_token, processor.full_image_sequence
+    before = full[: full.index(processor.boi_token)]  # the text around <start_of_image>...<end_of_image>
+    after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token):]
+    size = processor.image_processor.size
+    return {
+        "format": GGUF_FORMAT,
+        **files,
+        "quant": quant,
+        "mosaic": adapter_mosaic_config(adapter).to_dict(),
+        "prompt": PROMPT,
+        "prompt_text": chat_prompt(processor).replace(image_token, before + MEDIA_MARKER + after),
+        "grid_tokens": {"pieces": grammar.pieces, "end_ids": grammar.end_ids,
+                        "pad_id": processor.tokenizer.pad_token_id},
+        "image_size": [size["width"], size["height"]],
+        "resample": int(processor.image_processor.resample),
+        "adapter": str(adapter),
+        "base_model": base,
+        "llama_cpp_python": llama_cpp_version(),
+    }
+
+
+def usage_readme(record: dict[str, Any]) -> str:
+    model, mmproj = record["model"], record["mmproj"]
+    return f"""# LipAgent lip reader, GGUF ({record['quant']})
+
+Gemma 3n + the LoRA adapter `{record['adapter']}` merged, for llama.cpp. Files: `{model}` (text model),
+`{mmproj}` (vision projector, f16), `{GBNF_FILE}` (the GRID grammar), `{READING_RECORD}` (the mosaic settings and
+prompt the adapter was trained with).
+
+Read lips with LipAgent, which builds the mosaic exactly as training did:
+
+    lipagent transcribe clip.mp4 --gguf {{this folder}}
+
+With llama.cpp alone, give it a mosaic image LipAgent made (`lipagent preview`, or `transcribe --save-mosaic`):
+
+    llama-mtmd-cli -m {model} --mmproj {mmproj} --grammar-file {GBNF_FILE} --temp 0 \\
+        --image mosaic.jpg -p "{record['prompt']}"
+    llama-server -m {model} --mmproj {mmproj}     # then send the mosaic and the prompt with the grammar
+
+The mosaic must be built with the settings in `{READING_RECORD}`; any other crop or frame choice is an input the
+model never saw.
+
+Ollama cannot read these files: its Gemma 3n model is text only (no vision encoder), so it would ignore the image.
+"""
+
+
+def export_gguf(adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None,
+                overwrite: bool = False) -> Path:
+    """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`."""
+    from lipagent.reader import base_model_of, export_merged, load_processor
+
+    out = Path(out)
+    if quant not in QUANT_CHOICES:
+        raise GGUFError(f"--quant {quant} is not one of {', '.join(QUANT_CHOICES)}")
+    check_output(out, overwrite, is_gguf_export, "GGUF export")
+    llama_cpp()
+    folder = resolve_model(adapter)
+    if not (folder / "adapter_config.json").is_file():
+        raise GGUFError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    base = base_model or base_model_of(str(folder))
+    architecture = base_architecture(base)
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise GGUFError(f"the base model {base} is a {architecture}; GGUF export knows Gemma 3n "
+                        f"({', '.join(SUPPORTED_ARCHITECTURES)})")
+    converter = converter_dir()
+    with output_lock(out), staging_for(out) as staging:
+        started = _step(f"merging {folder} into {base}")
+        text_type = "f32" if quant == "f32" else "f16"
+        merged = export_merged(folder, staging / "merged", base, "float32" if quant == "f32" else "bfloat16")
+        shutil.copy2(tokenizer_model(folder, base), merged / "tokenizer.model")
+        _step("converting the text model (llama.cpp convert_hf_to_gguf.py)")
+        text = run_converter(converter, merged, staging / f"model-{text_type}.gguf", text_type)
+        _step("converting the vision projector")
+        mmproj = run_converter(converter, merged, staging / "mmproj-f16.gguf", "f16", mmproj=True)
+        if quant in QUANT_TYPES:
+            _step(f"quantizing the text model to {quant}")
+            text = quantize(text, staging / f"model-{quant}.gguf", quant)
+            (staging / f"model-{text_type}.gguf").unlink()
+        processor = load_processor(str(folder), base)
+        record = reading_record(processor, folder, base, quant, {"model": text.name, "mmproj": mmproj.name})
+        shutil.rmtree(merged)
+        (staging / GBNF_FILE).write_text(grid_gbnf())
+        (staging / READING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        (staging / "README.md").write_text(usage_readme(record))
+        sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in sorted(staging.glob("*.gguf")))
+        _step(f"done in {time.perf_counter() - started:.0f} s: {sizes}")
+        return move_into_place(staging, out, overwrite, is_gguf_export, "GGUF export")

@@ -1,0 +1,156 @@
+"""`lipagent export --gguf` and `transcribe --gguf`: the tiny Gemma 3n through llama.cpp against the PyTorch reader,
+on real GRID mosaics. The tiny model here has the text widths llama.cpp hard-codes (tiny_gemma3n.LLAMA_CPP_SHAPE)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+import lipagent.testing.tiny_gemma3n as tiny
+from lipagent.cli import main as lipagent_main
+from lipagent.gbnf import grid_gbnf
+from lipagent.grammar import SLOT_NAMES, SLOTS, is_valid_sentence
+from lipagent.prompt import PROMPT
+from lipagent.reading import READING_RECORD
+
+pytest.importorskip("llama_cpp", reason="the gguf extra is not installed (make setup installs it)")
+
+LOGIT_TOLERANCE = 0.02
+"""Largest first-step logit difference allowed, as a share of the largest |logit| (measured: under 0.01; f16 vision
+tower in llama.cpp, and its activation-sparsity cut-off uses the unbiased standard deviation)."""
+
+
+@pytest.fixture(scope="module")
+def gguf_adapter(tmp_path_factory) -> Path:
+    """A LoRA adapter with non-zero weights on the llama.cpp-shaped tiny Gemma 3n, with its reading record."""
+    root = tmp_path_factory.mktemp("gguf-tiny")
+    return tiny.save_tiny_adapter(tiny.save_tiny_model(root / "base", llama_cpp_shape=True), root / "adapter")
+
+
+@pytest.fixture(scope="module")
+def exported(gguf_adapter, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gguf-f32") / "gguf"
+    assert lipagent_main(["export", "--gguf", str(out), "--adapter", str(gguf_adapter), "--quant", "f32"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def mosaics(prepared) -> list:
+    out, _ = prepared
+    test = datasets.load_dataset(str(out), split="test")
+    return [test[i]["image"] for i in range(4)]
+
+
+def test_gbnf_spells_the_grid_grammar():
+    rules = dict(line.split(" ::= ") for line in grid_gbnf().splitlines() if " ::= " in line)
+    assert rules["root"] == ' " " '.join(SLOT_NAMES)
+    for slot in SLOT_NAMES:
+        assert rules[slot].split(" | ") == [f'"{word}"' for word in SLOTS[slot]]
+
+
+def test_export_writes_model_projector_grammar_and_what_reading_needs(exported, gguf_adapter):
+    record = json.loads((exported / READING_RECORD).read_text())
+    assert sorted(p.name for p in exported.iterdir()) == sorted(
+        ["README.md", "grid.gbnf", READING_RECORD, "model-f32.gguf", "mmproj-f16.gguf"])
+    assert (record["format"], record["model"], record["mmproj"], record["quant"]) == (
+        "lipagent-gguf", "model-f32.gguf", "mmproj-f16.gguf", "f32")
+    assert record["mosaic"] == json.loads((gguf_adapter / READING_RECORD).read_text())["mosaic"]
+    assert PROMPT in record["prompt_text"] and record["image_size"] == [768, 768]
+    assert (exported / "grid.gbnf").read_text() == grid_gbnf()
+    readme = (exported / "README.md").read_text()
+    assert "llama-mtmd-cli" in readme and "Ollama cannot" in readme
+
+
+def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
+    """Same prompt tokens, first-step logits within LOGIT_TOLERANCE, same constrained transcriptions."""
+    from lipagent.gguf_reader import GGUFReader
+    from lipagent.reader import LipReader
+
+    torch_reader = LipReader.from_pretrained(gguf_adapter, device="cpu")
+    reader = GGUFReader(exported)
+    try:
+        image_token = torch_reader.model.config.image_token_id
+        for mosaic in mosaics[:2]:
+            inputs = torch_reader.prompt_inputs([mosaic])
+            ids = [-1 if i == image_token else i for i in inputs["input_ids"][0].tolist()]
+            assert reader.prompt_tokens(mosaic) == ids
+            with torch.inference_mode():
+                expected = torch_reader.model(**inputs).logits[0, -1].float().numpy()
+            got = reader.first_logits(mosaic)
+            assert np.abs(got - expected).max() <= LOGIT_TOLERANCE * np.abs(expected).max()
+            assert got.argmax() == expected.argmax()
+        read = reader.transcribe_mosaics(mosaics)
+        assert read == torch_reader.transcribe_mosaics(mosaics)
+        assert all(is_valid_sentence(text) for text in read)
+    finally:
+        reader.close()
+
+
+def test_a_q4_k_m_export_loads_and_reads_valid_sentences(gguf_adapter, mosaics, tmp_path):
+    from lipagent.gguf_reader import GGUFReader
+
+    out = tmp_path / "gguf-q4"
+    assert lipagent_main(["export", "--gguf", str(out), "--adapter", str(gguf_adapter)]) == 0
+    assert json.loads((out / READING_RECORD).read_text())["model"] == "model-Q4_K_M.gguf"
+    assert (out / "model-Q4_K_M.gguf").stat().st_size < 0.5 * 171e6  # the f32 text model is 171 MB
+    reader = GGUFReader(out)
+    try:
+        assert all(is_valid_sentence(text) for text in reader.transcribe_mosaics(mosaics[:2]))
+    finally:
+        reader.close()
+
+
+def test_transcribe_gguf_reads_a_real_clip(exported, unpacked, capsys):
+    clip = next((unpacked / "s1").glob("*.mpg"))
+    assert lipagent_main(["transcribe", str(clip), "--gguf", str(exported)]) == 0
+    out, err = capsys.readouterr()
+    assert is_valid_sentence(out.strip().splitlines()[-1]) and "llama.cpp: model-f32.gguf" in err
+
+
+def test_bad_gguf_input_gets_one_line_errors(exported, gguf_adapter, tmp_path, capsys, monkeypatch):
+    assert lipagent_main(["export", "--gguf", str(exported), "--adapter", str(gguf_adapter)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert lipagent_main(["export", "--gguf", str(tmp_path / "x"), "--adapter", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert lipagent_main(["export", "--adapter", str(gguf_adapter)]) == 2
+    assert "give either OUT" in capsys.readouterr().err
+
+    broken = tmp_path / "no-mmproj"
+    shutil.copytree(exported, broken)
+    (broken / "mmproj-f16.gguf").unlink()
+    assert lipagent_main(["transcribe", str(tmp_path / "clip.mpg"), "--gguf", str(broken)]) == 2
+    from lipagent.gguf_reader import GGUFReader
+    from lipagent.llama_cpp_tools import GGUFError
+
+    with pytest.raises(GGUFError, match="lacks its vision projector"):
+        GGUFReader(broken)
+    with pytest.raises(SystemExit) as exit_info:
+        lipagent_main(["transcribe", str(tmp_path / "clip.mpg"), "--gguf", str(gguf_adapter)])
+    assert exit_info.value.code == 2 and "not a folder written by `lipagent export --gguf`" in capsys.readouterr().err
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if the extra were not installed
+    assert lipagent_main(["export", "--gguf", str(tmp_path / "y"), "--adapter", str(gguf_adapter)]) == 2
+    assert 'pip install -e ".[gguf]"' in capsys.readouterr().err
+
+
+def test_a_base_model_llama_cpp_cannot_take_is_refused(tmp_path, capsys):
+    """An adapter on another architecture: refused before any work, nothing left behind."""
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "llama")
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    assert lipagent_main(["export", "--gguf", str(tmp_path / "out"), "--adapter", str(tmp_path / "adapter"),
+                          "--base-model", str(tmp_path / "llama")]) == 2
+    assert "LlamaForCausalLM; GGUF export knows Gemma 3n" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "llama"]

@@ -32,6 +32,8 @@ from lipagent.grammar import normalize
 from lipagent.llama_cpp_tools import GGUFError, llama_cpp
 from lipagent.reading import READING_RECORD, Reader, mosaic_image
 
+CONTEXT = 512
+"""Tokens llama.cpp makes room for: the prompt (256 image tokens and about 60 of text) and the answer."""
 MAX_NEW_TOKENS = 48
 """More than any GRID sentence takes in Gemma's vocabulary (six words, end token); free decoding stops here."""
 
@@ -75,7 +77,7 @@ class GGUFReader(Reader):
 
         threads = threads or max(1, (os.cpu_count() or 2) // 2)
         with suppress_stdout_stderr(disable=verbose):  # llama.cpp notes a context's set-up on stderr regardless
-            self.llm = llama.Llama(model_path=str(self.folder / record["model"]), n_ctx=1024, n_batch=1024,
+            self.llm = llama.Llama(model_path=str(self.folder / record["model"]), n_ctx=CONTEXT, n_batch=CONTEXT,
                                    n_threads=threads, verbose=verbose)
             params = mtmd_cpp.mtmd_context_params_default()
             params.use_gpu, params.n_threads, params.print_timings = True, threads, verbose

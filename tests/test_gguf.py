@@ -114,6 +114,16 @@ def test_transcribe_gguf_reads_a_real_clip(exported, unpacked, capsys):
     assert is_valid_sentence(out.strip().splitlines()[-1]) and "llama.cpp: model-f32.gguf" in err
 
 
+def test_run_eval_scores_a_gguf_export(exported, prepared, tmp_path):
+    from eval.run_eval import main as run_eval_main
+
+    out, _ = prepared
+    assert run_eval_main(["--gguf", str(exported), "--dataset", str(out), "--output", str(tmp_path / "eval"),
+                          "--max_samples", "3"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["valid_sentence_rate"] == 1.0 and metrics["decoding"] == "constrained"
+
+
 def test_bad_gguf_input_gets_one_line_errors(exported, gguf_adapter, tmp_path, capsys, monkeypatch):
     assert lipagent_main(["export", "--gguf", str(exported), "--adapter", str(gguf_adapter)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -31,12 +31,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors  # noqa: E402
 
-from eval.grid_metric.grid_metric import compute_grid_metrics  # noqa: E402
 from lipagent.align import parse_alignment  # noqa: E402
 from lipagent.baseline import mosaic_cells, sentences_of  # noqa: E402
 from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
 from lipagent.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
 from lipagent.config import DEFAULT_CONFIG  # noqa: E402
+from lipagent.metrics import compute_grid_metrics  # noqa: E402
 from lipagent.mouth import process_landmarker  # noqa: E402
 from lipagent.pipeline import ClipRejected, clip_mosaic, decode_all  # noqa: E402
 from lipagent.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening  # noqa: E402

@@ -331,6 +331,52 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace --out if it holds an earlier baseline")
 
 
+def _train_eval_push_parsers(sub: argparse._SubParsersAction) -> None:
+    """The doors to train/sft.py, eval/run_eval.py and push_to_hub.py: the same functions under one command."""
+    from lipagent.evaluation import add_eval_arguments
+    from lipagent.hub import add_push_arguments
+
+    sub.add_parser("train", help="LoRA fine-tuning with TRL (train/sft.py's flags; `lipagent train -h` lists them)",
+                   add_help=False)
+    p = sub.add_parser("eval", help="score a lip reader on a dataset split (eval/run_eval.py)",
+                       description="Score a LoRA adapter, a baseline or a GGUF export on a mosaic dataset split: "
+                       "metrics.json, predictions.jsonl, report.png in --output.", formatter_class=HelpFormatter)
+    add_eval_arguments(p)
+    p = sub.add_parser("push", help="publish a dataset or an adapter to the Hub (push_to_hub.py)",
+                       description="Publish a prepared dataset or a trained adapter, with its card, to a private "
+                       "Hub repository (--public to open it; --dry-run --stage-dir DIR to look first).",
+                       formatter_class=HelpFormatter)
+    add_push_arguments(p)
+
+
+TRAIN_DESCRIPTION = ("lipagent train: LoRA fine-tuning of Gemma 3n on GRID mosaics with TRL's SFTTrainer, the same as "
+                     "train/sft.py (use `accelerate launch train/sft.py` for several GPUs). Every flag below is also a "
+                     "key of the --config YAML; train/configs/gemma3n-e4b-lora.yaml is the recipe.")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from lipagent.training import TrainingSetupError, parse_args, train
+
+    try:
+        train(*parse_args(args.train_argv, description=TRAIN_DESCRIPTION, prog="lipagent train"))
+    except TrainingSetupError as error:
+        raise ValueError(str(error)) from None
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from lipagent.evaluation import run_and_report
+
+    return run_and_report(args)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from lipagent.hub import run_push
+
+    run_push(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lipagent",
@@ -355,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--num-proc", type=positive_int, help="worker processes (default: cores, max 8)")
     _baseline_parser(sub)
+    _train_eval_push_parsers(sub)
     _transcribe_parser(sub)
     _live_parser(sub)
     return parser
@@ -366,6 +413,9 @@ COMMANDS = {
     "preview": _run_preview,
     "demo": _run_demo,
     "baseline": _run_baseline,
+    "train": _run_train,
+    "eval": _run_eval,
+    "push": _run_push,
     "transcribe": _run_transcribe,
     "live": _run_live,
     "export": _run_export,
@@ -381,8 +431,19 @@ INTERRUPTED = {
 """What an interrupted command leaves, said in its one line."""
 
 
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command; `lipagent train ...` hands everything after `train` to the training parser (TRL's
+    HfArgumentParser, with --config YAML), as `accelerate launch train/sft.py ...` does."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if position is not None and argv[position] == "train":
+        return argparse.Namespace(command="train", verbose="-v" in argv[:position] or "--verbose" in argv[:position],
+                                  train_argv=argv[position + 1:])
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         with main_process_handles_ctrl_c():

@@ -262,3 +262,46 @@ def publish(stage: Path, repo_id: str, repo_type: str, private: bool, login: Log
         api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=login.token,
                           commit_message=f"Upload {repo_type} with lipagent (as {login.user})")
     return str(url)
+
+
+def add_push_arguments(parser: Any) -> None:
+    """`dataset FOLDER` / `adapter FOLDER` and their flags, for `lipagent push` and push_to_hub.py alike."""
+    sub = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    dataset = sub.add_parser("dataset", help="a folder written by `lipagent prepare`")
+    dataset.add_argument("folder", type=Path)
+    adapter = sub.add_parser("adapter", help="a final-adapter folder written by train/sft.py")
+    adapter.add_argument("folder", type=Path)
+    adapter.add_argument("--eval", type=Path, help="metrics.json from `lipagent eval`, put in the model card")
+    adapter.add_argument("--dataset", help="Hub id of the training dataset, named in the model card")
+    for p in (dataset, adapter):
+        p.add_argument("--repo", required=True, help="Hub repository id, e.g. team/grid-mosaics")
+        p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
+        p.add_argument("--token", help="Hub token (default: the stored login or HF_TOKEN)")
+        p.add_argument("--dry-run", action="store_true", help="stage the upload in --stage-dir and stop")
+        p.add_argument("--stage-dir", type=Path, help="where to write the folder that would be uploaded")
+
+
+def run_push(args: Any, api: HfApi | None = None) -> str:
+    """Stage the dataset or adapter (card included), then publish it, or with --dry-run stop at the staged folder.
+    Returns the repository URL (or the staged folder)."""
+    import tempfile
+
+    if args.dry_run and args.stage_dir is None:
+        raise HubError("--dry-run needs --stage-dir to write the staged folder to")
+    api = api or HfApi()
+    login = None if args.dry_run else authenticate(api, args.token)
+    with tempfile.TemporaryDirectory(prefix="lipagent-stage-") as tmp:
+        stage = args.stage_dir or Path(tmp) / "stage"
+        if args.kind == "dataset":
+            stage_dataset(args.folder, stage)
+        else:
+            stage_adapter(args.folder, stage, args.repo, args.eval, args.dataset)
+        files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+        print(f"staged {len(files)} files in {stage}: {', '.join(files[:8])}{' ...' if len(files) > 8 else ''}")
+        if args.dry_run:
+            return str(stage)
+        repo_type = "dataset" if args.kind == "dataset" else "model"
+        url = publish(stage, args.repo, repo_type, private=not args.public, login=login, api=api)
+        print(f"published {'public' if args.public else 'private'} {repo_type} {url}")
+        return url
+

@@ -110,22 +110,23 @@ class LipScriptArguments(ScriptArguments):
     )
 
 
-def make_parser(description: str | None = None) -> TrlParser:
+def make_parser(description: str | None = None, prog: str | None = None) -> TrlParser:
     """Every knob is a flag or a YAML key (--config): script, SFTConfig (trainer) and ModelConfig (model, LoRA,
     4-bit) arguments, as in TRL's own scripts."""
     return TrlParser(
         (LipScriptArguments, SFTConfig, ModelConfig),
         description=description,
+        prog=prog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
 def parse_args(
-    argv: list[str] | None = None, description: str | None = None
+    argv: list[str] | None = None, description: str | None = None, prog: str | None = None
 ) -> tuple[LipScriptArguments, SFTConfig, ModelConfig]:
     """Parse flags and --config YAML; a bf16 recipe on a machine without a GPU gets a hint instead of a trace."""
     try:
-        script_args, training_args, model_args = make_parser(description).parse_args_and_config(argv)
+        script_args, training_args, model_args = make_parser(description, prog).parse_args_and_config(argv)
     except ValueError as error:
         if "bf16" in str(error):
             raise TrainingSetupError(

@@ -30,6 +30,23 @@ def test_run_eval_checks_its_counts_too(capsys):
     assert "argument --max_samples: must be 1 or more" in capsys.readouterr().err
 
 
+def test_lipagent_eval_and_push_are_the_scripts_doors(baseline_dir, prepared, tmp_path, capsys):
+    """`lipagent eval` scores like eval/run_eval.py; `lipagent push` stages like push_to_hub.py; mistakes are one
+    line with the command's name."""
+    import json
+
+    out, _ = prepared
+    assert main(["eval", "--model", str(baseline_dir), "--dataset", str(out), "--output", str(tmp_path / "eval"),
+                 "--max_samples", "3"]) == 0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_samples"] == 3
+    assert "WER" in capsys.readouterr().out
+    assert main(["push", "dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run",
+                 "--stage-dir", str(tmp_path / "stage")]) == 0
+    assert (tmp_path / "stage" / "README.md").is_file()
+    assert main(["push", "dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run"]) == 2
+    assert "lipagent push: error: --dry-run needs --stage-dir" in capsys.readouterr().err
+
+
 def test_preview_of_a_missing_folder_says_so_instead_of_asking_the_hub(tmp_path, capsys):
     assert main(["preview", str(tmp_path / "grid-mosaics"), "--out", str(tmp_path / "sheet.png")]) == 2
     err = capsys.readouterr().err

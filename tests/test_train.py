@@ -163,6 +163,18 @@ def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_pa
     assert record["quantization"] is None, "trained on unquantized weights"
 
 
+def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_path: Path, capsys):
+    """`lipagent train ...` takes train/sft.py's flags and writes the same adapter; its mistakes are one line."""
+    from lipagent.cli import main as lipagent_main
+
+    out = tmp_path / "run"
+    assert lipagent_main(["train", "--config", str(TINY_CPU), "--model_name_or_path", str(tiny_dir),
+                          "--dataset_name", str(dataset_dir), "--output_dir", str(out), "--max_steps", "1"]) == 0
+    assert (out / training.FINAL_ADAPTER / "adapter_model.safetensors").is_file()
+    assert lipagent_main(["train", "--config", str(RECIPE), "--output_dir", str(tmp_path / "x")]) == 2
+    assert "tiny-cpu.yaml" in capsys.readouterr().err
+
+
 def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):
     bare = tmp_path / "bare"
     shutil.copytree(dataset_dir, bare)

@@ -2,27 +2,29 @@
 
 It renders a small GRID-like corpus, prepares the mosaic dataset, trains the baseline lip reader and a tiny
 random Gemma 3n for a few steps, evaluates both, transcribes a clip with both and stages the dataset and adapter
-exactly as they would be pushed to the Hub. Each stage runs the command a user would run (printed first), so the
-demo doubles as a tour.
+exactly as they would be pushed to the Hub. Each stage runs the `lipagent` command a user would run (printed
+first, then called in this process: the same function the command line calls), so the demo doubles as a tour.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from lipagent.prepare import PrepareOptions, prepare
 from lipagent.preview import preview
 from lipagent.testing.synthetic import render_corpus
+from lipagent.testing.tiny_gemma3n import save_tiny_model
 from lipagent.validate import validate_folder
 
 DEMO_SPEAKERS = ("s1", "s2", "s3")
 REPO = Path(__file__).resolve().parents[1]
 STAGES = 9
+TINY_CONFIG = REPO / "train" / "configs" / "tiny-cpu.yaml"
 BASELINE_EPOCHS = 30
 
 
@@ -30,20 +32,24 @@ def _step(number: int, what: str) -> None:
     print(f"\n[{number}/{STAGES}] {what}", flush=True)
 
 
-def _run(args: list[str]) -> str:
-    """Run one of the project's commands from the repository root, echoing it; its stdout is returned."""
-    print(f"$ {shlex.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    print(result.stdout, end="", flush=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"`{shlex.join(args)}` failed with exit code {result.returncode}")
-    return result.stdout
+def _lipagent(args: list[str]) -> str:
+    """Run one `lipagent` command in this process, echoing it and its output; its stdout is returned."""
+    from lipagent.cli import main as lipagent_main
+
+    print(f"$ lipagent {shlex.join(args)}", flush=True)
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = lipagent_main(args)
+    print(captured.getvalue(), end="", flush=True)
+    if code != 0:
+        raise RuntimeError(f"`lipagent {shlex.join(args)}` failed with exit code {code}")
+    return captured.getvalue()
 
 
 def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
     """Run every stage under `out` and return where each artifact is."""
-    if not (REPO / "train" / "sft.py").is_file():
-        raise FileNotFoundError(f"the demo runs the repository's scripts; no train/sft.py under {REPO}")
+    if not TINY_CONFIG.is_file():
+        raise FileNotFoundError(f"the demo trains with the repository's {TINY_CONFIG.relative_to(REPO)}; it is missing")
     out = Path(out).resolve()
     for stale in ("grid", "tiny-gemma3n", "baseline", "run", "eval", "hub"):
         shutil.rmtree(out / stale, ignore_errors=True)
@@ -67,8 +73,7 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
     _step(4, "the baseline lip reader, trained from scratch in seconds (the yardstick any model must beat)")
     baseline = out / "baseline"
-    _run(["-m", "lipagent.cli", "baseline", "train", str(dataset), "--out", str(baseline), "--epochs",
-          str(BASELINE_EPOCHS)])
+    _lipagent(["baseline", "train", str(dataset), "--out", str(baseline), "--epochs", str(BASELINE_EPOCHS)])
     print("(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips "
           "it did not see; and these mouths only open by each word's first vowel, so even many would teach little. On "
           "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.31 WER: see README.md, "
@@ -76,31 +81,31 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
     _step(5, "a tiny random Gemma 3n (the real run uses google/gemma-3n-E4B-it)")
     model = out / "tiny-gemma3n"
-    _run(["train/tiny_model.py", str(model)])
+    print(f"$ python train/tiny_model.py {model}", flush=True)
+    print(f"wrote {save_tiny_model(model)}")
 
     _step(6, "LoRA fine-tuning with TRL (a few steps on the CPU)")
     run = out / "run"
-    _run(["train/sft.py", "--config", "train/configs/tiny-cpu.yaml", "--model_name_or_path", str(model),
-          "--dataset_name", str(dataset), "--output_dir", str(run)])
+    _lipagent(["train", "--config", str(TINY_CONFIG), "--model_name_or_path", str(model), "--dataset_name",
+               str(dataset), "--output_dir", str(run)])
     adapter = run / "final-adapter"
 
     _step(7, "evaluation with grammar-constrained decoding, beside the baseline on the same clips")
-    _run(["eval/run_eval.py", "--model", str(adapter), "--baseline", str(baseline), "--dataset", str(dataset),
-          "--split", "validation", "--output", str(out / "eval"), "--batch_size", "4"])
+    _lipagent(["eval", "--model", str(adapter), "--baseline", str(baseline), "--dataset", str(dataset),
+               "--split", "validation", "--output", str(out / "eval"), "--batch_size", "4"])
 
     _step(8, "transcribe a clip with both (the random tiny Gemma reads nonsense, but always a valid GRID sentence)")
     clip, reference = _first_video(sources, out / "clip")
-    text = _run(["-m", "lipagent.cli", "transcribe", str(clip), "--model", str(adapter)]).strip().splitlines()[-1]
-    baseline_text = _run(["-m", "lipagent.cli", "transcribe", str(clip), "--model",
-                          str(baseline)]).strip().splitlines()[-1]
+    text = _lipagent(["transcribe", str(clip), "--model", str(adapter)]).strip().splitlines()[-1]
+    baseline_text = _lipagent(["transcribe", str(clip), "--model", str(baseline)]).strip().splitlines()[-1]
 
     _step(9, "stage the Hub uploads (--dry-run: written, not sent)")
     hub = out / "hub"
-    _run(["push_to_hub.py", "dataset", str(dataset), "--repo", "team/grid-mosaics", "--dry-run",
-          "--stage-dir", str(hub / "dataset")])
-    _run(["push_to_hub.py", "adapter", str(adapter), "--repo", "team/gemma3n-lipreader-lora", "--eval",
-          str(out / "eval" / "metrics.json"), "--dataset", "team/grid-mosaics", "--dry-run", "--stage-dir",
-          str(hub / "adapter")])
+    _lipagent(["push", "dataset", str(dataset), "--repo", "team/grid-mosaics", "--dry-run",
+               "--stage-dir", str(hub / "dataset")])
+    _lipagent(["push", "adapter", str(adapter), "--repo", "team/gemma3n-lipreader-lora", "--eval",
+               str(out / "eval" / "metrics.json"), "--dataset", "team/grid-mosaics", "--dry-run", "--stage-dir",
+               str(hub / "adapter")])
 
     artifacts = {
         "dataset": dataset, "preview": sheet, "baseline": baseline, "adapter": adapter,

@@ -30,6 +30,6 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
     card = ModelCard.load(artifacts["staged adapter"] / "README.md")
     assert {r.metric_type: r.metric_value for r in card.data.eval_results}["wer"] == metrics["wer"]
     assert not (artifacts["staged adapter"] / "training_args.bin").exists()
-    for command in ("lipagent prepare", "baseline train", "train/sft.py", "eval/run_eval.py", "transcribe",
-                    "push_to_hub.py"):
+    for command in ("lipagent prepare", "lipagent baseline train", "train/tiny_model.py", "lipagent train",
+                    "lipagent eval", "lipagent transcribe", "lipagent push"):
         assert command in printed

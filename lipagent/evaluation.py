@@ -24,8 +24,9 @@ import datasets  # noqa: E402
 import evaluate  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from lipagent.card import baseline_gap  # noqa: E402
 from lipagent.cli import positive_int  # noqa: E402
-from lipagent.hub import baseline_gap, resolve_dataset  # noqa: E402
+from lipagent.hub import resolve_dataset  # noqa: E402
 from lipagent.metrics import MISSING_WORD, confusions, wer_interval  # noqa: E402
 from lipagent.reading import Reader, add_reader_arguments, load_reader, reader_from_args  # noqa: E402
 from lipagent.report import draw_report  # noqa: E402

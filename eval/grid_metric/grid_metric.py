@@ -22,6 +22,7 @@ ensure_torchvision_importable()
 import datasets
 import evaluate
 
+from lipagent.card import GRID_CITATION
 from lipagent.metrics import compute_grid_metrics
 
 _DESCRIPTION = """\
@@ -32,16 +33,7 @@ predictions that are valid GRID sentences, and the accuracy of each of the six s
 speaker ids are given, per speaker. Text is lowercased and whitespace-collapsed on both sides first.
 """
 
-_CITATION = """\
-@article{cooke2006grid,
-  title   = {An audio-visual corpus for speech perception and automatic speech recognition},
-  author  = {Cooke, Martin and Barker, Jon and Cunningham, Stuart and Shao, Xu},
-  journal = {The Journal of the Acoustical Society of America},
-  volume  = {120},
-  number  = {5},
-  pages   = {2421--2424},
-  year    = {2006}
-}
+_CITATION = GRID_CITATION + """
 @misc{jiwer,
   title        = {jiwer: evaluate your speech-to-text system with similarity measures},
   author       = {Vaessen, Nik},

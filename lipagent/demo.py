@@ -92,7 +92,7 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
     _step(7, "evaluation with grammar-constrained decoding, beside the baseline on the same clips")
     _lipagent(["eval", "--model", str(adapter), "--baseline", str(baseline), "--dataset", str(dataset),
-               "--split", "validation", "--output", str(out / "eval"), "--batch_size", "4"])
+               "--split", "validation", "--out", str(out / "eval"), "--batch-size", "4"])
 
     _step(8, "transcribe a clip with both (the random tiny Gemma reads nonsense, but always a valid GRID sentence)")
     clip, reference = _first_video(sources, out / "clip")

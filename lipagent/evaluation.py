@@ -40,11 +40,14 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     add_reader_arguments(parser)
     parser.add_argument("--dataset", required=True, help="dataset folder written by `lipagent prepare`, or Hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--output", type=Path, required=True,
-                        help="folder for metrics.json, predictions.jsonl, report.png")
+    parser.add_argument("--out", "--output", dest="output", type=Path, required=True,
+                        help="folder for metrics.json, predictions.jsonl, report.png (--output is the same flag)")
     parser.add_argument("--baseline", help="a baseline folder (or Hub id) to score on the same clips, for comparison")
-    parser.add_argument("--max_samples", type=positive_int, help="evaluate only the first N samples")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="mosaics per generate call (default: 8)")
+    # Dashes as in every lipagent command; the underscore spellings stay for the commands users already have.
+    parser.add_argument("--max-samples", "--max_samples", dest="max_samples", type=positive_int,
+                        help="evaluate only the first N samples")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=8,
+                        help="mosaics per generate call (default: 8)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,7 +27,8 @@ def test_run_eval_checks_its_counts_too(capsys):
 
     with pytest.raises(SystemExit):
         run_eval_main(["--model", "m", "--dataset", "d", "--max_samples", "0"])
-    assert "argument --max_samples: must be 1 or more" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --max-samples/--max_samples: must be 1 or more" in err
 
 
 def test_lipagent_eval_and_push_are_the_scripts_doors(baseline_dir, prepared, tmp_path, capsys):

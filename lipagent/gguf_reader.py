@@ -77,8 +77,9 @@ class GGUFReader(Reader):
 
         threads = threads or max(1, (os.cpu_count() or 2) // 2)
         with suppress_stdout_stderr(disable=verbose):  # llama.cpp notes a context's set-up on stderr regardless
+            # n_gpu_layers=-1: every layer on the GPU backend llama.cpp was built with (Metal on a Mac), none on a CPU
             self.llm = llama.Llama(model_path=str(self.folder / record["model"]), n_ctx=CONTEXT, n_batch=CONTEXT,
-                                   n_threads=threads, verbose=verbose)
+                                   n_threads=threads, n_gpu_layers=-1, verbose=verbose)
             params = mtmd_cpp.mtmd_context_params_default()
             params.use_gpu, params.n_threads, params.print_timings = True, threads, verbose
             self.ctx = mtmd_cpp.mtmd_init_from_file(str(self.folder / record["mmproj"]).encode(), self.llm.model,

@@ -10,7 +10,6 @@ prompt and the image size. `lipagent.gguf_reader.GGUFReader` reads such a folder
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import sys
@@ -31,8 +30,6 @@ from lipagent.llama_cpp_tools import (
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.prompt import PROMPT
 from lipagent.reading import READING_RECORD, adapter_mosaic_config, resolve_model
-
-logger = logging.getLogger(__name__)
 
 GGUF_FORMAT = "lipagent-gguf"
 """`format` in an export's lipagent.json: what tells a GGUF folder from an adapter or a baseline."""

@@ -12,7 +12,7 @@ Clips: every aligned clip of --speakers in --grid-dir (the 450 real s1 clips of 
 --folds 1 trains on the dataset's train split and tests on its test split (54 clips here); --folds K (default
 3) splits all clips into K folds by a hash of the video id, trains K times and so tests every clip once on a
 model that never saw it: eight times the test clips, for intervals narrow enough to see a 3-point change.
-WER per variant and seed is the project's metric (lipagent.metrics, jiwer) over the clips every variant kept;
+WER per variant and seed is the project's metric (lipagent.scoring.metrics, jiwer) over the clips every variant kept;
 the difference from the reference is averaged over seeds per clip and given with a paired bootstrap 95%
 interval over clips. A benchmark, not a test: it prints figures (and writes --json / --markdown).
 """
@@ -33,13 +33,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lipagent.baseline import sentences_of  # noqa: E402
-from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
-from lipagent.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
-from lipagent.card import dataset_mosaic_config  # noqa: E402
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig  # noqa: E402
-from lipagent.metrics import compute_grid_metrics  # noqa: E402
-from lipagent.splits import SPLITS  # noqa: E402
+from lipagent.data.card import dataset_mosaic_config  # noqa: E402
+from lipagent.data.splits import SPLITS  # noqa: E402
+from lipagent.model.baseline import sentences_of  # noqa: E402
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
+from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
+from lipagent.scoring.metrics import compute_grid_metrics  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def fold_of(video_id: str, folds: int) -> int:
 
 def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
     """The variant's dataset, reused when a folder built with exactly this config (and clip set) exists."""
-    from lipagent.prepare import PrepareOptions, prepare
+    from lipagent.data.prepare import PrepareOptions, prepare
 
     out = args.work / f"variant-{index}"
     marker = out / "bench-variant.json"

@@ -28,7 +28,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 READ_ONE = """
 import json, sys, time
-from lipagent.gguf_reader import GGUFReader
+from lipagent.gguf.gguf_reader import GGUFReader
 started = time.perf_counter()
 reader = GGUFReader(sys.argv[1], threads=int(sys.argv[3]))
 loaded = time.perf_counter()
@@ -73,8 +73,8 @@ def build_adapter(base: Path, folder: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
     from lipagent.config import DEFAULT_CONFIG
-    from lipagent.prompt import PROMPT
-    from lipagent.reading import READING_RECORD
+    from lipagent.model.prompt import PROMPT
+    from lipagent.model.reading import READING_RECORD
 
     recipe = yaml.safe_load((REPO / "train" / "configs" / "gemma3n-e4b-lora.yaml").read_text())
     model = transformers.AutoModelForImageTextToText.from_pretrained(base, dtype=torch.bfloat16)
@@ -91,8 +91,8 @@ def build_adapter(base: Path, folder: Path) -> None:
 
 def quantized_copy(f16: Path, target: Path, quant: str) -> Path:
     """A sibling export folder whose text model is `quant`, through llama_cpp_tools.quantize."""
-    from lipagent.llama_cpp_tools import quantize
-    from lipagent.reading import READING_RECORD
+    from lipagent.gguf.llama_cpp_tools import quantize
+    from lipagent.model.reading import READING_RECORD
 
     target.mkdir(parents=True)
     record = json.loads((f16 / READING_RECORD).read_text())
@@ -108,7 +108,7 @@ def a_mosaic(path: Path) -> Path:
     """A real s1 mosaic when the GRID samples are there, else a synthetic one (sizes and speed do not care)."""
     import zipfile
 
-    from lipagent.pipeline import prepare_video
+    from lipagent.transform.pipeline import prepare_video
 
     grid = REPO.parent / "shared" / "grid" / "s1.zip"
     if grid.is_file():
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny model instead of E4B: checks the steps")
     parser.add_argument("--keep", action="store_true", help="keep the base model, adapter and f16 export")
     args = parser.parse_args(argv)
-    from lipagent.gguf_export import export_gguf
+    from lipagent.gguf.gguf_export import export_gguf
 
     args.work.mkdir(parents=True, exist_ok=True)
     figures: dict = {"model": "tiny (llama.cpp shape)" if args.tiny else "Gemma 3n E4B, random weights"}

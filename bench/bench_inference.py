@@ -24,7 +24,7 @@ ensure_torchvision_importable()
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lipagent.reader import LipReader  # noqa: E402
+from lipagent.model.reader import LipReader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def tiny_adapter(root: Path) -> Path:
     from transformers import AutoModelForImageTextToText
 
     import lipagent.testing.tiny_gemma3n as tiny
-    from lipagent.training import LORA_TARGET_MODULES
+    from lipagent.model.training import LORA_TARGET_MODULES
 
     tiny.save_tiny_model(root / "base", seed=0)
     model = AutoModelForImageTextToText.from_pretrained(root / "base")

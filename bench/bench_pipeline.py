@@ -28,14 +28,14 @@ import datasets
 import mediapipe as mp
 
 from builders.grid_mosaics import SOURCE_FEATURES
-from lipagent.align import parse_alignment
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
-from lipagent.mouth import LipLandmarker
-from lipagent.pipeline import prepare_video, video_to_mosaic
-from lipagent.prepare import map_in_chunks
+from lipagent.data.align import parse_alignment
+from lipagent.data.prepare import map_in_chunks
 from lipagent.quiet import quiet_native_stderr
-from lipagent.sampling import sample_indices
-from lipagent.video import read_frames
+from lipagent.transform.mouth import LipLandmarker
+from lipagent.transform.pipeline import prepare_video, video_to_mosaic
+from lipagent.transform.sampling import sample_indices
+from lipagent.transform.video import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 

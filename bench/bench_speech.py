@@ -31,16 +31,16 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors  # noqa: E402
 
-from lipagent.align import parse_alignment  # noqa: E402
-from lipagent.baseline import mosaic_cells, sentences_of  # noqa: E402
-from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
-from lipagent.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
 from lipagent.config import DEFAULT_CONFIG  # noqa: E402
-from lipagent.metrics import compute_grid_metrics  # noqa: E402
-from lipagent.mouth import process_landmarker  # noqa: E402
-from lipagent.pipeline import ClipRejected, clip_mosaic, decode_all  # noqa: E402
-from lipagent.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening  # noqa: E402
-from lipagent.splits import SPLITS  # noqa: E402
+from lipagent.data.align import parse_alignment  # noqa: E402
+from lipagent.data.splits import SPLITS  # noqa: E402
+from lipagent.model.baseline import mosaic_cells, sentences_of  # noqa: E402
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
+from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
+from lipagent.scoring.metrics import compute_grid_metrics  # noqa: E402
+from lipagent.transform.mouth import process_landmarker  # noqa: E402
+from lipagent.transform.pipeline import ClipRejected, clip_mosaic, decode_all  # noqa: E402
+from lipagent.transform.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening  # noqa: E402
 
 
 def parse_detector(text: str) -> SpeechConfig:
@@ -220,7 +220,7 @@ def markdown(table: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", action="append", help="detector settings to try, `name=value,...` overrides "
-                        "of lipagent.speech.SpeechConfig (repeatable; default: the defaults)")
+                        "of lipagent.transform.speech.SpeechConfig (repeatable; default: the defaults)")
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")

@@ -1,6 +1,6 @@
 """Training speed and memory of a LoRA/QLoRA config: samples/s, tokens/s, model FLOPs utilisation, peak memory.
 
-Runs the real training code (lipagent.training.build_trainer -> TRL SFTTrainer: the same dataset transform,
+Runs the real training code (lipagent.model.training.build_trainer -> TRL SFTTrainer: the same dataset transform,
 collator, LoRA targets and fused loss as train/sft.py) for --warmup-steps + --steps optimizer steps and times the
 last --steps. Every train/sft.py flag and --config YAML key works here too.
 
@@ -61,10 +61,10 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
 
 import lipagent.testing.tiny_gemma3n as tiny  # noqa: E402
-from lipagent import training  # noqa: E402
 from lipagent.config import DEFAULT_CONFIG  # noqa: E402
 from lipagent.grammar import SLOTS  # noqa: E402
-from lipagent.prompt import PROMPT  # noqa: E402
+from lipagent.model import training  # noqa: E402
+from lipagent.model.prompt import PROMPT  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "train" / "configs" / "tiny-cpu.yaml"

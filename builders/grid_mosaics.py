@@ -2,7 +2,7 @@
 
 It yields the sources (video path, parsed alignment, or the reason a pair cannot be used); the
 Face Mesh-to-mosaic transform then runs over these rows as `Dataset.map(num_proc=...)` (see
-`lipagent.prepare`), so the expensive part is parallel and cached per chunk.
+`lipagent.data.prepare`), so the expensive part is parallel and cached per chunk.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import datasets
 
-from lipagent.align import AlignmentError, parse_alignment
 from lipagent.config import ZenodoRecord
-from lipagent.grammar import is_valid_sentence
-from lipagent.grid_files import (
+from lipagent.data.align import AlignmentError, parse_alignment
+from lipagent.data.grid_files import (
     SOURCE_PATTERNS,
     AlignmentFile,
     Pair,
@@ -30,10 +29,11 @@ from lipagent.grid_files import (
     locate_source,
     pair_files,
 )
+from lipagent.data.skips import SkipReason
+from lipagent.data.splits import SCHEMES, SPLITS, assign_split
+from lipagent.data.zenodo import ChecksumError, fetch, load_record, select_files, verify, wanted_files
+from lipagent.grammar import is_valid_sentence
 from lipagent.outputs import staging_for
-from lipagent.skips import SkipReason
-from lipagent.splits import SCHEMES, SPLITS, assign_split
-from lipagent.zenodo import ChecksumError, fetch, load_record, select_files, verify, wanted_files
 
 logger = logging.getLogger(__name__)
 

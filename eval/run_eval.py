@@ -1,5 +1,5 @@
 """Evaluate a lip reader on a mosaic dataset split: metrics.json, predictions.jsonl, report.png (the same as
-`lipagent eval`; the logic lives in lipagent/evaluation.py).
+`lipagent eval`; the logic lives in lipagent/scoring/evaluation.py).
 
     python eval/run_eval.py --model out/gemma3n-lipreader/final-adapter --dataset team/grid-mosaics \\
         --split test --output out/eval [--baseline baseline/] [--max_samples 10] [--load_in_4bit]
@@ -20,7 +20,7 @@ from pathlib import Path
 # Run as a script from a checkout where lipagent is not installed (e.g. a GPU box).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipagent.evaluation import main, parse_args
+from lipagent.scoring.evaluation import main, parse_args
 
 __all__ = ["main", "parse_args"]
 

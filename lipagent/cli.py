@@ -89,12 +89,12 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from lipagent.grid_files import check_speakers
+    from lipagent.data.grid_files import check_speakers
 
     speakers = check_speakers(args.speakers)
     if args.dry_run:
         return _dry_run(args, speakers)
-    from lipagent.prepare import PrepareOptions, prepare
+    from lipagent.data.prepare import PrepareOptions, prepare
 
     config = DEFAULT_CONFIG.with_overrides({"landmarks": args.landmarks, "crop": args.crop,
                                             "resampling": args.resampling, "subpixel_crop": str(args.subpixel_crop),
@@ -118,8 +118,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, speakers: list[str]) -> int:
-    from lipagent.dry_run import downloads_dir, local_plan, zenodo_plan
-    from lipagent.zenodo import human_size
+    from lipagent.data.dry_run import downloads_dir, local_plan, zenodo_plan
+    from lipagent.data.zenodo import human_size
 
     if args.grid_dir:
         plan = local_plan(args.grid_dir, speakers)
@@ -140,7 +140,7 @@ def _dry_run(args: argparse.Namespace, speakers: list[str]) -> int:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from lipagent.validate import validate_folder
+    from lipagent.data.validate import validate_folder
 
     report = validate_folder(args.folder)
     print(report.text())
@@ -148,8 +148,8 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_preview(args: argparse.Namespace) -> int:
+    from lipagent.data.preview import preview
     from lipagent.hub import resolve_dataset
-    from lipagent.preview import preview
 
     print(f"wrote {preview(resolve_dataset(args.folder), args.out, per_split=args.per_split)}")
     return 0
@@ -163,8 +163,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
-    from lipagent.pipeline import prepare_video
-    from lipagent.reading import reader_from_args, recorded_config
+    from lipagent.model.reading import reader_from_args, recorded_config
+    from lipagent.transform.pipeline import prepare_video
 
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such file")
@@ -181,8 +181,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
 
 
 def _run_live(args: argparse.Namespace) -> int:
-    from lipagent.live import run_live
-    from lipagent.reading import reader_from_args
+    from lipagent.model.live import run_live
+    from lipagent.model.reading import reader_from_args
 
     if args.source is not None and not ("://" in args.source or Path(args.source).is_file()):
         raise FileNotFoundError(f"{args.source}: no such file (give a video file, or a stream URL)")
@@ -205,8 +205,8 @@ def _run_live(args: argparse.Namespace) -> int:
 
 
 def _run_baseline(args: argparse.Namespace) -> int:
-    from lipagent.baseline_config import BaselineTrainingArgs
-    from lipagent.baseline_training import train_baseline
+    from lipagent.model.baseline_config import BaselineTrainingArgs
+    from lipagent.model.baseline_training import train_baseline
 
     out, history = train_baseline(BaselineTrainingArgs(
         dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
@@ -227,18 +227,18 @@ def _run_export(args: argparse.Namespace) -> int:
     if (args.out is None) == (args.gguf is None):
         raise ValueError("give either OUT (a merged model) or --gguf OUT (llama.cpp files), not both or neither")
     if args.gguf is not None:
-        from lipagent.gguf_export import export_gguf
+        from lipagent.gguf.gguf_export import export_gguf
 
         print(f"wrote {export_gguf(args.adapter, args.gguf, args.quant, args.base_model, args.overwrite)}")
         return 0
-    from lipagent.reader import export_merged
+    from lipagent.model.reader import export_merged
 
     print(f"wrote {export_merged(args.adapter, args.out, args.base_model, args.dtype)}")
     return 0
 
 
 def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
-    from lipagent.reading import add_reader_arguments
+    from lipagent.model.reading import add_reader_arguments
 
     p = sub.add_parser("transcribe", help="read the lips in a video with a trained model",
                        description="Transcribe a video with a baseline lip reader or Gemma 3n + a LoRA adapter, "
@@ -253,7 +253,7 @@ def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
                    "(as training took it from the alignments); whole = spread over the whole clip")
     p.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")
     p.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
-    from lipagent.llama_cpp_tools import QUANT_CHOICES
+    from lipagent.gguf.llama_cpp_tools import QUANT_CHOICES
 
     p = sub.add_parser("export", help="merge an adapter into its base model, or write it as llama.cpp GGUF files",
                        description="Merge a LoRA adapter into its base model and save model and processor (for "
@@ -277,7 +277,7 @@ def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _live_parser(sub: argparse._SubParsersAction) -> None:
-    from lipagent.reading import add_reader_arguments
+    from lipagent.model.reading import add_reader_arguments
 
     p = sub.add_parser("live", help="read lips from a camera or a stream, one line per utterance",
                        formatter_class=HelpFormatter,
@@ -296,7 +296,7 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _baseline_parser(sub: argparse._SubParsersAction) -> None:
-    from lipagent.baseline_config import BaselineTrainingArgs as Defaults
+    from lipagent.model.baseline_config import BaselineTrainingArgs as Defaults
 
     p = sub.add_parser("baseline", help="train the baseline lip reader (the accuracy yardstick)",
                        description="The baseline lip reader: a small CNN + GRU trained from scratch on the mosaics, "
@@ -333,8 +333,8 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train_eval_push_parsers(sub: argparse._SubParsersAction) -> None:
     """The doors to train/sft.py, eval/run_eval.py and push_to_hub.py: the same functions under one command."""
-    from lipagent.evaluation import add_eval_arguments
     from lipagent.hub import add_push_arguments
+    from lipagent.scoring.evaluation import add_eval_arguments
 
     sub.add_parser("train", help="LoRA fine-tuning with TRL (train/sft.py's flags; `lipagent train -h` lists them)",
                    add_help=False)
@@ -355,7 +355,7 @@ TRAIN_DESCRIPTION = ("lipagent train: LoRA fine-tuning of Gemma 3n on GRID mosai
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from lipagent.training import TrainingSetupError, parse_args, train
+    from lipagent.model.training import TrainingSetupError, parse_args, train
 
     try:
         train(*parse_args(args.train_argv, description=TRAIN_DESCRIPTION, prog="lipagent train"))
@@ -365,7 +365,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from lipagent.evaluation import run_and_report
+    from lipagent.scoring.evaluation import run_and_report
 
     return run_and_report(args)
 

@@ -15,11 +15,11 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from lipagent.prepare import PrepareOptions, prepare
-from lipagent.preview import preview
+from lipagent.data.prepare import PrepareOptions, prepare
+from lipagent.data.preview import preview
+from lipagent.data.validate import validate_folder
 from lipagent.testing.synthetic import render_corpus
 from lipagent.testing.tiny_gemma3n import save_tiny_model
-from lipagent.validate import validate_folder
 
 DEMO_SPEAKERS = ("s1", "s2", "s3")
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
 def _first_video(sources: Path, folder: Path) -> tuple[Path, str]:
     """Unpack one demo clip to show transcription on a plain video file; its path and spoken sentence."""
-    from lipagent.align import parse_alignment
+    from lipagent.data.align import parse_alignment
 
     with zipfile.ZipFile(sources / f"{DEMO_SPEAKERS[1]}.zip") as archive:
         name = sorted(n for n in archive.namelist() if n.endswith(".mpg"))[0]

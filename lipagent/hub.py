@@ -18,9 +18,9 @@ from huggingface_hub import HfApi, get_token, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx as hub_http  # the Hub client's HTTP library, under whichever name it has
 
-from lipagent.card import adapter_card
-from lipagent.reading import hub_id_shaped
-from lipagent.validate import validate_folder
+from lipagent.data.card import adapter_card
+from lipagent.data.validate import validate_folder
+from lipagent.model.reading import hub_id_shaped
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 NOT_PUBLISHED = ("README.md", "training_args.bin")

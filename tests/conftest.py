@@ -61,7 +61,7 @@ def unpacked(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Every shared s1 and s2 clip prepared once with two workers: (output folder, summary)."""
-    from lipagent.prepare import PrepareOptions, prepare
+    from lipagent.data.prepare import PrepareOptions, prepare
 
     root = tmp_path_factory.mktemp("prepared")
     out = root / "grid-mosaics"

@@ -2,7 +2,7 @@ import zipfile
 
 import pytest
 
-from lipagent.align import AlignmentError, parse_alignment
+from lipagent.data.align import AlignmentError, parse_alignment
 from lipagent.grammar import is_valid_sentence
 
 BBAF2N = (

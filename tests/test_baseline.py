@@ -14,9 +14,20 @@ import numpy as np
 import pytest
 import torch
 
-from lipagent.baseline import CONFIG_FILE, HISTORY_FILE, WEIGHTS_FILE, BaselineReader, BaselineRecord, sentences_of
-from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs
-from lipagent.baseline_training import (
+from lipagent.cli import main as lipagent_main
+from lipagent.config import DEFAULT_CONFIG
+from lipagent.data.card import dataset_mosaic_config
+from lipagent.grammar import SLOTS, is_valid_sentence
+from lipagent.model.baseline import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    WEIGHTS_FILE,
+    BaselineReader,
+    BaselineRecord,
+    sentences_of,
+)
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
+from lipagent.model.baseline_training import (
     CellSet,
     augment,
     fit,
@@ -25,11 +36,7 @@ from lipagent.baseline_training import (
     save_baseline,
     slot_accuracy,
 )
-from lipagent.card import dataset_mosaic_config
-from lipagent.cli import main as lipagent_main
-from lipagent.config import DEFAULT_CONFIG
-from lipagent.grammar import SLOTS, is_valid_sentence
-from lipagent.reading import ReaderError, load_reader
+from lipagent.model.reading import ReaderError, load_reader
 
 REPO = Path(__file__).resolve().parents[1]
 CHANCE = float(np.mean([1 / 4, 1 / 4, 1 / 4, 1 / 25, 1 / 10, 1 / 4]))
@@ -243,7 +250,7 @@ def test_hub_ids_load_offline_from_the_cache(trained_dir, prepared, tmp_path, ca
         "import datasets\n"
         "from lipagent.cli import main\n"
         "from lipagent.hub import resolve_dataset\n"
-        "from lipagent.reading import load_reader\n"
+        "from lipagent.model.reading import load_reader\n"
         f"assert main(['baseline', 'train', 'team/grid-mosaics', '--out', {str(tmp_path / 'b')!r}, '--epochs', '1',"
         " '--max-samples', '8']) == 0\n"
         "from eval.run_eval import main as run_eval\n"

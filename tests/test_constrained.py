@@ -20,7 +20,8 @@ from PIL import Image  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 import lipagent.testing.tiny_gemma3n as tiny  # noqa: E402
-from lipagent.constrained import (  # noqa: E402
+from lipagent.grammar import SLOT_NAMES, SLOTS, is_valid_sentence, sentence_count  # noqa: E402
+from lipagent.model.constrained import (  # noqa: E402
     COMPLETE,
     DONE,
     GridTokenGrammar,
@@ -33,8 +34,7 @@ from lipagent.constrained import (  # noqa: E402
     max_new_tokens_for,
     mismatched_sentences,
 )
-from lipagent.grammar import SLOT_NAMES, SLOTS, is_valid_sentence, sentence_count  # noqa: E402
-from lipagent.prompt import inference_messages, user_turn  # noqa: E402
+from lipagent.model.prompt import inference_messages, user_turn  # noqa: E402
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

@@ -15,10 +15,10 @@ import torch
 
 import lipagent.testing.tiny_gemma3n as tiny
 from lipagent.cli import main as lipagent_main
-from lipagent.gbnf import grid_gbnf
+from lipagent.gguf.gbnf import grid_gbnf
 from lipagent.grammar import SLOT_NAMES, SLOTS, is_valid_sentence
-from lipagent.prompt import PROMPT
-from lipagent.reading import READING_RECORD
+from lipagent.model.prompt import PROMPT
+from lipagent.model.reading import READING_RECORD
 
 pytest.importorskip("llama_cpp", reason="the gguf extra is not installed (make setup installs it)")
 
@@ -70,8 +70,8 @@ def test_export_writes_model_projector_grammar_and_what_reading_needs(exported, 
 
 def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
     """Same prompt tokens, first-step logits within LOGIT_TOLERANCE, same constrained transcriptions."""
-    from lipagent.gguf_reader import GGUFReader
-    from lipagent.reader import LipReader
+    from lipagent.gguf.gguf_reader import GGUFReader
+    from lipagent.model.reader import LipReader
 
     torch_reader = LipReader.from_pretrained(gguf_adapter, device="cpu")
     reader = GGUFReader(exported)
@@ -94,7 +94,7 @@ def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
 
 
 def test_a_q4_k_m_export_loads_and_reads_valid_sentences(gguf_adapter, mosaics, tmp_path):
-    from lipagent.gguf_reader import GGUFReader
+    from lipagent.gguf.gguf_reader import GGUFReader
 
     out = tmp_path / "gguf-q4"
     assert lipagent_main(["export", "--gguf", str(out), "--adapter", str(gguf_adapter)]) == 0
@@ -136,8 +136,8 @@ def test_bad_gguf_input_gets_one_line_errors(exported, gguf_adapter, tmp_path, c
     shutil.copytree(exported, broken)
     (broken / "mmproj-f16.gguf").unlink()
     assert lipagent_main(["transcribe", str(tmp_path / "clip.mpg"), "--gguf", str(broken)]) == 2
-    from lipagent.gguf_reader import GGUFReader
-    from lipagent.llama_cpp_tools import GGUFError
+    from lipagent.gguf.gguf_reader import GGUFReader
+    from lipagent.gguf.llama_cpp_tools import GGUFError
 
     with pytest.raises(GGUFError, match="lacks its vision projector"):
         GGUFReader(broken)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from lipagent.grid_files import AlignmentFile, GridArchiveError, VideoFile, check_speakers, check_zip, pair_files
+from lipagent.data.grid_files import AlignmentFile, GridArchiveError, VideoFile, check_speakers, check_zip, pair_files
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -44,10 +44,10 @@ def grid() -> evaluate.EvaluationModule:
 
 @pytest.fixture(scope="module")
 def source() -> ModuleType:
-    """The scores' home (lipagent.metrics), the module the evaluate wrapper calls, tested without evaluate's cache."""
-    import lipagent.metrics
+    """The scores' home (lipagent.scoring.metrics), which the evaluate wrapper calls, tested without its cache."""
+    import lipagent.scoring.metrics
 
-    return lipagent.metrics
+    return lipagent.scoring.metrics
 
 
 def _jiwer_scores(predictions: list[str], references: list[str]) -> tuple[float, float]:

@@ -182,7 +182,7 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from lipagent.training import LORA_TARGET_MODULES
+    from lipagent.model.training import LORA_TARGET_MODULES
 
     out, _ = prepared
     model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
@@ -193,7 +193,7 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache
     script = (
         "import datasets\n"
         "from lipagent.hub import resolve_dataset\n"
-        "from lipagent.reader import LipReader\n"
+        "from lipagent.model.reader import LipReader\n"
         "rows = datasets.load_dataset(resolve_dataset('team/grid-mosaics'), split='test')\n"
         "reader = LipReader.from_pretrained('team/tiny-lipreader-lora')\n"
         "print(len(rows), reader.transcribe_mosaic(rows[0]['image']))\n"

@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
-from lipagent.live import run_live
-from lipagent.pipeline import decode_all, find_speech
-from lipagent.reading import ReaderError, load_reader
+from lipagent.data.align import parse_alignment
+from lipagent.model.live import run_live
+from lipagent.model.reading import ReaderError, load_reader
+from lipagent.transform.pipeline import decode_all, find_speech
 
 CLIPS = ("bbaf2n", "lrae3s", "pbwc9s", "swwp2s")
 LEAD, TAIL = 35, 15

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
-from lipagent.mosaic import build_mosaic, crop_cell, encode_jpeg, pixel_box, tile
-from lipagent.mouth import LIP_LANDMARKS, crop_box, fill_missing, lip_box, min_faces
+from lipagent.transform.mosaic import build_mosaic, crop_cell, encode_jpeg, pixel_box, tile
+from lipagent.transform.mouth import LIP_LANDMARKS, crop_box, fill_missing, lip_box, min_faces
 
 
 def test_lip_landmarks_are_face_mesh_lips():

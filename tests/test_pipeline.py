@@ -2,11 +2,11 @@ import cv2
 import numpy as np
 import pytest
 
-from lipagent.align import parse_alignment
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
-from lipagent.mouth import process_landmarker
-from lipagent.pipeline import ClipRejected, video_to_mosaic
-from lipagent.skips import SkipReason
+from lipagent.data.align import parse_alignment
+from lipagent.data.skips import SkipReason
+from lipagent.transform.mouth import process_landmarker
+from lipagent.transform.pipeline import ClipRejected, video_to_mosaic
 
 
 def _speech(unpacked, video_id):

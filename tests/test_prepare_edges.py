@@ -8,8 +8,8 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from lipagent.cli import main
-from lipagent.prepare import PrepareOptions, prepare
-from lipagent.skips import SkipReason
+from lipagent.data.prepare import PrepareOptions, prepare
+from lipagent.data.skips import SkipReason
 
 CLIPS = ("bbaf2n", "bbal6n", "bbal9a", "lrae3s")
 
@@ -128,7 +128,7 @@ def test_interrupted_run_resumes_from_the_cache(grid_dir, tmp_path, monkeypatch)
 def test_unseen_scheme_writes_empty_splits_that_load(grid_dir, tmp_path):
     import datasets
 
-    from lipagent.validate import validate_folder
+    from lipagent.data.validate import validate_folder
 
     summary = prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "unseen", grid_dir=grid_dir,
                                      cache_dir=tmp_path / "cache", num_proc=1, split_scheme="unseen"))

@@ -8,15 +8,15 @@ import datasets
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard
 
-from lipagent.align import parse_alignment
-from lipagent.card import dataset_mosaic_config
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.data.align import parse_alignment
+from lipagent.data.card import dataset_mosaic_config
+from lipagent.data.preview import preview
+from lipagent.data.skips import SkipReason
+from lipagent.data.splits import SPLITS, assign_split
+from lipagent.data.validate import validate_folder
 from lipagent.grammar import is_valid_sentence
-from lipagent.preview import preview
-from lipagent.skips import SkipReason
-from lipagent.splits import SPLITS, assign_split
-from lipagent.validate import validate_folder
 
 
 def _alignment_texts(grid_dir):

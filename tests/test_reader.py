@@ -14,14 +14,14 @@ import pytest
 import torch
 
 import lipagent.testing.tiny_gemma3n as tiny
-from lipagent.align import parse_alignment
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
+from lipagent.data.align import parse_alignment
 from lipagent.grammar import is_valid_sentence
-from lipagent.prompt import training_example
-from lipagent.reader import LipReader, LipReaderError, mosaic_image, plan_device
-from lipagent.reading import READING_RECORD, adapter_mosaic_config
-from lipagent.video import read_frames
+from lipagent.model.prompt import training_example
+from lipagent.model.reader import LipReader, LipReaderError, mosaic_image, plan_device
+from lipagent.model.reading import READING_RECORD, adapter_mosaic_config
+from lipagent.transform.video import read_frames
 
 
 @pytest.fixture(scope="module")

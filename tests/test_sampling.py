@@ -1,6 +1,6 @@
 import pytest
 
-from lipagent.sampling import sample_indices
+from lipagent.transform.sampling import sample_indices
 
 
 def test_seed_formula():

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lipagent.align import parse_alignment
-from lipagent.pipeline import decode_all, find_speech, prepare_video
-from lipagent.speech import (
+from lipagent.data.align import parse_alignment
+from lipagent.transform.pipeline import decode_all, find_speech, prepare_video
+from lipagent.transform.speech import (
     DEFAULT_SPEECH,
     NoSpeechFound,
     Span,
@@ -125,9 +125,9 @@ def test_transcribe_samples_the_detected_span_by_default(unpacked):
 def test_a_dataset_built_on_detected_spans_holds_what_inference_reads(grid_dir, unpacked, tmp_path):
     import datasets
 
-    from lipagent.card import dataset_mosaic_config
     from lipagent.config import DEFAULT_CONFIG
-    from lipagent.prepare import PrepareOptions, prepare
+    from lipagent.data.card import dataset_mosaic_config
+    from lipagent.data.prepare import PrepareOptions, prepare
 
     config = DEFAULT_CONFIG.with_overrides({"speech_span": "detected"})
     out = tmp_path / "detected"

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from lipagent.splits import assign_split, bucket
+from lipagent.data.splits import assign_split, bucket
 
 BUCKETS = [1, 68, 84]
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lipagent.align import parse_alignment
+from lipagent.data.align import parse_alignment
 from lipagent.grammar import GridSentence, parse_sentence
 from lipagent.testing.synthetic import (
     clip_frames,

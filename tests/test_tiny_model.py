@@ -21,7 +21,7 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import lipagent.testing.tiny_gemma3n as tiny  # noqa: E402
-from lipagent.training import LORA_TARGET_MODULES  # noqa: E402
+from lipagent.model.training import LORA_TARGET_MODULES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""train/sft.py and lipagent.training on the tiny random Gemma 3n and real GRID mosaics (the `prepared` fixture)."""
+"""train/sft.py and lipagent.model.training on the tiny random Gemma 3n and real GRID mosaics (`prepared`)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from peft import PeftModel  # noqa: E402
 from peft.tuners.lora import LoraLayer  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from lipagent import training  # noqa: E402
-from lipagent.card import dataset_mosaic_config  # noqa: E402
 from lipagent.config import MosaicConfig  # noqa: E402
-from lipagent.prompt import PROMPT  # noqa: E402
-from lipagent.reading import READING_RECORD  # noqa: E402
+from lipagent.data.card import dataset_mosaic_config  # noqa: E402
+from lipagent.model import training  # noqa: E402
+from lipagent.model.prompt import PROMPT  # noqa: E402
+from lipagent.model.reading import READING_RECORD  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "train" / "configs"
@@ -276,7 +276,7 @@ def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: 
 
 @pytest.mark.parametrize("nested", ["false", "true"])
 def test_reading_rebuilds_the_4bit_weights_training_used(tiny_dir: Path, dataset_dir: Path, tmp_path: Path, nested):
-    from lipagent.modeling import nf4_config, quantization_record
+    from lipagent.model.modeling import nf4_config, quantization_record
 
     _, _, model_args = tiny_args(tiny_dir, dataset_dir, tmp_path, "--load_in_4bit", "true", "--dtype", "bfloat16",
                                  "--use_bnb_nested_quant", nested)

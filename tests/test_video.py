@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lipagent.video import VideoError, read_frames, read_sampled_frames
+from lipagent.transform.video import VideoError, read_frames, read_sampled_frames
 
 
 def test_full_clip_counts_75_frames(unpacked):

@@ -11,7 +11,7 @@ import pytest
 
 from lipagent.cli import main
 from lipagent.config import ZenodoRecord
-from lipagent.zenodo import ChecksumError, ZenodoFile, parse_record, verify
+from lipagent.data.zenodo import ChecksumError, ZenodoFile, parse_record, verify
 
 FILES = ("s2.zip", "alignments.zip")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 # Run as a script from a checkout where lipagent is not installed (e.g. a GPU box).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipagent.training import TrainingSetupError, parse_args, train
+from lipagent.model.training import TrainingSetupError, parse_args, train
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ variants, and reading latency and throughput with LipReader (constrained and fre
     python bench/gpu/bench_e4b.py --out "$OUT"          # on the lent GPU (bench/gpu/run.sh device runs this)
     python bench/gpu/bench_e4b.py --cpu-smoke --out x   # here: every section end to end on the tiny model
 
-Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.training.build_trainer,
+Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.model.training.build_trainer,
 TRL's SFTTrainer, the recipe YAML) on the E4B architecture with random weights (speed and memory do not depend on
 weight values) and synthetic 400x240 mosaics: bf16 LoRA with activation checkpointing (the recipe), the same with a
 micro-batch of 16, QLoRA (NF4; skipped with a note when bitsandbytes is missing), and, time allowing, the micro-batch
@@ -103,8 +103,8 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     from peft import LoraConfig, get_peft_model
     from trl import ModelConfig
 
-    from lipagent.reader import LipReader, plan_device
-    from lipagent.training import LORA_TARGET_MODULES
+    from lipagent.model.reader import LipReader, plan_device
+    from lipagent.model.training import LORA_TARGET_MODULES
 
     plan = plan_device()
     if args.cpu_smoke:

@@ -2,9 +2,9 @@
 
 One module computes every number the project reports, so that training-time evaluation, benchmarks and the
 confusion report cannot drift apart. Load it offline with `evaluate.load("<repo>/eval/grid_metric")`; the logic
-lives in `lipagent.metrics` (`compute_grid_metrics`, `confusions`, `wer_interval`), importable without evaluate.
+lives in `lipagent.scoring.metrics` (`compute_grid_metrics`, `confusions`, `wer_interval`), importable without evaluate.
 
-The scoring rules are in `lipagent.metrics`'s docstring.
+The scoring rules are in `lipagent.scoring.metrics`'s docstring.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ ensure_torchvision_importable()
 import datasets
 import evaluate
 
-from lipagent.card import GRID_CITATION
-from lipagent.metrics import compute_grid_metrics
+from lipagent.data.card import GRID_CITATION
+from lipagent.scoring.metrics import compute_grid_metrics
 
 _DESCRIPTION = """\
 Scores lip-reading transcriptions of the GRID corpus (sentences of the form

@@ -19,8 +19,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from lipagent.align import Word
 from lipagent.config import ALIGN_UNITS_PER_FRAME, VIDEO_FPS
+from lipagent.data.align import Word
 from lipagent.grammar import SLOT_NAMES, SLOTS, GridSentence
 from lipagent.quiet import quiet_native_stderr
 

@@ -386,9 +386,9 @@ def save_tiny_adapter(base: str | Path, directory: str | Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
     from lipagent.config import DEFAULT_CONFIG
-    from lipagent.prompt import PROMPT
-    from lipagent.reading import READING_RECORD
-    from lipagent.training import LORA_TARGET_MODULES
+    from lipagent.model.prompt import PROMPT
+    from lipagent.model.reading import READING_RECORD
+    from lipagent.model.training import LORA_TARGET_MODULES
 
     directory = Path(directory)
     model = transformers.AutoModelForImageTextToText.from_pretrained(base)

@@ -8,8 +8,8 @@ from pathlib import Path
 import datasets
 
 from lipagent.config import ZenodoRecord
-from lipagent.grid_files import locate_source
-from lipagent.zenodo import fetch, load_record, select_files, wanted_files
+from lipagent.data.grid_files import locate_source
+from lipagent.data.zenodo import fetch, load_record, select_files, wanted_files
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import mediapipe as mp
 import numpy as np
 
 from lipagent.config import MosaicConfig
-from lipagent.mosaic import FloatBox
 from lipagent.quiet import quiet_native_stderr
+from lipagent.transform.mosaic import FloatBox
 
 LIP_LANDMARKS: tuple[int, ...] = (
     0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
@@ -36,7 +36,7 @@ def lip_box(lips: np.ndarray, width: int, height: int) -> FloatBox:
 def crop_box(lips: FloatBox, padding: float, aspect: float | None, width: int, height: int) -> FloatBox:
     """The lip box padded by `padding` of its size on each side, grown to `aspect` (width/height) when one
     is given (so the cell is never stretched; None keeps the padded box's own shape), at least 2 px, and
-    moved inside the frame. Floats: `lipagent.mosaic` decides how to cut it."""
+    moved inside the frame. Floats: `lipagent.transform.mosaic` decides how to cut it."""
     x0, y0, x1, y1 = lips
     w = (x1 - x0) * (1 + 2 * padding)
     h = (y1 - y0) * (1 + 2 * padding)

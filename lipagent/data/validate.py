@@ -15,8 +15,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lipagent.config import MosaicConfig
+from lipagent.data.splits import SPLITS, assign_split
 from lipagent.grammar import is_valid_sentence, normalize
-from lipagent.splits import SPLITS, assign_split
 
 REQUIRED_COLUMNS = ("image", "text", "speaker", "video_id")
 SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")

@@ -1,10 +1,10 @@
 """`lipagent export --gguf`: a trained adapter as llama.cpp files, to read lips on a laptop in 4 bits.
 
 The adapter is merged into its base model (`reader.export_merged`), llama.cpp's own converter writes the text
-model and the vision projector (`mmproj`) as GGUF (`lipagent.gguf_convert` mends three Gemma 3n gaps in it), the
+model and the vision projector (`mmproj`) as GGUF (`lipagent.gguf.gguf_convert` mends three Gemma 3n gaps in it), the
 text model is quantized (default Q4_K_M), and beside them go what reading needs to see exactly what training saw:
 the GRID grammar as GBNF, and `lipagent.json` with the mosaic settings the adapter recorded, the rendered chat
-prompt and the image size. `lipagent.gguf_reader.GGUFReader` reads such a folder.
+prompt and the image size. `lipagent.gguf.gguf_reader.GGUFReader` reads such a folder.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lipagent.gbnf import GBNF_FILE, grid_gbnf
-from lipagent.llama_cpp_tools import (
+from lipagent.gguf.gbnf import GBNF_FILE, grid_gbnf
+from lipagent.gguf.llama_cpp_tools import (
     QUANT_CHOICES,
     QUANT_TYPES,
     GGUFError,
@@ -27,9 +27,9 @@ from lipagent.llama_cpp_tools import (
     llama_cpp_version,
     quantize,
 )
+from lipagent.model.prompt import PROMPT
+from lipagent.model.reading import READING_RECORD, adapter_mosaic_config, resolve_model
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
-from lipagent.prompt import PROMPT
-from lipagent.reading import READING_RECORD, adapter_mosaic_config, resolve_model
 
 GGUF_FORMAT = "lipagent-gguf"
 """`format` in an export's lipagent.json: what tells a GGUF folder from an adapter or a baseline."""
@@ -52,9 +52,10 @@ def _step(message: str) -> float:
 
 
 def run_converter(converter: Path, model: Path, target: Path, outtype: str, mmproj: bool = False) -> Path:
-    """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf_convert, in a subprocess; its last line on failure."""
-    command = [sys.executable, "-m", "lipagent.gguf_convert", str(converter), str(model), "--outfile", str(target),
-               "--outtype", outtype, *(["--mmproj"] if mmproj else [])]
+    """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf.gguf_convert, in a subprocess; its last line on
+    failure."""
+    command = [sys.executable, "-m", "lipagent.gguf.gguf_convert", str(converter), str(model),
+               "--outfile", str(target), "--outtype", outtype, *(["--mmproj"] if mmproj else [])]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not target.is_file():
         lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -95,8 +96,8 @@ def tokenizer_model(adapter: Path, base: str) -> Path:
 
 def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: dict[str, str]) -> dict[str, Any]:
     """What GGUFReader needs to build the adapter's inputs: mosaic settings, prompt, image geometry."""
-    from lipagent.constrained import grid_token_grammar
-    from lipagent.reader import chat_prompt
+    from lipagent.model.constrained import grid_token_grammar
+    from lipagent.model.reader import chat_prompt
 
     grammar = grid_token_grammar(processor)
 
@@ -149,7 +150,7 @@ Ollama cannot read these files: its Gemma 3n model is text only (no vision encod
 def export_gguf(adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None,
                 overwrite: bool = False) -> Path:
     """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`."""
-    from lipagent.reader import base_model_of, export_merged, load_processor
+    from lipagent.model.reader import base_model_of, export_merged, load_processor
 
     out = Path(out)
     if quant not in QUANT_CHOICES:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from lipagent.reading import ReaderError
+from lipagent.model.reading import ReaderError
 
 INSTALL_HINT = ('llama.cpp is not installed: pip install -e ".[gguf]" (builds llama.cpp from source; about 3 minutes '
                 "on 2 cores)")

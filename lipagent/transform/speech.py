@@ -8,7 +8,7 @@ rises above `start_threshold`, and ends once it has stayed below `stop_threshold
 between words does not cut a sentence; an utterance too short or too still to be speech is dropped. The tracker
 takes one frame at a time and needs only a few frames of look-ahead, so the same code finds the span of a file
 (`detect_span`) and segments a live camera (`lipagent live`). Everything here is a pure function of the openings;
-landmarks come from `lipagent.mouth`.
+landmarks come from `lipagent.transform.mouth`.
 """
 
 from __future__ import annotations

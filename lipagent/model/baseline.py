@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lipagent.baseline_config import BaselineArch
 from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES, SLOTS
-from lipagent.reading import BASELINE_MODEL_TYPE, Reader, ReaderError, mosaic_image
+from lipagent.model.baseline_config import BaselineArch
+from lipagent.model.reading import BASELINE_MODEL_TYPE, Reader, ReaderError, mosaic_image
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

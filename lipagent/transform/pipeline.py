@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
-from lipagent.mosaic import build_mosaic, encode_jpeg
-from lipagent.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
-from lipagent.sampling import sample_indices
-from lipagent.skips import SkipReason
-from lipagent.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
-from lipagent.video import VideoError, read_frames, read_sampled_frames
+from lipagent.data.skips import SkipReason
+from lipagent.transform.mosaic import build_mosaic, encode_jpeg
+from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
+from lipagent.transform.sampling import sample_indices
+from lipagent.transform.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
+from lipagent.transform.video import VideoError, read_frames, read_sampled_frames
 
 
 class ClipRejected(ValueError):
@@ -66,8 +66,8 @@ def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConf
 def find_speech(frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG,
                 speech: SpeechConfig = DEFAULT_SPEECH) -> tuple[int, int]:
     """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
-    tracking mode on every frame (reset at the clip's start), then `lipagent.speech.detect_span`.
-    Raises `lipagent.speech.NoSpeechFound`."""
+    tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
+    Raises `lipagent.transform.speech.NoSpeechFound`."""
     points = process_landmarker(config, mode="tracking").clip_points(frames)
     return detect_span([mouth_opening(p) for p in points], speech)
 

@@ -20,16 +20,16 @@ import datasets
 import multiprocess
 
 from builders.grid_mosaics import SOURCE_FEATURES, GridMosaics
-from lipagent.card import BuildSummary, is_lipagent_dataset, render_card
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig, ZenodoRecord
-from lipagent.grid_files import source_fingerprint
+from lipagent.data.card import BuildSummary, is_lipagent_dataset, render_card
+from lipagent.data.grid_files import source_fingerprint
+from lipagent.data.skips import SkipReason
+from lipagent.data.splits import SPLITS
 from lipagent.interrupt import ignore_in_workers, stop_if_interrupted
-from lipagent.mouth import face_mesh_created_here
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
-from lipagent.pipeline import ClipRejected, prepare_video, video_to_mosaic
-from lipagent.skips import SkipReason
-from lipagent.speech import NoSpeechFound
-from lipagent.splits import SPLITS
+from lipagent.transform.mouth import face_mesh_created_here
+from lipagent.transform.pipeline import ClipRejected, prepare_video, video_to_mosaic
+from lipagent.transform.speech import NoSpeechFound
 
 MOSAIC_FEATURES = datasets.Features(
     {
@@ -87,13 +87,13 @@ def workers_safe_from_face_mesh() -> Iterator[None]:
     """Map workers that do not inherit this process's Face Mesh state.
 
     datasets' map forks its workers; a fork of a process that has made a Face Mesh crashes (see
-    `lipagent.mouth`), so such a process gets its workers from a clean, preloaded forkserver instead.
+    `lipagent.transform.mouth`), so such a process gets its workers from a clean, preloaded forkserver instead.
     """
     if not face_mesh_created_here():
         yield
         return
     previous = multiprocess.get_start_method(allow_none=True)
-    multiprocess.set_forkserver_preload(["lipagent.prepare"])
+    multiprocess.set_forkserver_preload(["lipagent.data.prepare"])
     multiprocess.set_start_method("forkserver", force=True)
     try:
         yield

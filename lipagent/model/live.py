@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from lipagent.config import MosaicConfig
-from lipagent.mouth import LIP_LANDMARKS, LipLandmarker, lip_box
-from lipagent.reading import Reader, ReaderError
-from lipagent.speech import DEFAULT_SPEECH, SpanTracker, SpeechConfig, mouth_opening
+from lipagent.model.reading import Reader, ReaderError
+from lipagent.transform.mouth import LIP_LANDMARKS, LipLandmarker, lip_box
+from lipagent.transform.speech import DEFAULT_SPEECH, SpanTracker, SpeechConfig, mouth_opening
 
 MAX_UTTERANCE_S = 12.0
 """Frames kept for an utterance in progress; a longer one is read from its last MAX_UTTERANCE_S seconds."""
@@ -171,7 +171,7 @@ class Transcriber(threading.Thread):
                   file=sys.stderr)
 
     def run(self) -> None:
-        from lipagent.pipeline import ClipRejected, prepare_frames
+        from lipagent.transform.pipeline import ClipRejected, prepare_frames
 
         while (utterance := self.queue.get()) is not None:
             try:

@@ -3,7 +3,7 @@
 `train/sft.py` is only the command line; everything a test, a benchmark or another script needs to reproduce a
 training run lives here: the argument dataclasses and parser, loading the dataset from a folder written by
 `lipagent prepare` or from the Hub, turning rows into TRL prompt/completion samples with the one prompt of
-`lipagent.prompt`, the LoRA and 4-bit configs, building the trainer, resuming, and writing the final adapter
+`lipagent.model.prompt`, the LoRA and 4-bit configs, building the trainer, resuming, and writing the final adapter
 atomically.
 
 Why the dataset is transformed lazily (`Dataset.with_transform`) instead of with `Dataset.map`: `map` would
@@ -46,15 +46,15 @@ from trl import (  # noqa: E402
     get_quantization_config,
 )
 
-from lipagent.card import dataset_mosaic_config  # noqa: E402
+from lipagent.data.card import dataset_mosaic_config  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.modeling import (  # noqa: E402
+from lipagent.model.modeling import (  # noqa: E402
     QUANTIZATION_SKIP_MODULES,
     quantization_record,
     register_stand_in_models,
 )
-from lipagent.prompt import PROMPT, training_example  # noqa: E402
-from lipagent.reading import READING_RECORD  # noqa: E402
+from lipagent.model.prompt import PROMPT, training_example  # noqa: E402
+from lipagent.model.reading import READING_RECORD  # noqa: E402
 
 __all__ = [
     "FINAL_ADAPTER",

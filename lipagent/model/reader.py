@@ -20,11 +20,9 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
-from lipagent.modeling import nf4_config, register_stand_in_models
-from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
-from lipagent.prompt import inference_messages
-from lipagent.quiet import quiet_known_library_warnings
-from lipagent.reading import (
+from lipagent.model.modeling import nf4_config, register_stand_in_models
+from lipagent.model.prompt import inference_messages
+from lipagent.model.reading import (
     READING_RECORD,
     Reader,
     ReaderError,
@@ -33,6 +31,8 @@ from lipagent.reading import (
     mosaic_image,
     resolve_model,
 )
+from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
+from lipagent.quiet import quiet_known_library_warnings
 from lipagent.torch_compat import ensure_torchvision_importable
 
 quiet_known_library_warnings()
@@ -172,7 +172,7 @@ class LipReader(Reader):
     def generation_kwargs(self) -> dict[str, Any]:
         """Token budget and end tokens of a GRID answer, plus the grammar mask when constrained (a fresh
         logits processor per call: it holds the prompt length)."""
-        from lipagent.constrained import grid_generation_kwargs
+        from lipagent.model.constrained import grid_generation_kwargs
 
         return grid_generation_kwargs(self.processor.tokenizer, constrained=self.decoding == "constrained")
 

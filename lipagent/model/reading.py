@@ -1,7 +1,7 @@
 """The one door to every lip reader: a video, camera frames or a mosaic in, GRID text out.
 
-Two readers stand behind it: `lipagent.reader.LipReader` (Gemma 3n + a LoRA adapter) and
-`lipagent.baseline.BaselineReader` (the small CNN that is the project's accuracy yardstick). Both build their
+Two readers stand behind it: `lipagent.model.reader.LipReader` (Gemma 3n + a LoRA adapter) and
+`lipagent.model.baseline.BaselineReader` (the small CNN that is the project's accuracy yardstick). Both build their
 mosaics here, with the `MosaicConfig` their model was trained on, through the code the dataset builder uses,
 so a clip is always seen as training saw it. `load_reader` tells the two kinds of folder apart. MediaPipe and
 the models are imported only when used, so command lines build their help instantly.
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
-from lipagent.speech import Speech
+from lipagent.transform.speech import Speech
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,13 @@ class Reader(ABC):
     def mosaic_for_video(self, path: str | Path, speech: Speech | None = None) -> bytes:
         """The mosaic this model would have been trained on for the clip. `speech`: the spoken frames (start, end),
         or 'auto' (default: found from the mouth's movement) or 'whole'."""
-        from lipagent.pipeline import prepare_video
+        from lipagent.transform.pipeline import prepare_video
 
         return prepare_video(path, speech or "auto", self.config).mosaic.jpeg
 
     def mosaic_for_frames(self, frames: Sequence[np.ndarray], speech: Speech | None = None) -> bytes:
         """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's."""
-        from lipagent.pipeline import prepare_frames
+        from lipagent.transform.pipeline import prepare_frames
 
         if len(frames) < self.config.num_frames:
             raise ReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.num_frames}")
@@ -125,7 +125,7 @@ def resolve_model(name: str | Path) -> Path:
 
 def model_kind(folder: Path) -> str:
     """'baseline', 'adapter' or 'gguf', from the files a folder holds."""
-    from lipagent.gguf_export import is_gguf_export
+    from lipagent.gguf.gguf_export import is_gguf_export
 
     if is_gguf_export(folder):
         return "gguf"
@@ -162,14 +162,14 @@ def load_reader(model: str | Path, **gemma_options: Any) -> Reader:
     folder = resolve_model(model)
     kind = model_kind(folder)
     if kind == "baseline":
-        from lipagent.baseline import BaselineReader
+        from lipagent.model.baseline import BaselineReader
 
         return BaselineReader.from_pretrained(folder, device=gemma_options.get("device"))
     if kind == "gguf":
-        from lipagent.gguf_reader import GGUFReader
+        from lipagent.gguf.gguf_reader import GGUFReader
 
         return GGUFReader(folder, decoding=gemma_options.get("decoding") or "constrained")
-    from lipagent.reader import LipReader
+    from lipagent.model.reader import LipReader
 
     return LipReader.from_pretrained(folder, **gemma_options)
 
@@ -178,7 +178,7 @@ def gguf_folder(value: str) -> Path:
     """argparse type of --gguf: a folder `lipagent export --gguf` wrote (a usage error otherwise)."""
     import argparse
 
-    from lipagent.gguf_export import is_gguf_export
+    from lipagent.gguf.gguf_export import is_gguf_export
 
     if not is_gguf_export(Path(value)):
         raise argparse.ArgumentTypeError(f"{value} is not a folder written by `lipagent export --gguf`")

@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lipagent.baseline import (
+from lipagent.config import MosaicConfig
+from lipagent.data.card import dataset_mosaic_config
+from lipagent.grammar import SLOT_NAMES, SLOTS
+from lipagent.hub import resolve_dataset
+from lipagent.model.baseline import (
     CONFIG_FILE,
     HISTORY_FILE,
     WEIGHTS_FILE,
@@ -30,11 +34,7 @@ from lipagent.baseline import (
     mosaic_cells,
     normalise,
 )
-from lipagent.baseline_config import BaselineArch, BaselineTrainingArgs
-from lipagent.card import dataset_mosaic_config
-from lipagent.config import MosaicConfig
-from lipagent.grammar import SLOT_NAMES, SLOTS
-from lipagent.hub import resolve_dataset
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 
 

@@ -2,10 +2,10 @@
 
 `lipagent eval` and eval/run_eval.py (the entry point users were promised) both run `main` here. --model is a LoRA
 adapter, a baseline folder or a GGUF export (--gguf), all read through the same reader interface and scored by the
-same metric (lipagent.metrics, also wrapped as the `evaluate` metric in eval/grid_metric) and report. --baseline also
-scores a baseline on the same clips and puts its figures beside the model's (metrics.json "baseline", the report's
-title, and from there the adapter's model card): a fine-tuned Gemma should beat a 1-MB CNN. Models and datasets may
-be local folders or Hub ids (the Hub cache is used, HF_HUB_OFFLINE=1 works).
+same metric (lipagent.scoring.metrics, also wrapped as the `evaluate` metric in eval/grid_metric) and report.
+--baseline also scores a baseline on the same clips and puts its figures beside the model's (metrics.json
+"baseline", the report's title, and from there the adapter's model card): a fine-tuned Gemma should beat a 1-MB
+CNN. Models and datasets may be local folders or Hub ids (the Hub cache is used, HF_HUB_OFFLINE=1 works).
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ import datasets  # noqa: E402
 import evaluate  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from lipagent.card import baseline_gap  # noqa: E402
 from lipagent.cli import positive_int  # noqa: E402
+from lipagent.data.card import baseline_gap  # noqa: E402
 from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.metrics import MISSING_WORD, confusions, wer_interval  # noqa: E402
-from lipagent.reading import Reader, add_reader_arguments, load_reader, reader_from_args  # noqa: E402
-from lipagent.report import draw_report  # noqa: E402
+from lipagent.model.reading import Reader, add_reader_arguments, load_reader, reader_from_args  # noqa: E402
+from lipagent.scoring.metrics import MISSING_WORD, confusions, wer_interval  # noqa: E402
+from lipagent.scoring.report import draw_report  # noqa: E402
 
-METRIC_DIR = Path(__file__).resolve().parents[1] / "eval" / "grid_metric"
-"""The `evaluate` metric module (a folder evaluate.load reads; it calls lipagent.metrics)."""
+METRIC_DIR = Path(__file__).resolve().parents[2] / "eval" / "grid_metric"
+"""The `evaluate` metric module (a folder evaluate.load reads; it calls lipagent.scoring.metrics)."""
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +78,7 @@ def predict(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str =
 def check_mosaic_settings(reader: Reader, dataset: str) -> None:
     """Refuse to score a model on mosaics cut differently from the ones it learned from: the figure would
     measure the mismatch, not the model."""
-    from lipagent.card import dataset_mosaic_config
+    from lipagent.data.card import dataset_mosaic_config
 
     built = dataset_mosaic_config(resolve_dataset(dataset))
     if built != reader.config:

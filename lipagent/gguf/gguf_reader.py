@@ -5,7 +5,7 @@ it is resized to the vision tower's input size here, as the transformers process
 a non-square image differs, and on the tiny model gave NaNs), then sent with the chat prompt training used,
 rendered at export time. Decoding is greedy. Constrained decoding samples through llama.cpp's GBNF grammar (only the
 64,000 GRID sentences can come out) and, at each step, the token automaton PyTorch decoding uses
-(`lipagent.constrained`, from the word spellings the export stored): GBNF constrains text, so alone it also lets
+(`lipagent.model.constrained`, from the word spellings the export stored): GBNF constrains text, so alone it also lets
 through other spellings of a word (single letters, byte tokens) that training never showed, and the two runtimes
 would then read the same logits differently.
 """
@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image
 
 from lipagent.config import MosaicConfig
-from lipagent.constrained import grammar_from_pieces
-from lipagent.gbnf import GBNF_FILE
-from lipagent.gguf_export import GGUF_FORMAT, MEDIA_MARKER
+from lipagent.gguf.gbnf import GBNF_FILE
+from lipagent.gguf.gguf_export import GGUF_FORMAT, MEDIA_MARKER
+from lipagent.gguf.llama_cpp_tools import GGUFError, llama_cpp
 from lipagent.grammar import normalize
-from lipagent.llama_cpp_tools import GGUFError, llama_cpp
-from lipagent.reading import READING_RECORD, Reader, mosaic_image
+from lipagent.model.constrained import grammar_from_pieces
+from lipagent.model.reading import READING_RECORD, Reader, mosaic_image
 
 CONTEXT = 512
 """Tokens llama.cpp makes room for: the prompt (256 image tokens and about 60 of text) and the answer."""

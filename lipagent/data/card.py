@@ -14,9 +14,9 @@ import datasets
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from lipagent.config import MosaicConfig
+from lipagent.data.splits import SPLITS
 from lipagent.grammar import SLOT_NAMES
-from lipagent.reading import adapter_mosaic_config, hub_id_shaped
-from lipagent.splits import SPLITS
+from lipagent.model.reading import adapter_mosaic_config, hub_id_shaped
 
 GRID_CITATION = """@article{cooke2006grid,
   author  = {Cooke, Martin and Barker, Jon and Cunningham, Stuart and Shao, Xu},
@@ -171,7 +171,7 @@ A video's split depends only on its id, so adding speakers never moves a video b
 Speakers {', '.join(summary.speakers)} from `{summary.source}`{limit}.
 Videos were decoded sequentially with OpenCV; MediaPipe Face Mesh found the 40 lip landmarks on each sampled frame.
 Mosaic settings: {MosaicConfig.from_dict(mosaic).describe()} (all of them are in this card's
-`lipagent.mosaic` metadata; models trained on this dataset record them, and read new clips the same way).
+`lipagent.transform.mosaic` metadata; models trained on this dataset record them, and read new clips the same way).
 A video was kept when a face was found in at least {mosaic['min_face_ratio']:.0%} of its sampled frames.
 
 ## What was skipped and why
@@ -204,7 +204,7 @@ def dataset_mosaic_config(folder: str | Path) -> MosaicConfig:
                          "use a dataset written by `lipagent prepare`")
     meta = DatasetCard.load(card).data.to_dict().get("lipagent") or {}
     if "mosaic" not in meta:
-        raise ValueError(f"the dataset card in {folder} has no `lipagent.mosaic` settings (was it written by "
+        raise ValueError(f"the dataset card in {folder} has no `lipagent.transform.mosaic` settings (was it written by "
                          "`lipagent prepare`?)")
     return MosaicConfig.from_dict(meta["mosaic"])
 
@@ -324,7 +324,7 @@ lipagent transcribe clip.mp4 --adapter {repo_id}            # add --load_in_4bit
 ```
 
 ```python
-from lipagent.reader import LipReader
+from lipagent.model.reader import LipReader
 
 reader = LipReader.from_pretrained("{repo_id}")             # picks CUDA, MPS or CPU and a dtype that works there
 print(reader.transcribe_video("clip.mp4"))                  # or transcribe_frames(frames), transcribe_mosaic(image)

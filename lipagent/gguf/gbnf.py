@@ -2,7 +2,7 @@
 
 llama.cpp constrains text, not token ids, so the grammar is the sentence itself: six slots from
 `lipagent.grammar.SLOTS` (the one home of the words) separated by single spaces. Once the sixth word is
-complete llama.cpp allows only end-of-generation tokens, as `lipagent.constrained` does for PyTorch.
+complete llama.cpp allows only end-of-generation tokens, as `lipagent.model.constrained` does for PyTorch.
 """
 
 from __future__ import annotations

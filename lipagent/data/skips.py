@@ -1,6 +1,6 @@
 """Why a clip did not become a dataset row: one vocabulary for the builder, the transform and the card.
 
-Kept apart from `lipagent.pipeline` so that the `datasets` builder, which only pairs files, does not import
+Kept apart from `lipagent.transform.pipeline` so that the `datasets` builder, which only pairs files, does not import
 MediaPipe and OpenCV to name a reason."""
 
 from __future__ import annotations

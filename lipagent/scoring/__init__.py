@@ -1,0 +1,2 @@
+"""Stage 4, the scores: the GRID metrics (WER, CER, slots), the evaluation of a reader on a dataset split, the report
+figure."""

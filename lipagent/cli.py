@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from lipagent.arguments import positive_int
 from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, SPEECH_SPANS, ZenodoRecord
 from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
 
@@ -31,17 +32,6 @@ EPILOG = """examples:
   lipagent export --merge out/gemma3n-lipreader/final-adapter merged-model/
   lipagent demo                                                       # offline, no GPU
 """
-
-
-def positive_int(text: str) -> int:
-    """An argparse type for counts (workers, clips, epochs): `--num-proc -3` is a usage error, not a silent default."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def _prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -340,7 +330,7 @@ def _train_eval_push_parsers(sub: argparse._SubParsersAction) -> None:
                    add_help=False)
     p = sub.add_parser("eval", help="score a lip reader on a dataset split (eval/run_eval.py)",
                        description="Score a LoRA adapter, a baseline or a GGUF export on a mosaic dataset split: "
-                       "metrics.json, predictions.jsonl, report.png in --output.", formatter_class=HelpFormatter)
+                       "metrics.json, predictions.jsonl, report.png in --out.", formatter_class=HelpFormatter)
     add_eval_arguments(p)
     p = sub.add_parser("push", help="publish a dataset or an adapter to the Hub (push_to_hub.py)",
                        description="Publish a prepared dataset or a trained adapter, with its card, to a private "
@@ -433,7 +423,8 @@ INTERRUPTED = {
 
 def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     """The parsed command; `lipagent train ...` hands everything after `train` to the training parser (TRL's
-    HfArgumentParser, with --config YAML), as `accelerate launch train/sft.py ...` does."""
+    HfArgumentParser, with --config YAML), as `accelerate launch train/sft.py ...` does. Done before argparse: its
+    REMAINDER refuses a remainder that starts with an option (`train --config ...`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
     if position is not None and argv[position] == "train":

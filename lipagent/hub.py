@@ -18,8 +18,6 @@ from huggingface_hub import HfApi, get_token, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx as hub_http  # the Hub client's HTTP library, under whichever name it has
 
-from lipagent.data.card import adapter_card
-from lipagent.data.validate import validate_folder
 from lipagent.model.reading import hub_id_shaped
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -81,6 +79,8 @@ def authenticate(api: HfApi, token: str | None) -> Login:
 def stage_dataset(folder: str | Path, stage: str | Path) -> Path:
     """Copy a prepared dataset folder, as it is, to `stage` (after checking it validates)."""
     folder, stage = Path(folder), Path(stage)
+    from lipagent.data.validate import validate_folder  # datasets: imported when staging, not for --help
+
     report = validate_folder(folder)
     if not report.ok:
         raise HubError(f"{folder} does not validate, refusing to publish it:\n{report.text()}")
@@ -109,6 +109,8 @@ def stage_adapter(adapter: str | Path, stage: str | Path, repo_id: str, metrics_
     for path in sorted(adapter.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in NOT_PUBLISHED:
             shutil.copy2(path, stage / path.name)
+    from lipagent.data.card import adapter_card  # datasets: imported when staging, not for --help
+
     adapter_card(adapter, repo_id, metrics, dataset).save(stage / "README.md")
     return stage
 

@@ -15,21 +15,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lipagent.torch_compat import ensure_torchvision_importable
+from lipagent.arguments import positive_int
+from lipagent.model.reading import Reader, add_reader_arguments, load_reader, reader_from_args
 
-ensure_torchvision_importable()
+if TYPE_CHECKING:
+    import datasets
 
-import datasets  # noqa: E402
-import evaluate  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from lipagent.cli import positive_int  # noqa: E402
-from lipagent.data.card import baseline_gap  # noqa: E402
-from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.model.reading import Reader, add_reader_arguments, load_reader, reader_from_args  # noqa: E402
-from lipagent.scoring.metrics import MISSING_WORD, confusions, wer_interval  # noqa: E402
-from lipagent.scoring.report import draw_report  # noqa: E402
+# datasets, evaluate (which pulls in transformers) and matplotlib are imported where they are used: the lipagent
+# command line builds this module's flags for every command, and its --help must not wait seconds for them.
 
 METRIC_DIR = Path(__file__).resolve().parents[2] / "eval" / "grid_metric"
 """The `evaluate` metric module (a folder evaluate.load reads; it calls lipagent.scoring.metrics)."""
@@ -57,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_split(dataset: str, split: str, max_samples: int | None) -> datasets.Dataset:
+    import datasets
+
+    from lipagent.hub import resolve_dataset
+
     rows = datasets.load_dataset(resolve_dataset(dataset), split=split)
     if max_samples is not None:
         rows = rows.select(range(min(max_samples, len(rows))))
@@ -66,6 +65,8 @@ def load_split(dataset: str, split: str, max_samples: int | None) -> datasets.Da
 
 
 def predict(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str = "Transcribing") -> list[str]:
+    from tqdm.auto import tqdm
+
     predictions: list[str] = []
     with tqdm(total=len(rows), desc=what, unit=" clips") as bar:
         for start in range(0, len(rows), batch_size):
@@ -79,6 +80,7 @@ def check_mosaic_settings(reader: Reader, dataset: str) -> None:
     """Refuse to score a model on mosaics cut differently from the ones it learned from: the figure would
     measure the mismatch, not the model."""
     from lipagent.data.card import dataset_mosaic_config
+    from lipagent.hub import resolve_dataset
 
     built = dataset_mosaic_config(resolve_dataset(dataset))
     if built != reader.config:
@@ -90,6 +92,12 @@ def check_mosaic_settings(reader: Reader, dataset: str) -> None:
 
 def score(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str) -> tuple[dict, list[str], float]:
     """The metric over a reader's predictions for `rows`, its predictions and its clips per second."""
+    from lipagent.scoring.metrics import wer_interval
+    from lipagent.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import evaluate
+
     started = time.perf_counter()
     predictions = predict(reader, rows, batch_size, what)
     seconds = time.perf_counter() - started
@@ -100,6 +108,9 @@ def score(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str) ->
 
 
 def run(args: argparse.Namespace) -> dict:
+    from lipagent.scoring.metrics import MISSING_WORD, confusions
+    from lipagent.scoring.report import draw_report
+
     rows = load_split(args.dataset, args.split, args.max_samples)
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
@@ -129,6 +140,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def baseline_line(metrics: dict) -> str:
     """One line on the model against the baseline: what the yardstick says."""
+    from lipagent.data.card import baseline_gap
+
     base = metrics["baseline"]
     return (f"baseline {base['model']}: WER {base['wer']:.2%} on the same clips; the model {baseline_gap(metrics)} "
             "(a fine-tuned Gemma should beat this small CNN clearly)")

@@ -42,6 +42,8 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -440,13 +442,21 @@ def parse_bench_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[s
     return bench, rest
 
 
-def main(argv: list[str] | None = None) -> None:
-    bench, rest = parse_bench_args(argv)
+@contextmanager
+def with_model(bench: argparse.Namespace, rest: list[str]) -> Iterator[list[str]]:
+    """`rest` plus the model flag --tiny or --random-model stands for (the tiny model lives in a temp folder for
+    the block)."""
     with tempfile.TemporaryDirectory(prefix="tiny-gemma3n-") as folder:
         if bench.tiny:
-            rest += ["--model_name_or_path", str(tiny.save_tiny_model(Path(folder) / "model"))]
+            rest = [*rest, "--model_name_or_path", str(tiny.save_tiny_model(Path(folder) / "model"))]
         elif bench.random_model:
-            rest += ["--model_name_or_path", f"random-gemma3n-{bench.random_model}"]
+            rest = [*rest, "--model_name_or_path", f"random-gemma3n-{bench.random_model}"]
+        yield rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    bench, rest = parse_bench_args(argv)
+    with with_model(bench, rest) as rest:
         try:
             figures = run(bench, rest)
         except training.TrainingSetupError as error:

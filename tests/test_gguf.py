@@ -31,7 +31,7 @@ tower in llama.cpp, and its activation-sparsity cut-off uses the unbiased standa
 def gguf_adapter(tmp_path_factory) -> Path:
     """A LoRA adapter with non-zero weights on the llama.cpp-shaped tiny Gemma 3n, with its reading record."""
     root = tmp_path_factory.mktemp("gguf-tiny")
-    return tiny.save_tiny_adapter(tiny.save_tiny_model(root / "base", llama_cpp_shape=True), root / "adapter")
+    return tiny.save_random_adapter(tiny.save_tiny_model(root / "base", llama_cpp_shape=True), root / "adapter")
 
 
 @pytest.fixture(scope="module")

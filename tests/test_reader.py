@@ -27,7 +27,7 @@ from lipagent.transform.video import read_frames
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_dir, tmp_path_factory):
     """A LoRA adapter on the tiny random Gemma 3n whose weights are not zero (so merging matters)."""
-    return tiny.save_tiny_adapter(tiny_dir, tmp_path_factory.mktemp("tiny") / "adapter")
+    return tiny.save_random_adapter(tiny_dir, tmp_path_factory.mktemp("tiny") / "adapter")
 
 
 @pytest.fixture(scope="module")

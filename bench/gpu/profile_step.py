@@ -12,8 +12,8 @@ operators by device time. Every bench_train.py and train/sft.py flag works here.
 
 from __future__ import annotations
 
+import argparse
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,8 +26,6 @@ import bench_train  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
-
-from lipagent.testing import tiny_gemma3n as tiny  # noqa: E402
 
 PARTS = {"vision tower": "vision_tower", "vision embedder": "embed_vision", "language model": "language_model"}
 """Labelled sub-modules of Gemma3nModel; the LM head is the output embedding."""
@@ -112,20 +110,14 @@ def report(callback: Profiled, steps: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    out = Path(argv.pop(argv.index("--out") + 1)) if "--out" in argv else None
-    if "--out" in argv:
-        argv.remove("--out")
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--out", type=Path, help="folder for profile.txt")
+    mine, argv = own.parse_known_args(argv)
+    out = mine.out
     bench, rest = bench_train.parse_bench_args(argv)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     callback = Profiled(bench.warmup_steps, activities)
-    with tempfile.TemporaryDirectory(prefix="tiny-gemma3n-") as folder, ExitStack() as stack:
-        if bench.tiny:
-            rest += ["--model_name_or_path", str(tiny.save_tiny_model(Path(folder) / "model"))]
-            if "--config" not in rest:
-                rest += ["--config", str(bench_train.TINY_CONFIG)]
-        elif bench.random_model:
-            rest += ["--model_name_or_path", f"random-gemma3n-{bench.random_model}"]
+    with bench_train.with_model(bench, rest) as rest, ExitStack() as stack:
         trainer = bench_train.build(bench, rest, [callback])
         label_parts(trainer.model, stack)
         trainer.train()

@@ -38,12 +38,17 @@ MEDIA_MARKER = "<__media__>"
 """Where the image goes in the stored prompt (llama.cpp's mtmd default marker)."""
 
 
-def is_gguf_export(folder: Path) -> bool:
-    record = Path(folder) / READING_RECORD
+def gguf_export_record(folder: Path) -> dict[str, Any] | None:
+    """The lipagent.json of a folder `export --gguf` wrote; None for any other folder (or none)."""
     try:
-        return json.loads(record.read_text()).get("format") == GGUF_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+        record = json.loads((Path(folder) / READING_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == GGUF_FORMAT else None
+
+
+def is_gguf_export(folder: Path) -> bool:
+    return gguf_export_record(folder) is not None
 
 
 def _step(message: str) -> float:
@@ -64,34 +69,33 @@ def run_converter(converter: Path, model: Path, target: Path, outtype: str, mmpr
     return target
 
 
-def base_architecture(base: str) -> str:
-    """The base model's architecture from its config.json (a folder, or a Hub id through the cache)."""
-    config = Path(base) / "config.json"
-    if not config.is_file():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            config = Path(hf_hub_download(base, "config.json"))
-        except Exception as error:  # offline, gated or missing: all mean "cannot check it here"
-            raise GGUFError(f"could not read {base}'s config.json ({type(error).__name__}); download the base "
-                            "model first (hf download) or pass --base-model FOLDER") from error
-    return (json.loads(config.read_text()).get("architectures") or ["model of unknown architecture"])[0]
-
-
-def tokenizer_model(adapter: Path, base: str) -> Path:
-    """The base model's SentencePiece file (llama.cpp's converter reads it; transformers 5 no longer saves it)."""
-    for folder in (adapter, Path(base)):
-        if (folder / "tokenizer.model").is_file():
-            return folder / "tokenizer.model"
+def base_model_file(base: str, name: str) -> Path:
+    """One file of the base model: from its folder, or for a Hub id through the Hub cache."""
     if Path(base).exists():
-        raise GGUFError(f"{base} has no tokenizer.model, which llama.cpp's converter needs")
+        if not (Path(base) / name).is_file():
+            raise GGUFError(f"{base} has no {name}, which llama.cpp's converter needs")
+        return Path(base) / name
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(base, "tokenizer.model"))
+        return Path(hf_hub_download(base, name))
     except Exception as error:  # offline, gated or missing: all mean "cannot get it here"
-        raise GGUFError(f"could not get {base}'s tokenizer.model ({type(error).__name__}); download the base "
-                        "model first (hf download) or pass --base-model FOLDER") from error
+        raise GGUFError(f"could not get {base}'s {name} ({type(error).__name__}); download the base model first "
+                        "(hf download) or pass --base-model FOLDER") from error
+
+
+def base_architecture(base: str) -> str:
+    """The base model's architecture, from its config.json."""
+    config = json.loads(base_model_file(base, "config.json").read_text())
+    return (config.get("architectures") or ["model of unknown architecture"])[0]
+
+
+def tokenizer_model(adapter: Path, base: str) -> Path:
+    """The SentencePiece file llama.cpp's converter reads: the adapter's if training kept one, else the base
+    model's (transformers 5 no longer saves it)."""
+    if (adapter / "tokenizer.model").is_file():
+        return adapter / "tokenizer.model"
+    return base_model_file(base, "tokenizer.model")
 
 
 def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: dict[str, str]) -> dict[str, Any]:
@@ -100,7 +104,6 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
     from lipagent.model.reader import chat_prompt
 
     grammar = grid_token_grammar(processor)
-
     image_token, full = processor.image_token, processor.full_image_sequence
     before = full[: full.index(processor.boi_token)]  # the text around <start_of_image>...<end_of_image>
     after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token):]
@@ -134,7 +137,8 @@ Read lips with LipAgent, which builds the mosaic exactly as training did:
 
     lipagent transcribe clip.mp4 --gguf {{this folder}}
 
-With llama.cpp alone, give it a mosaic image LipAgent made (`lipagent preview`, or `transcribe --save-mosaic`):
+With llama.cpp alone, give it a mosaic LipAgent made (an image of a prepared dataset, or one that
+`lipagent live --source clip.mp4 --save DIR` keeps for each utterance):
 
     llama-mtmd-cli -m {model} --mmproj {mmproj} --grammar-file {GBNF_FILE} --temp 0 \\
         --image mosaic.jpg -p "{record['prompt']}"
@@ -177,8 +181,8 @@ def export_gguf(adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", bas
         mmproj = run_converter(converter, merged, staging / "mmproj-f16.gguf", "f16", mmproj=True)
         if quant in QUANT_TYPES:
             _step(f"quantizing the text model to {quant}")
-            text = quantize(text, staging / f"model-{quant}.gguf", quant)
-            (staging / f"model-{text_type}.gguf").unlink()
+            unquantized, text = text, quantize(text, staging / f"model-{quant}.gguf", quant)
+            unquantized.unlink()
         processor = load_processor(str(folder), base)
         record = reading_record(processor, folder, base, quant, {"model": text.name, "mmproj": mmproj.name})
         shutil.rmtree(merged)

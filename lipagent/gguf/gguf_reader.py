@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import io
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from PIL import Image
 
 from lipagent.config import MosaicConfig
 from lipagent.gguf.gbnf import GBNF_FILE
-from lipagent.gguf.gguf_export import GGUF_FORMAT, MEDIA_MARKER
+from lipagent.gguf.gguf_export import MEDIA_MARKER, gguf_export_record
 from lipagent.gguf.llama_cpp_tools import GGUFError, llama_cpp
 from lipagent.grammar import normalize
 from lipagent.model.constrained import grammar_from_pieces
@@ -41,14 +40,10 @@ MAX_NEW_TOKENS = 48
 def gguf_record(folder: Path) -> dict[str, Any]:
     """The export's lipagent.json, after checking that the files it names are there."""
     folder = Path(folder)
-    record_path = folder / READING_RECORD
     if not folder.is_dir():
         raise GGUFError(f"{folder} is not a folder (give the folder `lipagent export --gguf` wrote)")
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        record = {}
-    if record.get("format") != GGUF_FORMAT:
+    record = gguf_export_record(folder)
+    if record is None:
         raise GGUFError(f"{folder} is not a GGUF export: no {READING_RECORD} from `lipagent export --gguf`")
     for key, what in (("model", "text model"), ("mmproj", "vision projector (mmproj)")):
         if not record.get(key) or not (folder / record[key]).is_file():
@@ -91,10 +86,14 @@ class GGUFReader(Reader):
         self.tokens = grammar_from_pieces(spelled["pieces"], spelled["end_ids"], spelled.get("pad_id"))
         self.prompt = record["prompt_text"].replace(MEDIA_MARKER, mtmd_cpp.mtmd_default_marker().decode())
         self.vocab = llama.llama_model_get_vocab(self.llm.model)
+        self.sampler = self._sampler()  # one chain, reset for every clip: the grammar is parsed once
         self.description = (f"llama.cpp: {record['model']} ({record.get('quant')}) + {record['mmproj']}, "
                             f"{threads} threads, {decoding} decoding")
 
     def close(self) -> None:
+        if getattr(self, "sampler", None):
+            self.lib.llama_sampler_free(self.sampler)
+            self.sampler = None
         if getattr(self, "ctx", None):
             self.mtmd.mtmd_free(self.ctx)
             self.ctx = None
@@ -149,8 +148,8 @@ class GGUFReader(Reader):
         finally:
             self.mtmd.mtmd_input_chunks_free(chunks)
 
-    def _read_prompt(self, mosaic: Image.Image | bytes) -> int:
-        """Clear the context and evaluate prompt + image; returns the position after them."""
+    def _read_prompt(self, mosaic: Image.Image | bytes) -> None:
+        """Clear the context and evaluate prompt + image, leaving the next-token logits in llama.cpp's buffer."""
         llama = self.lib
         llama.llama_memory_clear(llama.llama_get_memory(self.llm.ctx), True)
         chunks = self.prompt_chunks(mosaic)
@@ -159,18 +158,17 @@ class GGUFReader(Reader):
             if self.mtmd.mtmd_helper_eval_chunks(self.ctx, self.llm.ctx, chunks, 0, 0, self.llm.n_batch, True,
                                                  ctypes.byref(past)) != 0:
                 raise GGUFError("llama.cpp could not evaluate the prompt with the mosaic")
-            return past.value
         finally:
             self.mtmd.mtmd_input_chunks_free(chunks)
 
     def _logits(self) -> np.ndarray:
+        """The next-token logits in llama.cpp's own buffer (a view: writing to it changes what is sampled)."""
         pointer = self.lib.llama_get_logits_ith(self.llm.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).copy()
+        return np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),))
 
     def _keep_only(self, allowed: np.ndarray) -> None:
         """Set every other next-token logit to -inf, in llama.cpp's buffer (the sampler reads it from there)."""
-        pointer = self.lib.llama_get_logits_ith(self.llm.ctx, -1)
-        logits = np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),))
+        logits = self._logits()
         kept = logits[allowed].copy()
         logits[:] = -np.inf
         logits[allowed] = kept
@@ -178,7 +176,7 @@ class GGUFReader(Reader):
     def first_logits(self, mosaic: Image.Image | bytes) -> np.ndarray:
         """The next-token logits after the prompt: what the first answer token is chosen from."""
         self._read_prompt(mosaic)
-        return self._logits()
+        return self._logits().copy()
 
     def _sampler(self) -> Any:
         llama = self.lib
@@ -201,21 +199,19 @@ class GGUFReader(Reader):
         self._read_prompt(mosaic)
         if not np.isfinite(self._logits()).all():
             raise GGUFError("llama.cpp returned non-finite logits for this mosaic")
-        sampler, answer, state = self._sampler(), b"", self.tokens.start
-        try:
-            for _ in range(MAX_NEW_TOKENS):
-                if self.decoding == "constrained":
-                    self._keep_only(self.tokens.allowed[state].numpy())
-                token = llama.llama_sampler_sample(sampler, self.llm.ctx, -1)
-                state = self.tokens.step(state, token)
-                if llama.llama_vocab_is_eog(self.vocab, token):
-                    break
-                answer += self._piece(token)
-                batch = llama.llama_batch_get_one((llama.llama_token * 1)(token), 1)
-                if llama.llama_decode(self.llm.ctx, batch) != 0:
-                    raise GGUFError("llama.cpp could not decode the next token")
-        finally:
-            llama.llama_sampler_free(sampler)
+        llama.llama_sampler_reset(self.sampler)
+        answer, state = b"", self.tokens.start
+        for _ in range(MAX_NEW_TOKENS):
+            if self.decoding == "constrained":
+                self._keep_only(self.tokens.allowed[state].numpy())
+            token = llama.llama_sampler_sample(self.sampler, self.llm.ctx, -1)
+            state = self.tokens.step(state, token)
+            if llama.llama_vocab_is_eog(self.vocab, token):
+                break
+            answer += self._piece(token)
+            batch = llama.llama_batch_get_one((llama.llama_token * 1)(token), 1)
+            if llama.llama_decode(self.llm.ctx, batch) != 0:
+                raise GGUFError("llama.cpp could not decode the next token")
         return normalize(answer.decode("utf-8", errors="replace"))
 
     def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:

@@ -150,7 +150,9 @@ def recorded_config(model: str | Path) -> MosaicConfig:
     if kind == "baseline":
         return MosaicConfig.from_dict(json.loads((folder / "config.json").read_text())["mosaic"])
     if kind == "gguf":
-        return MosaicConfig.from_dict(json.loads((folder / READING_RECORD).read_text())["mosaic"])
+        from lipagent.gguf.gguf_export import gguf_export_record
+
+        return MosaicConfig.from_dict(gguf_export_record(folder)["mosaic"])
     return adapter_mosaic_config(folder)
 
 

@@ -24,6 +24,7 @@ import itertools
 import string
 import struct
 from pathlib import Path
+from typing import Any
 
 from lipagent.testing import TINY_TIMM_ARCHITECTURE
 from lipagent.torch_compat import ensure_torchvision_importable
@@ -378,9 +379,12 @@ def save_tiny_model(directory: str | Path, seed: int = 0, llama_cpp_shape: bool 
     return directory
 
 
-def save_tiny_adapter(base: str | Path, directory: str | Path) -> Path:
-    """A LoRA adapter on a saved tiny model, as training leaves one: weights that are not zero (so merging and
-    exporting matter), the processor, and the reading record (default mosaic settings, the prompt)."""
+def save_random_adapter(base: str | Path, directory: str | Path, lora: Any = None, std: float = 0.5,
+                        dtype: torch.dtype | None = None) -> Path:
+    """A LoRA adapter on a saved model (the tiny one, or the random E4B of the benchmarks), as training leaves one:
+    lora_B weights drawn from N(0, std), not zero, so merging and exporting matter; the base's processor; the
+    reading record (default mosaic settings, the prompt). `lora`: a peft LoraConfig (default: rank 4 on the
+    recipe's targets)."""
     import json
 
     from peft import LoraConfig, get_peft_model
@@ -391,14 +395,14 @@ def save_tiny_adapter(base: str | Path, directory: str | Path) -> Path:
     from lipagent.model.training import LORA_TARGET_MODULES
 
     directory = Path(directory)
-    model = transformers.AutoModelForImageTextToText.from_pretrained(base)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES))
+    model = transformers.AutoModelForImageTextToText.from_pretrained(base, dtype=dtype)
+    lora = lora or LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGET_MODULES)
+    peft_model = get_peft_model(model, lora)
     torch.manual_seed(0)
     for name, parameter in peft_model.named_parameters():
         if "lora_B" in name:
-            parameter.data.normal_(0, 0.5)
+            parameter.data.normal_(0, std)
     peft_model.save_pretrained(directory)
-    build_processor().save_pretrained(directory)
+    transformers.AutoProcessor.from_pretrained(base).save_pretrained(directory)
     (directory / READING_RECORD).write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict(), "prompt": PROMPT}))
     return directory
-

@@ -30,16 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
+from lipagent.data.card import dataset_mosaic_config
+from lipagent.data.splits import SPLITS
+from lipagent.model.baseline import sentences_of
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
+from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits
+from lipagent.scoring.metrics import compute_grid_metrics
 
-from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig  # noqa: E402
-from lipagent.data.card import dataset_mosaic_config  # noqa: E402
-from lipagent.data.splits import SPLITS  # noqa: E402
-from lipagent.model.baseline import sentences_of  # noqa: E402
-from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
-from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
-from lipagent.scoring.metrics import compute_grid_metrics  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

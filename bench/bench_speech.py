@@ -24,23 +24,20 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors
+
+from lipagent.config import DEFAULT_CONFIG
+from lipagent.data.align import parse_alignment
+from lipagent.data.splits import SPLITS
+from lipagent.model.baseline import mosaic_cells, sentences_of
+from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
+from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits
+from lipagent.scoring.metrics import compute_grid_metrics
+from lipagent.transform.mouth import process_landmarker
+from lipagent.transform.pipeline import ClipRejected, clip_mosaic, decode_all
+from lipagent.transform.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors  # noqa: E402
-
-from lipagent.config import DEFAULT_CONFIG  # noqa: E402
-from lipagent.data.align import parse_alignment  # noqa: E402
-from lipagent.data.splits import SPLITS  # noqa: E402
-from lipagent.model.baseline import mosaic_cells, sentences_of  # noqa: E402
-from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs  # noqa: E402
-from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits  # noqa: E402
-from lipagent.scoring.metrics import compute_grid_metrics  # noqa: E402
-from lipagent.transform.mouth import process_landmarker  # noqa: E402
-from lipagent.transform.pipeline import ClipRejected, clip_mosaic, decode_all  # noqa: E402
-from lipagent.transform.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfig, detect_span, mouth_opening  # noqa: E402
 
 
 def parse_detector(text: str) -> SpeechConfig:

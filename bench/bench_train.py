@@ -47,9 +47,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script from a checkout where lipagent is not installed (e.g. a GPU box).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from lipagent.torch_compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()

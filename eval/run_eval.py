@@ -15,10 +15,6 @@ Named run_eval.py so it never shadows the `evaluate` package.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-# Run as a script from a checkout where lipagent is not installed (e.g. a GPU box).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipagent.scoring.evaluation import main, parse_args
 

@@ -87,7 +87,7 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
     _step(6, "LoRA fine-tuning with TRL (a few steps on the CPU)")
     run = out / "run"
     _lipagent(["train", "--config", str(TINY_CONFIG), "--model_name_or_path", str(model), "--dataset_name",
-               str(dataset), "--output_dir", str(run)])
+               str(dataset), "--out", str(run)])
     adapter = run / "final-adapter"
 
     _step(7, "evaluation with grammar-constrained decoding, beside the baseline on the same clips")

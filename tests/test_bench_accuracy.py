@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+import bench_accuracy
 import pytest
 
+from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-
-import bench_accuracy  # noqa: E402
-
-from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS  # noqa: E402
 
 
 def test_variants_parse_from_the_command_line():

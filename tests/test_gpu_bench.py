@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench" / "gpu"))
+import prepare
 
-import prepare  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_cpu_smoke_run_measures_every_section(tmp_path):
@@ -48,8 +47,8 @@ def test_run_sh_without_a_mode_says_how_to_use_it():
 
 def test_profile_step_names_the_parts_and_the_top_operators(tmp_path):
     """bench/gpu/profile_step.py (where a training step's time goes) runs on the tiny model and writes its table."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "gpu" / "profile_step.py"), "--tiny", "--steps", "1",
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh"), "profile", "--tiny", "--steps", "1",
                              "--warmup-steps", "1", "--samples", "4", "--out", str(tmp_path),
                              "--output_dir", str(tmp_path / "trainer")],
                             capture_output=True, text=True, env=env, timeout=600)

@@ -91,6 +91,12 @@ def test_recipe_holds_the_issue_hyperparameters():
     assert script_args.dataset_test_split == "validation"
 
 
+def test_out_is_the_output_dir_flag_every_other_command_uses():
+    for flag in ("--out", "--output_dir", "--output-dir"):
+        _, args, _ = training.parse_args(["--config", str(TINY_CPU), flag, "runs/a"])
+        assert args.output_dir == "runs/a"
+
+
 def test_bf16_recipe_on_a_cpu_says_what_to_do():
     with pytest.raises(training.TrainingSetupError, match="tiny-cpu.yaml"):
         training.parse_args(["--config", str(RECIPE), "--output_dir", "unused"])

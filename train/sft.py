@@ -26,10 +26,6 @@ Output: OUT/checkpoint-N/ while training, then OUT/trainer_state.json (loss hist
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-# Run as a script from a checkout where lipagent is not installed (e.g. a GPU box).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipagent.model.training import TrainingSetupError, parse_args, train
 

@@ -7,11 +7,7 @@ It loads offline with `AutoProcessor`/`AutoModelForImageTextToText.from_pretrain
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-# Run as a script from a checkout where lipagent is not installed (e.g. the GPU machine).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipagent.testing.tiny_gemma3n import save_tiny_model
 

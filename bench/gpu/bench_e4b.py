@@ -1,8 +1,8 @@
 """Gemma 3n E4B at its real size on one GPU, in one call: training speed and memory of the recipe and its
 variants, and reading latency and throughput with LipReader (constrained and free decoding).
 
-    python bench/gpu/bench_e4b.py --out "$OUT"          # on the lent GPU (bench/gpu/run.sh device runs this)
-    python bench/gpu/bench_e4b.py --cpu-smoke --out x   # here: every section end to end on the tiny model
+    bash bench/gpu/run.sh device           # on the lent GPU: bench_e4b.py --out "$OUT" after installing the wheels
+    bash bench/gpu/run.sh cpu-smoke DIR    # here: every section end to end on the tiny model
 
 Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.model.training.build_trainer,
 TRL's SFTTrainer, the recipe YAML) on the E4B architecture with random weights (speed and memory do not depend on
@@ -34,12 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import bench_train
+import torch
 
-import bench_train  # noqa: E402
-import torch  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 RECIPE = REPO / "train" / "configs" / "gemma3n-e4b-lora.yaml"
 RECIPE_SAMPLES = 4000 * 5

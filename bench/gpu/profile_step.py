@@ -1,7 +1,7 @@
 """Where a training step's time goes: torch.profiler over the timed steps of bench/bench_train.py's real trainer.
 
-    python bench/gpu/profile_step.py --random-model e4b --config train/configs/gemma3n-e4b-lora.yaml --out DIR
-    python bench/gpu/profile_step.py --tiny --steps 1 --warmup-steps 1 --samples 8 --out DIR    # CPU check
+    bash bench/gpu/run.sh device-profile --random-model e4b --config train/configs/gemma3n-e4b-lora.yaml  # GPU
+    bash bench/gpu/run.sh profile --tiny --steps 1 --warmup-steps 1 --samples 8 --out DIR    # CPU check
 
 Prints, and writes to DIR/profile.txt: the wall time of the profiled steps against the time the device spent in
 kernels (a low share means the step waits on Python and kernel launches, and a larger micro-batch or CUDA graphs
@@ -13,19 +13,16 @@ operators by device time. Every bench_train.py and train/sft.py flag works here.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import bench_train
+import torch
+import transformers
+from torch.profiler import ProfilerActivity, profile, record_function
 
-import bench_train  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 PARTS = {"vision tower": "vision_tower", "vision embedder": "embed_vision", "language model": "language_model"}
 """Labelled sub-modules of Gemma3nModel; the LM head is the output embedding."""

@@ -59,6 +59,7 @@ from lipagent.model.reading import READING_RECORD  # noqa: E402
 __all__ = [
     "FINAL_ADAPTER",
     "LORA_TARGET_MODULES",
+    "LipSFTConfig",
     "LipScriptArguments",
     "TrainingSetupError",
     "build_trainer",
@@ -110,11 +111,21 @@ class LipScriptArguments(ScriptArguments):
     )
 
 
+@dataclass
+class LipSFTConfig(SFTConfig):
+    """TRL's SFTConfig with `--out` accepted for --output_dir, the output flag every other lipagent command uses."""
+
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder for checkpoints, trainer_state.json and final-adapter/.", "aliases": ["--out"]},
+    )
+
+
 def make_parser(description: str | None = None, prog: str | None = None) -> TrlParser:
     """Every knob is a flag or a YAML key (--config): script, SFTConfig (trainer) and ModelConfig (model, LoRA,
     4-bit) arguments, as in TRL's own scripts."""
     return TrlParser(
-        (LipScriptArguments, SFTConfig, ModelConfig),
+        (LipScriptArguments, LipSFTConfig, ModelConfig),
         description=description,
         prog=prog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

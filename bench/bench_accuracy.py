@@ -74,14 +74,27 @@ def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
 
     out = args.work / f"variant-{index}"
     marker = out / "bench-variant.json"
-    wanted = {"config": variant.config.to_dict(), "speakers": args.speakers, "limit": args.limit,
-              "grid_dir": str(args.grid_dir.resolve())}
+    wanted = {
+        "config": variant.config.to_dict(),
+        "speakers": args.speakers,
+        "limit": args.limit,
+        "grid_dir": str(args.grid_dir.resolve()),
+    }
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         print(f"  reusing {out}", flush=True)
         return out
-    summary = prepare(PrepareOptions(speakers=tuple(args.speakers), out=out, grid_dir=args.grid_dir, limit=args.limit,
-                                     cache_dir=args.work / "cache", num_proc=args.num_proc, overwrite=True,
-                                     config=variant.config))
+    summary = prepare(
+        PrepareOptions(
+            speakers=tuple(args.speakers),
+            out=out,
+            grid_dir=args.grid_dir,
+            limit=args.limit,
+            cache_dir=args.work / "cache",
+            num_proc=args.num_proc,
+            overwrite=True,
+            config=variant.config,
+        )
+    )
     print("  " + summary.text().replace("\n", "\n  "), flush=True)
     assert dataset_mosaic_config(out) == variant.config, "the dataset card must record the variant's settings"
     marker.write_text(json.dumps(wanted))
@@ -90,24 +103,33 @@ def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
 
 def merged(cells: dict[str, CellSet]) -> CellSet:
     parts = list(cells.values())
-    return CellSet(np.concatenate([p.cells for p in parts]), np.concatenate([p.labels for p in parts]),
-                   sum((p.video_ids for p in parts), []), sum((p.texts for p in parts), []),
-                   sum((p.speakers for p in parts), []))
+    return CellSet(
+        np.concatenate([p.cells for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        sum((p.video_ids for p in parts), []),
+        sum((p.texts for p in parts), []),
+        sum((p.speakers for p in parts), []),
+    )
 
 
 def subset(cells: CellSet, keep: np.ndarray) -> CellSet:
     pick = np.flatnonzero(keep)
-    return CellSet(cells.cells[pick], cells.labels[pick], [cells.video_ids[i] for i in pick],
-                   [cells.texts[i] for i in pick], [cells.speakers[i] for i in pick])
+    return CellSet(
+        cells.cells[pick],
+        cells.labels[pick],
+        [cells.video_ids[i] for i in pick],
+        [cells.texts[i] for i in pick],
+        [cells.speakers[i] for i in pick],
+    )
 
 
-def predictions_for(dataset: Path, args: argparse.Namespace, seed: int,
-                    references: dict[str, tuple[str, str]]) -> dict[str, str]:
+def predictions_for(
+    dataset: Path, args: argparse.Namespace, seed: int, references: dict[str, tuple[str, str]]
+) -> dict[str, str]:
     """video id -> the baseline's sentence, for every test clip of one variant and seed (and each test clip's
     text and speaker added to `references`)."""
     arch = BaselineArch()
-    training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed,
-                                    arch=arch)
+    training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed, arch=arch)
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     mosaic, cells = load_dataset_cells(str(dataset), present, arch)
     runs: list[tuple[CellSet, CellSet]] = []
@@ -123,8 +145,11 @@ def predictions_for(dataset: Path, args: argparse.Namespace, seed: int,
         model, _ = fit(train, replace(training, seed=seed * 1000 + k), mosaic, progress=args.progress)
         predicted.update(zip(test.video_ids, sentences_of(predict_logits(model, test.cells))))
         references.update(zip(test.video_ids, zip(test.texts, test.speakers)))
-        print(f"    seed {seed} fold {k + 1}/{len(runs)}: trained on {len(train)}, tested {len(test)} "
-              f"({time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"    seed {seed} fold {k + 1}/{len(runs)}: trained on {len(train)}, tested {len(test)} "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     return predicted
 
 
@@ -133,8 +158,9 @@ def word_errors(prediction: str, reference: str) -> int:
     return sum(p != r for p, r in zip(prediction.split(), reference.split(), strict=True))
 
 
-def paired_interval(errors: np.ndarray, reference: np.ndarray, words: int, draws: int, seed: int = 0
-                    ) -> tuple[float, float, float]:
+def paired_interval(
+    errors: np.ndarray, reference: np.ndarray, words: int, draws: int, seed: int = 0
+) -> tuple[float, float, float]:
     """WER difference (per-clip errors averaged over seeds) and its bootstrap 95% interval over clips."""
     diff = errors - reference
     rng = np.random.default_rng(seed)
@@ -161,10 +187,16 @@ def run(args: argparse.Namespace) -> dict:
     for variant in variants:
         runs = results[variant.name]
         wers = {seed: compute_grid_metrics([runs[seed][v] for v in common], texts, speakers)["wer"] for seed in runs}
-        per_clip[variant.name] = np.mean([[word_errors(runs[seed][v], t) for v, t in zip(common, texts)]
-                                          for seed in runs], axis=0)
-        entry = {"variant": variant.name, "settings": variant.config.describe(), "config": variant.config.to_dict(),
-                 "wer_by_seed": wers, "wer": float(np.mean(list(wers.values())))}
+        per_clip[variant.name] = np.mean(
+            [[word_errors(runs[seed][v], t) for v, t in zip(common, texts)] for seed in runs], axis=0
+        )
+        entry = {
+            "variant": variant.name,
+            "settings": variant.config.describe(),
+            "config": variant.config.to_dict(),
+            "wer_by_seed": wers,
+            "wer": float(np.mean(list(wers.values()))),
+        }
         if variant is not variants[0]:
             diff, low, high = paired_interval(per_clip[variant.name], per_clip[variants[0].name], 6, args.bootstrap)
             entry.update(diff=diff, diff_low=low, diff_high=high)
@@ -174,37 +206,65 @@ def run(args: argparse.Namespace) -> dict:
 
 def markdown(table: dict) -> str:
     seeds = table["seeds"]
-    head = ("| variant | settings | " + " | ".join(f"WER seed {s}" for s in seeds) +
-            " | mean WER | vs first (95% CI) |\n|---|---|" + "---|" * (len(seeds) + 2))
+    head = (
+        "| variant | settings | "
+        + " | ".join(f"WER seed {s}" for s in seeds)
+        + " | mean WER | vs first (95% CI) |\n|---|---|"
+        + "---|" * (len(seeds) + 2)
+    )
     rows = []
     for entry in table["variants"]:
-        diff = (f"{entry['diff'] * 100:+.1f} pts ({entry['diff_low'] * 100:+.1f} to {entry['diff_high'] * 100:+.1f})"
-                if "diff" in entry else "reference")
+        diff = (
+            f"{entry['diff'] * 100:+.1f} pts ({entry['diff_low'] * 100:+.1f} to {entry['diff_high'] * 100:+.1f})"
+            if "diff" in entry
+            else "reference"
+        )
         wers = " | ".join(f"{entry['wer_by_seed'][s]:.3f}" for s in seeds)
         rows.append(f"| `{entry['variant']}` | {entry['settings']} | {wers} | {entry['wer']:.3f} | {diff} |")
-    how = (f"{table['clips']} test clips, " + ("the dataset's test split" if table["folds"] == 1 else
-                                               f"{table['folds']}-fold cross-fitting (each clip tested once)") +
-           f", {len(seeds)} seed(s), {table['epochs']} epochs")
+    how = (
+        f"{table['clips']} test clips, "
+        + (
+            "the dataset's test split"
+            if table["folds"] == 1
+            else f"{table['folds']}-fold cross-fitting (each clip tested once)"
+        )
+        + f", {len(seeds)} seed(s), {table['epochs']} epochs"
+    )
     return "\n".join([head, *rows, "", how])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+", help="preprocessing variants (first = reference), see above")
-    parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid",
-                        help="GRID zips or unpacked trees (default: ../shared/grid)")
+    parser.add_argument(
+        "--grid-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "grid",
+        help="GRID zips or unpacked trees (default: ../shared/grid)",
+    )
     parser.add_argument("--speakers", nargs="+", default=["s1"], help="speakers whose clips are used (default: s1)")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
-    parser.add_argument("--folds", type=int, default=3, help="1: the dataset's train/test split; K: K-fold "
-                        "cross-fitting over every clip (default: 3)")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=3,
+        help="1: the dataset's train/test split; K: K-fold cross-fitting over every clip (default: 3)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
-    parser.add_argument("--epochs", type=int, default=BaselineTrainingArgs.epochs,
-                        help=f"baseline epochs (default: {BaselineTrainingArgs.epochs}, as `lipagent baseline train`)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=BaselineTrainingArgs.epochs,
+        help=f"baseline epochs (default: {BaselineTrainingArgs.epochs}, as `lipagent baseline train`)",
+    )
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap draws (default: 10000)")
     parser.add_argument("--num-proc", type=int, help="workers for building the datasets (default: cores, max 8)")
-    parser.add_argument("--work", type=Path, default=Path("bench-accuracy"),
-                        help="folder for the variants' datasets and cache (reused by a rerun; "
-                        "default: ./bench-accuracy)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("bench-accuracy"),
+        help="folder for the variants' datasets and cache (reused by a rerun; default: ./bench-accuracy)",
+    )
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--progress", action="store_true", help="show a progress bar for every training run")
@@ -214,8 +274,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def report(name: str, run: Callable[[argparse.Namespace], dict], markdown: Callable[[dict], str],
-           args: argparse.Namespace) -> int:
+def report(
+    name: str, run: Callable[[argparse.Namespace], dict], markdown: Callable[[dict], str], args: argparse.Namespace
+) -> int:
     """Run a benchmark, print its Markdown table and write --json / --markdown; a user mistake is one line."""
     try:
         table = run(args)

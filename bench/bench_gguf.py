@@ -60,8 +60,11 @@ def build_base(folder: Path, tiny_model: bool) -> None:
     processor.save_pretrained(folder)
     vocab = processor.tokenizer.get_vocab()
     ids = bench_train.REAL_SPECIAL_IDS
-    (folder / "tokenizer.model").write_bytes(tiny.sentencepiece_model(
-        vocab, set(ids), {"unk": ids["<unk>"], "bos": ids["<bos>"], "eos": ids["<eos>"], "pad": ids["<pad>"]}))
+    (folder / "tokenizer.model").write_bytes(
+        tiny.sentencepiece_model(
+            vocab, set(ids), {"unk": ids["<unk>"], "bos": ids["<bos>"], "eos": ids["<eos>"], "pad": ids["<pad>"]}
+        )
+    )
 
 
 def build_adapter(base: Path, folder: Path) -> None:
@@ -137,28 +140,42 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         folder = quantized_copy(f16, args.work / f"gguf-{quant}", quant)
         quantize_s = time.perf_counter() - started
-        result = subprocess.run([sys.executable, "-c", READ_ONE, str(folder), str(mosaic), str(args.threads)],
-                                capture_output=True, text=True, cwd=REPO)
+        result = subprocess.run(
+            [sys.executable, "-c", READ_ONE, str(folder), str(mosaic), str(args.threads)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         if result.returncode != 0:
             raise SystemExit(f"reading {folder} failed: {result.stderr.strip().splitlines()[-1:]}")
         read = json.loads(result.stdout.strip().splitlines()[-1])
         record = json.loads((folder / "lipagent.json").read_text())
-        rows.append({"quant": quant, "quantize_s": quantize_s,
-                     "model_gb": (folder / record["model"]).stat().st_size / 1e9,
-                     "mmproj_gb": (folder / record["mmproj"]).stat().st_size / 1e9, **read})
+        rows.append(
+            {
+                "quant": quant,
+                "quantize_s": quantize_s,
+                "model_gb": (folder / record["model"]).stat().st_size / 1e9,
+                "mmproj_gb": (folder / record["mmproj"]).stat().st_size / 1e9,
+                **read,
+            }
+        )
     figures["reads"] = rows
     if not args.keep:
         for name in ("base", "adapter", "gguf-f16"):
             shutil.rmtree(args.work / name, ignore_errors=True)
     (args.work / "bench_gguf.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"{figures['model']}: base model {figures['base_safetensors_gb']:.2f} GB of safetensors; "
-          f"export to f16 GGUF {figures['export_f16_s']:.0f} s")
+    print(
+        f"{figures['model']}: base model {figures['base_safetensors_gb']:.2f} GB of safetensors; "
+        f"export to f16 GGUF {figures['export_f16_s']:.0f} s"
+    )
     print("| quant | text model | mmproj | total | peak memory reading one mosaic | load | read one mosaic |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['quant']} | {row['model_gb']:.2f} GB | {row['mmproj_gb']:.2f} GB | "
-              f"{row['model_gb'] + row['mmproj_gb']:.2f} GB | {row['peak_rss_gb']:.2f} GB | {row['load_s']:.1f} s | "
-              f"{row['read_s']:.1f} s |")
+        print(
+            f"| {row['quant']} | {row['model_gb']:.2f} GB | {row['mmproj_gb']:.2f} GB | "
+            f"{row['model_gb'] + row['mmproj_gb']:.2f} GB | {row['peak_rss_gb']:.2f} GB | {row['load_s']:.1f} s | "
+            f"{row['read_s']:.1f} s |"
+        )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def tiny_adapter(root: Path) -> Path:
     tiny.save_tiny_model(root / "base", seed=0)
     model = AutoModelForImageTextToText.from_pretrained(root / "base")
     get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGET_MODULES)).save_pretrained(
-        root / "adapter")
+        root / "adapter"
+    )
     tiny.build_processor().save_pretrained(root / "adapter")
     return root / "adapter"
 
@@ -85,10 +86,12 @@ def main() -> None:
             generate_s.append(time.perf_counter() - middle)
         mosaics = [Image.open(io.BytesIO(reader.mosaic_for_video(v))) for v in videos]
         total = [m + g for m, g in zip(mosaic_s, generate_s)]
-        print(f"latency per clip, video in -> text out ({len(total)} clips, median): "
-              f"{statistics.median(total) * 1000:.0f} ms "
-              f"(mosaic {statistics.median(mosaic_s) * 1000:.0f} ms, "
-              f"generation {statistics.median(generate_s) * 1000:.0f} ms)")
+        print(
+            f"latency per clip, video in -> text out ({len(total)} clips, median): "
+            f"{statistics.median(total) * 1000:.0f} ms "
+            f"(mosaic {statistics.median(mosaic_s) * 1000:.0f} ms, "
+            f"generation {statistics.median(generate_s) * 1000:.0f} ms)"
+        )
         for size in args.batch_sizes:
             batch = mosaics[:size]
             reader.transcribe_mosaics(batch)

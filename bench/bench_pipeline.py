@@ -84,13 +84,19 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
     tracking_config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), "landmarks": other_mode})
     tracking = LipLandmarker(tracking_config)
     with quiet_native_stderr():
-        floor_mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=DEFAULT_CONFIG.landmarks == "static",
-                                                     max_num_faces=1)
+        floor_mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=DEFAULT_CONFIG.landmarks == "static", max_num_faces=1
+        )
         static = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
     video_to_mosaic(*clips[0], landmarker=landmarker)
     video_to_mosaic(*clips[0], config=tracking_config, landmarker=tracking)
-    times: dict[str, list[float]] = {"floor": [], "lipagent": [], f"lipagent, {other_mode}": [],
-                                     "lipagent, auto speech": [], "seed plan": []}
+    times: dict[str, list[float]] = {
+        "floor": [],
+        "lipagent": [],
+        f"lipagent, {other_mode}": [],
+        "lipagent, auto speech": [],
+        "seed plan": [],
+    }
     for i, (path, speech) in enumerate(clips):
         start = time.perf_counter()
         with quiet_native_stderr():
@@ -117,8 +123,16 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
 
 def throughput(clips, num_proc: int) -> float:
     rows = [
-        {"video_id": p.stem, "speaker": "s1", "video_path": str(p), "text": "", "speech_start": s, "speech_end": e,
-         "skip_reason": None, "skip_detail": None}
+        {
+            "video_id": p.stem,
+            "speaker": "s1",
+            "video_path": str(p),
+            "text": "",
+            "speech_start": s,
+            "speech_end": e,
+            "skip_reason": None,
+            "skip_detail": None,
+        }
         for p, (s, e) in clips
     ]
     sources = datasets.Dataset.from_list(rows, features=SOURCE_FEATURES)

@@ -60,9 +60,13 @@ def unpack(grid_dir: Path, folder: Path, speaker: str) -> None:
             archive.extractall(folder)
 
 
-def clip_conditions(path: Path, aligned: tuple[int, int], detectors: dict[str, SpeechConfig],
-                    cost: dict[str, list[float]], shifts: list[int]
-                    ) -> tuple[dict[str, bytes], dict[str, tuple[int, int] | None]]:
+def clip_conditions(
+    path: Path,
+    aligned: tuple[int, int],
+    detectors: dict[str, SpeechConfig],
+    cost: dict[str, list[float]],
+    shifts: list[int],
+) -> tuple[dict[str, bytes], dict[str, tuple[int, int] | None]]:
     """The clip's mosaics under every sampling (None where a detector found no speech) and the detected spans."""
     started = time.perf_counter()
     frames = decode_all(path)
@@ -101,8 +105,9 @@ def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: st
 
 
 def run(args: argparse.Namespace) -> dict:
-    detectors = {f"detected ({text})" if text != "default" else "detected span": parse_detector(text)
-                 for text in args.detector}
+    detectors = {
+        f"detected ({text})" if text != "default" else "detected span": parse_detector(text) for text in args.detector
+    }
     args.work.mkdir(parents=True, exist_ok=True)
     print("[1/4] the aligned-span dataset (lipagent prepare)", flush=True)
     dataset = build(Variant("default", DEFAULT_CONFIG), args, 0)
@@ -110,9 +115,13 @@ def run(args: argparse.Namespace) -> dict:
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     mosaic, cells = load_dataset_cells(str(dataset), present, arch)
     parts = list(cells.values())
-    aligned = CellSet(np.concatenate([p.cells for p in parts]), np.concatenate([p.labels for p in parts]),
-                      sum((p.video_ids for p in parts), []), sum((p.texts for p in parts), []),
-                      sum((p.speakers for p in parts), []))
+    aligned = CellSet(
+        np.concatenate([p.cells for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        sum((p.video_ids for p in parts), []),
+        sum((p.texts for p in parts), []),
+        sum((p.speakers for p in parts), []),
+    )
     clips = args.work / "clips"
     if not (clips / args.speakers[0]).is_dir():
         unpack(args.grid_dir, clips, args.speakers[0])
@@ -120,18 +129,26 @@ def run(args: argparse.Namespace) -> dict:
     mosaics: dict[str, dict[str, bytes]] = {}
     spans: dict[str, dict[str, tuple[int, int] | None]] = {}
     truth: dict[str, tuple[int, int]] = {}
-    cost: dict[str, list[float]] = {"decode every frame": [], "Face Mesh (tracking) on every frame": [],
-                                    "12-frame mosaic (static Face Mesh, crop, JPEG)": []}
+    cost: dict[str, list[float]] = {
+        "decode every frame": [],
+        "Face Mesh (tracking) on every frame": [],
+        "12-frame mosaic (static Face Mesh, crop, JPEG)": [],
+    }
     for n, video_id in enumerate(aligned.video_ids):
         speaker = aligned.speakers[n]
         alignment = parse_alignment((clips / "alignments" / speaker / f"{video_id}.align").read_text())
         truth[video_id] = (alignment.speech_start_frame, alignment.speech_end_frame)
-        mosaics[video_id], spans[video_id] = clip_conditions(clips / speaker / f"{video_id}.mpg", truth[video_id],
-                                                             detectors, cost, args.shifts)
+        mosaics[video_id], spans[video_id] = clip_conditions(
+            clips / speaker / f"{video_id}.mpg", truth[video_id], detectors, cost, args.shifts
+        )
         if (n + 1) % 50 == 0:
             print(f"  {n + 1}/{len(aligned)}", flush=True)
-    conditions = ["aligned span", *detectors, "whole clip",
-                  *(f"aligned, {side} {shift:+d}" for shift in args.shifts for side in ("start", "end"))]
+    conditions = [
+        "aligned span",
+        *detectors,
+        "whole clip",
+        *(f"aligned, {side} {shift:+d}" for shift in args.shifts for side in ("start", "end")),
+    ]
     usable = [v for v in aligned.video_ids if all(c in mosaics[v] for c in conditions)]
     print(f"[3/4] training the baseline on aligned spans, {args.folds}-fold x seeds {args.seeds}", flush=True)
     index = {v: i for i, v in enumerate(aligned.video_ids)}
@@ -141,9 +158,13 @@ def run(args: argparse.Namespace) -> dict:
         first = next(iter(detectors))
         with_detected = [v for v in aligned.video_ids if first in mosaics[v]]
         pick = np.array([index[v] for v in with_detected])
-        trained_on["detected"] = CellSet(cells_of(mosaics, with_detected, first, arch), aligned.labels[pick],
-                                         with_detected, [aligned.texts[i] for i in pick],
-                                         [aligned.speakers[i] for i in pick])
+        trained_on["detected"] = CellSet(
+            cells_of(mosaics, with_detected, first, arch),
+            aligned.labels[pick],
+            with_detected,
+            [aligned.texts[i] for i in pick],
+            [aligned.speakers[i] for i in pick],
+        )
     predictions: dict[str, dict[int, dict[str, str]]] = {}
     for seed in args.seeds:
         for k in range(args.folds):
@@ -151,73 +172,119 @@ def run(args: argparse.Namespace) -> dict:
             for source, train_set in trained_on.items():
                 keep = np.array([folds[v] != k for v in train_set.video_ids])
                 pick = np.flatnonzero(keep)
-                train = CellSet(train_set.cells[pick], train_set.labels[pick],
-                                [train_set.video_ids[i] for i in pick], [train_set.texts[i] for i in pick],
-                                [train_set.speakers[i] for i in pick])
+                train = CellSet(
+                    train_set.cells[pick],
+                    train_set.labels[pick],
+                    [train_set.video_ids[i] for i in pick],
+                    [train_set.texts[i] for i in pick],
+                    [train_set.speakers[i] for i in pick],
+                )
                 started = time.perf_counter()
-                training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs,
-                                                seed=seed * 1000 + k, arch=arch)
+                training = BaselineTrainingArgs(
+                    dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed * 1000 + k, arch=arch
+                )
                 model, _ = fit(train, training, mosaic, progress=False)
                 read = conditions if source == "aligned" else [next(iter(detectors))]
                 for condition in read:
                     name = condition if source == "aligned" else f"{condition}, reader trained on detected spans"
                     sentences = sentences_of(predict_logits(model, cells_of(mosaics, test_ids, condition, arch)))
                     predictions.setdefault(name, {}).setdefault(seed, {}).update(zip(test_ids, sentences))
-                print(f"  seed {seed} fold {k + 1}/{args.folds} ({source}): trained on {len(train)}, "
-                      f"read {len(test_ids)} clips ({time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    f"  seed {seed} fold {k + 1}/{args.folds} ({source}): trained on {len(train)}, "
+                    f"read {len(test_ids)} clips ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
     print("[4/4] scoring", flush=True)
     texts = {v: aligned.texts[index[v]] for v in usable}
     refs = [texts[v] for v in usable]
-    per_clip = {name: np.mean([[word_errors(p[seed][v], texts[v]) for v in usable] for seed in p], axis=0)
-                for name, p in predictions.items()}
+    per_clip = {
+        name: np.mean([[word_errors(p[seed][v], texts[v]) for v in usable] for seed in p], axis=0)
+        for name, p in predictions.items()
+    }
     rows = []
     for name, by_seed in predictions.items():
         wers = {seed: compute_grid_metrics([by_seed[seed][v] for v in usable], refs)["wer"] for seed in by_seed}
         row = {"condition": name, "wer_by_seed": wers, "wer": float(np.mean(list(wers.values())))}
         if name != "aligned span":
-            row["diff"], row["diff_low"], row["diff_high"] = paired_interval(per_clip[name], per_clip["aligned span"],
-                                                                             6, args.bootstrap)
+            row["diff"], row["diff_low"], row["diff_high"] = paired_interval(
+                per_clip[name], per_clip["aligned span"], 6, args.bootstrap
+            )
         rows.append(row)
     errors = []
     for name in detectors:
         found = [(spans[v][name], truth[v]) for v in aligned.video_ids if spans[v].get(name) is not None]
         starts = np.array([s[0] - t[0] for s, t in found])
         ends = np.array([s[1] - t[1] for s, t in found])
-        errors.append({"detector": name, "settings": str(detectors[name]), "clips": len(aligned.video_ids),
-                       "no_speech_found": len(aligned.video_ids) - len(found),
-                       "start_median": float(np.median(starts)), "start_abs_p90": float(np.percentile(abs(starts), 90)),
-                       "end_median": float(np.median(ends)), "end_abs_p90": float(np.percentile(abs(ends), 90)),
-                       "start_early_share": float(np.mean(starts < 0))})
+        errors.append(
+            {
+                "detector": name,
+                "settings": str(detectors[name]),
+                "clips": len(aligned.video_ids),
+                "no_speech_found": len(aligned.video_ids) - len(found),
+                "start_median": float(np.median(starts)),
+                "start_abs_p90": float(np.percentile(abs(starts), 90)),
+                "end_median": float(np.median(ends)),
+                "end_abs_p90": float(np.percentile(abs(ends), 90)),
+                "start_early_share": float(np.mean(starts < 0)),
+            }
+        )
     costs = {name: statistics.median(values) * 1000 for name, values in cost.items()}
-    return {"clips": len(usable), "folds": args.folds, "seeds": args.seeds, "epochs": args.epochs, "wer": rows,
-            "span_errors": errors, "cost_ms_median": costs}
+    return {
+        "clips": len(usable),
+        "folds": args.folds,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "wer": rows,
+        "span_errors": errors,
+        "cost_ms_median": costs,
+    }
 
 
 def markdown(table: dict) -> str:
     seeds = table["seeds"]
-    lines = ["| detector | start error, median (frames) | start abs, 90th pct | end error, median | "
-             "end abs, 90th pct | no speech found |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| detector | start error, median (frames) | start abs, 90th pct | end error, median | "
+        "end abs, 90th pct | no speech found |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in table["span_errors"]:
-        lines.append(f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_p90']:.0f} | "
-                     f"{e['end_median']:+.0f} | {e['end_abs_p90']:.0f} | {e['no_speech_found']} of {e['clips']} |")
-    lines += ["", "| frames sampled over | " + " | ".join(f"WER seed {s}" for s in seeds) +
-              " | mean WER | vs aligned span (95% CI) |", "|---|" + "---|" * (len(seeds) + 2)]
+        lines.append(
+            f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_p90']:.0f} | "
+            f"{e['end_median']:+.0f} | {e['end_abs_p90']:.0f} | {e['no_speech_found']} of {e['clips']} |"
+        )
+    lines += [
+        "",
+        "| frames sampled over | "
+        + " | ".join(f"WER seed {s}" for s in seeds)
+        + " | mean WER | vs aligned span (95% CI) |",
+        "|---|" + "---|" * (len(seeds) + 2),
+    ]
     for row in table["wer"]:
-        diff = (f"{row['diff'] * 100:+.1f} pts ({row['diff_low'] * 100:+.1f} to {row['diff_high'] * 100:+.1f})"
-                if "diff" in row else "reference")
+        diff = (
+            f"{row['diff'] * 100:+.1f} pts ({row['diff_low'] * 100:+.1f} to {row['diff_high'] * 100:+.1f})"
+            if "diff" in row
+            else "reference"
+        )
         wers = " | ".join(f"{row['wer_by_seed'][s]:.3f}" for s in seeds)
         lines.append(f"| {row['condition']} | {wers} | {row['wer']:.3f} | {diff} |")
     lines += ["", "| per clip, one core (median) | ms |", "|---|---|"]
     lines += [f"| {name} | {ms:.0f} |" for name, ms in table["cost_ms_median"].items()]
-    lines += ["", f"{table['clips']} real s1 clips, {table['folds']}-fold cross-fitting, {len(seeds)} seed(s), "
-              f"{table['epochs']} epochs; readers trained on aligned-span mosaics unless said otherwise"]
+    lines += [
+        "",
+        f"{table['clips']} real s1 clips, {table['folds']}-fold cross-fitting, {len(seeds)} seed(s), "
+        f"{table['epochs']} epochs; readers trained on aligned-span mosaics unless said otherwise",
+    ]
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--detector", action="append", help="detector settings to try, `name=value,...` overrides "
-                        "of lipagent.transform.speech.SpeechConfig (repeatable; default: the defaults)")
+    parser.add_argument(
+        "--detector",
+        action="append",
+        help="detector settings to try, `name=value,...` overrides "
+        "of lipagent.transform.speech.SpeechConfig (repeatable; default: the defaults)",
+    )
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
@@ -225,11 +292,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
     parser.add_argument("--epochs", type=int, default=BaselineTrainingArgs.epochs)
     parser.add_argument("--bootstrap", type=int, default=10_000)
-    parser.add_argument("--shifts", type=int, nargs="*", default=[],
-                        help="also read aligned spans with the start or the end moved by these many frames (how "
-                        "sensitive the reader is to where the span lies)")
-    parser.add_argument("--train-on-detected", action="store_true",
-                        help="also train on the first detector's spans and read its spans")
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also read aligned spans with the start or the end moved by these many frames (how "
+        "sensitive the reader is to where the span lies)",
+    )
+    parser.add_argument(
+        "--train-on-detected", action="store_true", help="also train on the first detector's spans and read its spans"
+    )
     parser.add_argument("--num-proc", type=int, help="workers for building the dataset")
     parser.add_argument("--work", type=Path, default=Path("bench-speech"), help="working folder (reused by reruns)")
     parser.add_argument("--json", type=Path)

@@ -33,11 +33,13 @@ not depend on weight values. Its processor has the real token layout (image soft
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import json
 import math
 import random
 import resource
+import shutil
 import string
 import sys
 import tempfile
@@ -80,9 +82,19 @@ PEAK_BF16_TFLOPS = (  # dense bf16 tensor-core peaks from NVIDIA's datasheets; f
 
 # Where google/gemma-3n-E4B-it puts its special tokens (Gemma3nConfig() defaults and its tokenizer).
 REAL_SPECIAL_IDS = {
-    "<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4, "<start_of_turn>": 105, "<end_of_turn>": 106,
-    "<start_of_image>": 255999, "<start_of_audio>": 256000, "<end_of_image>": 262144, "<image_soft_token>": 262145,
-    "<end_of_audio>": 262272, "<audio_soft_token>": 262273,
+    "<pad>": 0,
+    "<eos>": 1,
+    "<bos>": 2,
+    "<unk>": 3,
+    "<mask>": 4,
+    "<start_of_turn>": 105,
+    "<end_of_turn>": 106,
+    "<start_of_image>": 255999,
+    "<start_of_audio>": 256000,
+    "<end_of_image>": 262144,
+    "<image_soft_token>": 262145,
+    "<end_of_audio>": 262272,
+    "<audio_soft_token>": 262273,
 }
 REAL_VOCAB_SIZE = 262400
 SEGMENT_START_WORDS = ("user", "model", "The", *SLOTS["command"])  # after "\n" in the chat: no space before
@@ -126,24 +138,32 @@ class Figures:
         return self.achieved_tflops / self.peak_tflops
 
     def report(self) -> str:
-        mfu = f"{self.mfu:.1%}" if self.mfu is not None else (
-            "n/a (the FLOP count failed)" if math.isnan(self.flops_per_sample)
-            else "n/a (no peak for this device; pass --peak-tflops)")
+        mfu = (
+            f"{self.mfu:.1%}"
+            if self.mfu is not None
+            else (
+                "n/a (the FLOP count failed)"
+                if math.isnan(self.flops_per_sample)
+                else "n/a (no peak for this device; pass --peak-tflops)"
+            )
+        )
         peak = "n/a" if self.peak_tflops is None else f"{self.peak_tflops:g} TFLOP/s"
-        return "\n".join([
-            f"device                {self.device}",
-            f"parameters            {self.total_params:,} total, {self.trainable_params:,} trainable (LoRA)",
-            f"timed                 {self.steps} steps x {self.samples_per_step} samples in {self.seconds:.2f} s",
-            f"samples/s             {self.samples_per_s:.2f}",
-            f"tokens/s              {self.tokens_per_s:,.0f}  ({self.tokens / (self.steps * self.samples_per_step):.0f}"
-            " tokens per sample)",
-            f"model FLOPs/sample    {self.flops_per_sample / 1e9:,.2f} GFLOP fwd+bwd (executed:"
-            f" {self.executed_flops_per_sample / 1e9:,.2f}; 6*N*T, N = language-model matmul weights:"
-            f" {self.flops_6nt_per_sample / 1e9:,.2f})",
-            f"achieved              {self.achieved_tflops:.4g} TFLOP/s; peak {peak}",
-            f"MFU                   {mfu}",
-            f"peak memory           {self.peak_memory_gib:.2f} GiB ({self.memory_kind})",
-        ])
+        per_sample = self.tokens / (self.steps * self.samples_per_step)
+        return "\n".join(
+            [
+                f"device                {self.device}",
+                f"parameters            {self.total_params:,} total, {self.trainable_params:,} trainable (LoRA)",
+                f"timed                 {self.steps} steps x {self.samples_per_step} samples in {self.seconds:.2f} s",
+                f"samples/s             {self.samples_per_s:.2f}",
+                f"tokens/s              {self.tokens_per_s:,.0f}  ({per_sample:.0f} tokens per sample)",
+                f"model FLOPs/sample    {self.flops_per_sample / 1e9:,.2f} GFLOP fwd+bwd (executed:"
+                f" {self.executed_flops_per_sample / 1e9:,.2f}; 6*N*T, N = language-model matmul weights:"
+                f" {self.flops_6nt_per_sample / 1e9:,.2f})",
+                f"achieved              {self.achieved_tflops:.4g} TFLOP/s; peak {peak}",
+                f"MFU                   {mfu}",
+                f"peak memory           {self.peak_memory_gib:.2f} GiB ({self.memory_kind})",
+            ]
+        )
 
 
 class StepClock(transformers.TrainerCallback):
@@ -198,8 +218,15 @@ def real_layout_tokenizer() -> transformers.GemmaTokenizer:
     keeps common words whole, so the prompt and answers have about the real token counts.
     """
     by_id = {i: token for token, i in REAL_SPECIAL_IDS.items()}
-    pieces = ["\n", "\n\n", "▁", *(f"<0x{b:02X}>" for b in range(256)), *string.ascii_letters, *string.digits,
-              *string.punctuation]
+    pieces = [
+        "\n",
+        "\n\n",
+        "▁",
+        *(f"<0x{b:02X}>" for b in range(256)),
+        *string.ascii_letters,
+        *string.digits,
+        *string.punctuation,
+    ]
     merges: list[tuple[str, str]] = [("\n", "\n")]
     # Whole words after a space first, then the few that start a segment (no space before them). Each word's
     # merges grow it from the left; putting all space-prefixed chains first keeps inner pairs from merging early.
@@ -219,8 +246,12 @@ def real_layout_tokenizer() -> transformers.GemmaTokenizer:
     vocab = {token: i for i, token in by_id.items()}
     added = {i: AddedToken(token, special=True, normalized=False) for token, i in REAL_SPECIAL_IDS.items()}
     return transformers.GemmaTokenizer(
-        vocab=vocab, merges=merges, added_tokens_decoder=added, extra_special_tokens=tiny.NAMED_SPECIAL_TOKENS,
-        add_bos_token=True, chat_template=tiny.CHAT_TEMPLATE,
+        vocab=vocab,
+        merges=merges,
+        added_tokens_decoder=added,
+        extra_special_tokens=tiny.NAMED_SPECIAL_TOKENS,
+        add_bos_token=True,
+        chat_template=tiny.CHAT_TEMPLATE,
     )
 
 
@@ -228,9 +259,12 @@ def real_layout_processor() -> transformers.Gemma3nProcessor:
     """The tiny processor's image/audio preprocessing (the real model's) with the real token layout."""
     base = tiny.build_processor()
     return transformers.Gemma3nProcessor(
-        feature_extractor=base.feature_extractor, image_processor=base.image_processor,
-        tokenizer=real_layout_tokenizer(), chat_template=tiny.CHAT_TEMPLATE,
-        image_seq_length=tiny.IMAGE_SOFT_TOKENS, audio_seq_length=tiny.AUDIO_SOFT_TOKENS,
+        feature_extractor=base.feature_extractor,
+        image_processor=base.image_processor,
+        tokenizer=real_layout_tokenizer(),
+        chat_template=tiny.CHAT_TEMPLATE,
+        image_seq_length=tiny.IMAGE_SOFT_TOKENS,
+        audio_seq_length=tiny.AUDIO_SOFT_TOKENS,
     )
 
 
@@ -261,7 +295,11 @@ def random_model(kind: str, model_args: ModelConfig) -> transformers.PreTrainedM
     if quantization is None:
         return model
     quantized = type(model).from_pretrained(  # the Auto class refuses a None path
-        None, config=model.config, state_dict=model.state_dict(), quantization_config=quantization, dtype=dtype,
+        None,
+        config=model.config,
+        state_dict=model.state_dict(),
+        quantization_config=quantization,
+        dtype=dtype,
         device_map={"": 0} if device == "cuda" else None,
     )
     del model
@@ -377,8 +415,9 @@ def build(bench: argparse.Namespace, trainer_argv: list[str], callbacks: list) -
     if bench.random_model:
         model, processor = random_model(bench.random_model, model_args), real_layout_processor()
     dataset = None if script_args.dataset_name else synthetic_mosaics(bench.samples)
-    trainer = training.build_trainer(script_args, args, model_args, dataset=dataset, model=model,
-                                     processor=processor, callbacks=callbacks)
+    trainer = training.build_trainer(
+        script_args, args, model_args, dataset=dataset, model=model, processor=processor, callbacks=callbacks
+    )
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # the figures are the output
     return trainer
 
@@ -403,28 +442,46 @@ def run(bench: argparse.Namespace, trainer_argv: list[str]) -> Figures:
     trainable, total = trainer.model.get_nb_trainable_parameters()
     return Figures(
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads",
-        steps=bench.steps, samples_per_step=samples_per_step, seconds=clock.ends[last - 1] - clock.ends[first - 1],
-        tokens=tokens, flops_per_sample=flops, executed_flops_per_sample=executed,
+        steps=bench.steps,
+        samples_per_step=samples_per_step,
+        seconds=clock.ends[last - 1] - clock.ends[first - 1],
+        tokens=tokens,
+        flops_per_sample=flops,
+        executed_flops_per_sample=executed,
         flops_6nt_per_sample=6 * matmul_weights(trainer.model) * tokens / (bench.steps * samples_per_step),
-        peak_tflops=peak_tflops(bench.peak_tflops), peak_memory_gib=memory, memory_kind=memory_kind,
-        trainable_params=trainable, total_params=total,
+        peak_tflops=peak_tflops(bench.peak_tflops),
+        peak_memory_gib=memory,
+        memory_kind=memory_kind,
+        trainable_params=trainable,
+        total_params=total,
     )
 
 
 def parse_bench_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Benchmark flags; everything else goes to the training parser (train/sft.py's flags and --config)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Any other flag is a train/sft.py flag (python train/sft.py --help lists them).",
     )
     parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps (default: 4)")
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed steps first (default: 2)")
-    parser.add_argument("--peak-tflops", type=float, help="peak FLOP/s of the device in TFLOP/s, for MFU "
-                        "(default: known GPUs' bf16 dense peak; none on a CPU)")
-    parser.add_argument("--tiny", action="store_true", help="write the tiny random Gemma 3n to a temp folder and use "
-                        "it, with train/configs/tiny-cpu.yaml unless --config is given")
-    parser.add_argument("--random-model", choices=("e4b", "narrow"), help="random-weight Gemma 3n: the E4B "
-                        "architecture (needs a GPU's memory) or its token layout with tiny widths")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="peak FLOP/s of the device in TFLOP/s, for MFU (default: known GPUs' bf16 dense peak; none on a CPU)",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="write the tiny random Gemma 3n to a temp folder and use "
+        "it, with train/configs/tiny-cpu.yaml unless --config is given",
+    )
+    parser.add_argument(
+        "--random-model",
+        choices=("e4b", "narrow"),
+        help="random-weight Gemma 3n: the E4B architecture (needs a GPU's memory) or its token layout with tiny widths",
+    )
     parser.add_argument("--samples", type=int, default=64, help="synthetic mosaics when no --dataset_name is given")
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     bench, rest = parser.parse_known_args(argv)
@@ -434,8 +491,10 @@ def parse_bench_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[s
         parser.error("--tiny and --random-model pick different models; choose one")
     if (bench.tiny or bench.random_model == "narrow") and "--config" not in rest:
         rest = ["--config", str(TINY_CONFIG), *rest]
-    if "--output_dir" not in rest:
-        rest += ["--output_dir", tempfile.mkdtemp(prefix="bench-train-")]
+    if not {"--output_dir", "--output-dir", "--out"} & set(rest):
+        scratch = tempfile.mkdtemp(prefix="bench-train-")  # checkpoints nobody asked for: gone when the run ends
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        rest += ["--output_dir", scratch]
     return bench, rest
 
 
@@ -460,8 +519,17 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {error}")
     print(figures.report())
     if bench.json:
-        bench.json.write_text(json.dumps({**figures.__dict__, "samples_per_s": figures.samples_per_s,
-                                          "tokens_per_s": figures.tokens_per_s, "mfu": figures.mfu}, indent=2))
+        bench.json.write_text(
+            json.dumps(
+                {
+                    **figures.__dict__,
+                    "samples_per_s": figures.samples_per_s,
+                    "tokens_per_s": figures.tokens_per_s,
+                    "mfu": figures.mfu,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -163,8 +163,10 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
         def locate(name: str) -> Path:
             found = locate_source(grid_dir, name)
             if found is None:
-                raise FileNotFoundError(f"{grid_dir} holds neither {name}.zip nor an unpacked {name}/ with "
-                                        f"{SOURCE_PATTERNS.get(name, '*.mpg')} files")
+                raise FileNotFoundError(
+                    f"{grid_dir} holds neither {name}.zip nor an unpacked {name}/ with "
+                    f"{SOURCE_PATTERNS.get(name, '*.mpg')} files"
+                )
             return found if found.is_dir() else self._unpack(dl_manager, found)
 
         roots = {speaker: locate(speaker) for speaker in self.config.speakers}
@@ -173,8 +175,9 @@ class GridMosaics(datasets.GeneratorBasedBuilder):
     def _zenodo_sources(self, dl_manager: datasets.DownloadManager) -> tuple[dict[str, Path], Path]:
         """Fetch (or reuse from the cache) the chosen speakers' zips and alignments.zip, md5-checked."""
         record = ZenodoRecord(base_url=self.config.zenodo_url)
-        files = select_files(load_record(fetch(dl_manager.download, record.api_url, record), record),
-                             wanted_files(self.config.speakers))
+        files = select_files(
+            load_record(fetch(dl_manager.download, record.api_url, record), record), wanted_files(self.config.speakers)
+        )
         paths = fetch(dl_manager.download, {f.name: f.url for f in files}, record)
         for file in files:
             try:

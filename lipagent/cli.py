@@ -51,31 +51,63 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
         help="folder holding Zenodo's sN.zip and alignments.zip, or their unpacked sN/ and alignments/ trees; "
         "without it the files are downloaded from Zenodo record 3625687 (cached, md5-checked)",
     )
-    p.add_argument("--limit", type=positive_int,
-                   help="use only the first N videos (by video id) of the chosen speakers")
-    p.add_argument("--split-scheme", choices=("overlapped", "unseen"), default="overlapped",
-                   help="overlapped: 80/10/10 of each speaker's videos; unseen: s1, s2, s20, s22 held out as test")
-    p.add_argument("--num-proc", type=positive_int,
-                   help="worker processes for the mosaic transform (default: cores, max 8)")
-    p.add_argument("--cache-dir", type=Path, help="datasets cache for downloads and intermediate results "
-                   "(default: the Hugging Face datasets cache)")
+    p.add_argument(
+        "--limit", type=positive_int, help="use only the first N videos (by video id) of the chosen speakers"
+    )
+    p.add_argument(
+        "--split-scheme",
+        choices=("overlapped", "unseen"),
+        default="overlapped",
+        help="overlapped: 80/10/10 of each speaker's videos; unseen: s1, s2, s20, s22 held out as test",
+    )
+    p.add_argument(
+        "--num-proc", type=positive_int, help="worker processes for the mosaic transform (default: cores, max 8)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="datasets cache for downloads and intermediate results (default: the Hugging Face datasets cache)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--dry-run", action="store_true", help="say what would be read or fetched, and how big, then stop")
     p.add_argument("--zenodo-url", default=ZenodoRecord.base_url, help="Zenodo server (for mirrors and tests)")
-    mosaic = p.add_argument_group("mosaic settings", "how mouths are found, cut and resized (the defaults read best "
-                                  "in bench/bench_accuracy.py; the dataset card records what was used)")
-    mosaic.add_argument("--landmarks", choices=LANDMARK_MODES, default=DEFAULT_CONFIG.landmarks,
-                        help="Face Mesh on each sampled frame afresh (static) or tracked from frame to frame")
-    mosaic.add_argument("--crop", choices=CROP_SHAPES, default=DEFAULT_CONFIG.crop,
-                        help="padded lip box stretched to the cell, or grown to the cell's aspect ratio first")
-    mosaic.add_argument("--resampling", choices=RESAMPLINGS, default=DEFAULT_CONFIG.resampling,
-                        help="interpolation from the crop to the cell")
-    mosaic.add_argument("--speech-span", choices=SPEECH_SPANS, default=DEFAULT_CONFIG.speech_span,
-                        help="spread the 12 frames over the .align speech span, or over the span the mouth shows "
-                        "(as inference without alignments finds it: build with `detected` for a model that will "
-                        "read clips that have no alignment)")
-    mosaic.add_argument("--subpixel-crop", action=argparse.BooleanOptionalAction, default=DEFAULT_CONFIG.subpixel_crop,
-                        help="cut the exact (fractional) lip box instead of rounding it to whole pixels")
+    mosaic = p.add_argument_group(
+        "mosaic settings",
+        "how mouths are found, cut and resized (the defaults read best "
+        "in bench/bench_accuracy.py; the dataset card records what was used)",
+    )
+    mosaic.add_argument(
+        "--landmarks",
+        choices=LANDMARK_MODES,
+        default=DEFAULT_CONFIG.landmarks,
+        help="Face Mesh on each sampled frame afresh (static) or tracked from frame to frame",
+    )
+    mosaic.add_argument(
+        "--crop",
+        choices=CROP_SHAPES,
+        default=DEFAULT_CONFIG.crop,
+        help="padded lip box stretched to the cell, or grown to the cell's aspect ratio first",
+    )
+    mosaic.add_argument(
+        "--resampling",
+        choices=RESAMPLINGS,
+        default=DEFAULT_CONFIG.resampling,
+        help="interpolation from the crop to the cell",
+    )
+    mosaic.add_argument(
+        "--speech-span",
+        choices=SPEECH_SPANS,
+        default=DEFAULT_CONFIG.speech_span,
+        help="spread the 12 frames over the .align speech span, or over the span the mouth shows "
+        "(as inference without alignments finds it: build with `detected` for a model that will "
+        "read clips that have no alignment)",
+    )
+    mosaic.add_argument(
+        "--subpixel-crop",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_CONFIG.subpixel_crop,
+        help="cut the exact (fractional) lip box instead of rounding it to whole pixels",
+    )
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -86,9 +118,15 @@ def _run_prepare(args: argparse.Namespace) -> int:
         return _dry_run(args, speakers)
     from lipagent.data.prepare import PrepareOptions, prepare
 
-    config = DEFAULT_CONFIG.with_overrides({"landmarks": args.landmarks, "crop": args.crop,
-                                            "resampling": args.resampling, "subpixel_crop": str(args.subpixel_crop),
-                                            "speech_span": args.speech_span})
+    config = DEFAULT_CONFIG.with_overrides(
+        {
+            "landmarks": args.landmarks,
+            "crop": args.crop,
+            "resampling": args.resampling,
+            "subpixel_crop": str(args.subpixel_crop),
+            "speech_span": args.speech_span,
+        }
+    )
     options = PrepareOptions(
         config=config,
         speakers=tuple(speakers),
@@ -116,8 +154,10 @@ def _dry_run(args: argparse.Namespace, speakers: list[str]) -> int:
         print(f"would read from {args.grid_dir}:")
     else:
         plan = zenodo_plan(downloads_dir(args.cache_dir), speakers, args.zenodo_url)
-        print(f"would fetch from Zenodo record {ZenodoRecord.record_id} "
-              "(files already in the cache are not fetched again):")
+        print(
+            f"would fetch from Zenodo record {ZenodoRecord.record_id} "
+            "(files already in the cache are not fetched again):"
+        )
     width = max(len(f.name) for f in plan)
     for f in plan:
         print(f"  {f.name:<{width}}  {human_size(f.size):>9}  {f.where}")
@@ -185,8 +225,15 @@ def _run_live(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
-        stats = run_live(reader, camera=args.camera, source=args.source, pace=not args.fast, display=args.show,
-                         save=args.save, emit=emit)
+        stats = run_live(
+            reader,
+            camera=args.camera,
+            source=args.source,
+            pace=not args.fast,
+            display=args.show,
+            save=args.save,
+            emit=emit,
+        )
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
@@ -198,17 +245,32 @@ def _run_baseline(args: argparse.Namespace) -> int:
     from lipagent.model.baseline_config import BaselineTrainingArgs
     from lipagent.model.baseline_training import train_baseline
 
-    out, history = train_baseline(BaselineTrainingArgs(
-        dataset=args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-        max_grad_norm=args.max_grad_norm,
-        shift=args.shift, flip=args.flip, gamma=args.gamma, seed=args.seed, train_split=args.train_split,
-        eval_split=None if args.eval_split == "none" else args.eval_split, max_samples=args.max_samples,
-        overwrite=args.overwrite))
+    out, history = train_baseline(
+        BaselineTrainingArgs(
+            dataset=args.dataset,
+            out=args.out,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            label_smoothing=args.label_smoothing,
+            max_grad_norm=args.max_grad_norm,
+            shift=args.shift,
+            flip=args.flip,
+            gamma=args.gamma,
+            seed=args.seed,
+            train_split=args.train_split,
+            eval_split=None if args.eval_split == "none" else args.eval_split,
+            max_samples=args.max_samples,
+            overwrite=args.overwrite,
+        )
+    )
     last = history[-1]
     score = f", {args.eval_split} WER {last['eval_wer']:.3f}" if "eval_wer" in last else ""
-    print(f"trained {last['epoch']} epochs: loss {last['loss']:.3f}, training slot accuracy "
-          f"{last['train_slot_accuracy']:.3f}{score}")
+    print(
+        f"trained {last['epoch']} epochs: loss {last['loss']:.3f}, training slot accuracy "
+        f"{last['train_slot_accuracy']:.3f}{score}"
+    )
     print(f"wrote {out}/ (evaluate it with: python eval/run_eval.py --model {out} --dataset {args.dataset})")
     return 0
 
@@ -230,57 +292,84 @@ def _run_export(args: argparse.Namespace) -> int:
 def _transcribe_parser(sub: argparse._SubParsersAction) -> None:
     from lipagent.model.reading import add_reader_arguments
 
-    p = sub.add_parser("transcribe", help="read the lips in a video with a trained model",
-                       description="Transcribe a video with a baseline lip reader or Gemma 3n + a LoRA adapter, "
-                       "through exactly the preprocessing the model was trained with (the mosaic settings it "
-                       "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
-                       "The transcription is the last line of standard output.",
-                       formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "transcribe",
+        help="read the lips in a video with a trained model",
+        description="Transcribe a video with a baseline lip reader or Gemma 3n + a LoRA adapter, "
+        "through exactly the preprocessing the model was trained with (the mosaic settings it "
+        "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
+        "The transcription is the last line of standard output.",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("video", help="video file (any format OpenCV reads)")
     add_reader_arguments(p)
-    p.add_argument("--speech", choices=("auto", "whole"), default="auto",
-                   help="where the 12 frames are taken from: auto = the spoken part, found from the mouth's movement "
-                   "(as training took it from the alignments); whole = spread over the whole clip")
+    p.add_argument(
+        "--speech",
+        choices=("auto", "whole"),
+        default="auto",
+        help="where the 12 frames are taken from: auto = the spoken part, found from the mouth's movement "
+        "(as training took it from the alignments); whole = spread over the whole clip",
+    )
     p.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")
     p.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
     from lipagent.gguf.llama_cpp_tools import QUANT_CHOICES
 
-    p = sub.add_parser("export", help="merge an adapter into its base model, or write it as llama.cpp GGUF files",
-                       description="Merge a LoRA adapter into its base model and save model and processor (for "
-                       "runtimes that cannot load PEFT adapters): `lipagent export --merge ADAPTER OUT`. Or write "
-                       "it for llama.cpp, to read lips on a laptop in 4 bits: `lipagent export --gguf OUT --adapter "
-                       "ADAPTER`: the text model (quantized, --quant), the vision projector (mmproj, f16), the GRID "
-                       "grammar (GBNF) and the mosaic settings and prompt the adapter was trained with; "
-                       "`lipagent transcribe --gguf OUT` reads it. GGUF needs the gguf extra (pip install -e "
-                       "\".[gguf]\") and fetches llama.cpp's converter of the installed version once.",
-                       formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "export",
+        help="merge an adapter into its base model, or write it as llama.cpp GGUF files",
+        description="Merge a LoRA adapter into its base model and save model and processor (for "
+        "runtimes that cannot load PEFT adapters): `lipagent export --merge ADAPTER OUT`. Or write "
+        "it for llama.cpp, to read lips on a laptop in 4 bits: `lipagent export --gguf OUT --adapter "
+        "ADAPTER`: the text model (quantized, --quant), the vision projector (mmproj, f16), the GRID "
+        "grammar (GBNF) and the mosaic settings and prompt the adapter was trained with; "
+        "`lipagent transcribe --gguf OUT` reads it. GGUF needs the gguf extra (pip install -e "
+        '".[gguf]") and fetches llama.cpp\'s converter of the installed version once.',
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--merge", "--adapter", dest="adapter", required=True, help="adapter folder or Hub id")
     p.add_argument("out", type=Path, nargs="?", help="folder for the merged model")
     p.add_argument("--gguf", type=Path, help="folder for the GGUF files (instead of OUT)")
-    p.add_argument("--quant", choices=QUANT_CHOICES, default="Q4_K_M",
-                   help="GGUF text-model type: Q4_K_M (laptop default), other llama.cpp quantizations, or f16/f32 "
-                   "(unquantized, for exact comparisons)")
+    p.add_argument(
+        "--quant",
+        choices=QUANT_CHOICES,
+        default="Q4_K_M",
+        help="GGUF text-model type: Q4_K_M (laptop default), other llama.cpp quantizations, or f16/f32 "
+        "(unquantized, for exact comparisons)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an earlier GGUF export in --gguf")
     p.add_argument("--base_model", "--base-model", dest="base_model", help="default: from adapter_config.json")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16",
-                   help="merged model only (GGUF merges in bfloat16, float32 for --quant f32)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="bfloat16",
+        help="merged model only (GGUF merges in bfloat16, float32 for --quant f32)",
+    )
 
 
 def _live_parser(sub: argparse._SubParsersAction) -> None:
     from lipagent.model.reading import add_reader_arguments
 
-    p = sub.add_parser("live", help="read lips from a camera or a stream, one line per utterance",
-                       formatter_class=HelpFormatter,
-                       description="Watch a camera (or a video file or stream URL), find each utterance from the "
-                       "mouth's movement, and print its time span and transcription as soon as it ends. The mosaic "
-                       "is built exactly as for training (the model's recorded settings); the model runs off the "
-                       "capture loop, so a slow model never holds up the camera.")
+    p = sub.add_parser(
+        "live",
+        help="read lips from a camera or a stream, one line per utterance",
+        formatter_class=HelpFormatter,
+        description="Watch a camera (or a video file or stream URL), find each utterance from the "
+        "mouth's movement, and print its time span and transcription as soon as it ends. The mosaic "
+        "is built exactly as for training (the model's recorded settings); the model runs off the "
+        "capture loop, so a slow model never holds up the camera.",
+    )
     p.add_argument("--camera", type=int, default=0, help="camera index")
     p.add_argument("--source", help="a video file or stream URL instead of a camera")
-    p.add_argument("--fast", action="store_true", help="with --source: read as fast as possible instead of at the "
-                   "video's own frame rate")
-    p.add_argument("--show", action="store_true", help="open a window with the image, the mouth box, the last "
-                   "mosaic and text (q or Esc quits)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="with --source: read as fast as possible instead of at the video's own frame rate",
+    )
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="open a window with the image, the mouth box, the last mosaic and text (q or Esc quits)",
+    )
     p.add_argument("--save", type=Path, help="keep each utterance's frames, mosaic and text in this folder")
     add_reader_arguments(p)
 
@@ -288,16 +377,23 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
 def _baseline_parser(sub: argparse._SubParsersAction) -> None:
     from lipagent.model.baseline_config import BaselineTrainingArgs as Defaults
 
-    p = sub.add_parser("baseline", help="train the baseline lip reader (the accuracy yardstick)",
-                       description="The baseline lip reader: a small CNN + GRU trained from scratch on the mosaics, "
-                       "predicting the six GRID slots. It is how LipAgent measures whether its mosaics can be read.")
+    p = sub.add_parser(
+        "baseline",
+        help="train the baseline lip reader (the accuracy yardstick)",
+        description="The baseline lip reader: a small CNN + GRU trained from scratch on the mosaics, "
+        "predicting the six GRID slots. It is how LipAgent measures whether its mosaics can be read.",
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = actions.add_parser("train", help="train it on a prepared dataset", formatter_class=HelpFormatter,
-                           description="Train the baseline on the `image` column of a `lipagent prepare` dataset (a "
-                           "folder or a Hub id). Writes model.safetensors, config.json (architecture and the "
-                           "dataset's mosaic settings) and history.json to --out. Deterministic for a --seed on "
-                           "one machine; the 344 training clips of the 450 real s1 clips train in about 2 minutes "
-                           "on 2 cores.")
+    t = actions.add_parser(
+        "train",
+        help="train it on a prepared dataset",
+        formatter_class=HelpFormatter,
+        description="Train the baseline on the `image` column of a `lipagent prepare` dataset (a "
+        "folder or a Hub id). Writes model.safetensors, config.json (architecture and the "
+        "dataset's mosaic settings) and history.json to --out. Deterministic for a --seed on "
+        "one machine; the 344 training clips of the 450 real s1 clips train in about 2 minutes "
+        "on 2 cores.",
+    )
     t.add_argument("dataset", help="dataset folder written by `lipagent prepare`, or a Hub dataset id")
     t.add_argument("--out", type=Path, required=True, help="folder to write the model to")
     t.add_argument("--epochs", type=positive_int, default=Defaults.epochs, help="passes over the training split")
@@ -305,18 +401,30 @@ def _baseline_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--learning-rate", type=float, default=Defaults.learning_rate, help="AdamW peak learning rate")
     t.add_argument("--weight-decay", type=float, default=Defaults.weight_decay, help="AdamW weight decay")
     t.add_argument("--label-smoothing", type=float, default=Defaults.label_smoothing, help="cross-entropy smoothing")
-    t.add_argument("--max-grad-norm", type=float, default=Defaults.max_grad_norm,
-                   help="gradient clipping (0: off)")
-    t.add_argument("--shift", type=int, default=Defaults.shift,
-                   help="augmentation: random shift in pixels of the halved cells, the same for a clip's 12 cells")
-    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=Defaults.flip,
-                   help="augmentation: mirror half the clips")
-    t.add_argument("--gamma", type=float, default=Defaults.gamma,
-                   help="augmentation: random gamma in [1-g, 1+g] per clip (lighting)")
+    t.add_argument("--max-grad-norm", type=float, default=Defaults.max_grad_norm, help="gradient clipping (0: off)")
+    t.add_argument(
+        "--shift",
+        type=int,
+        default=Defaults.shift,
+        help="augmentation: random shift in pixels of the halved cells, the same for a clip's 12 cells",
+    )
+    t.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=Defaults.flip,
+        help="augmentation: mirror half the clips",
+    )
+    t.add_argument(
+        "--gamma",
+        type=float,
+        default=Defaults.gamma,
+        help="augmentation: random gamma in [1-g, 1+g] per clip (lighting)",
+    )
     t.add_argument("--seed", type=int, default=Defaults.seed, help="seed of every random choice")
     t.add_argument("--train-split", default=Defaults.train_split, help="split to learn from")
-    t.add_argument("--eval-split", default=Defaults.eval_split,
-                   help="split scored after every epoch (history.json), or 'none'")
+    t.add_argument(
+        "--eval-split", default=Defaults.eval_split, help="split scored after every epoch (history.json), or 'none'"
+    )
     t.add_argument("--max-samples", type=positive_int, help="learn from the first N clips only (smoke runs)")
     t.add_argument("--overwrite", action="store_true", help="replace --out if it holds an earlier baseline")
 
@@ -326,22 +434,32 @@ def _train_eval_push_parsers(sub: argparse._SubParsersAction) -> None:
     from lipagent.hub import add_push_arguments
     from lipagent.scoring.evaluation import add_eval_arguments
 
-    sub.add_parser("train", help="LoRA fine-tuning with TRL (train/sft.py's flags; `lipagent train -h` lists them)",
-                   add_help=False)
-    p = sub.add_parser("eval", help="score a lip reader on a dataset split (eval/run_eval.py)",
-                       description="Score a LoRA adapter, a baseline or a GGUF export on a mosaic dataset split: "
-                       "metrics.json, predictions.jsonl, report.png in --out.", formatter_class=HelpFormatter)
+    sub.add_parser(
+        "train", help="LoRA fine-tuning with TRL (train/sft.py's flags; `lipagent train -h` lists them)", add_help=False
+    )
+    p = sub.add_parser(
+        "eval",
+        help="score a lip reader on a dataset split (eval/run_eval.py)",
+        description="Score a LoRA adapter, a baseline or a GGUF export on a mosaic dataset split: "
+        "metrics.json, predictions.jsonl, report.png in --out.",
+        formatter_class=HelpFormatter,
+    )
     add_eval_arguments(p)
-    p = sub.add_parser("push", help="publish a dataset or an adapter to the Hub (push_to_hub.py)",
-                       description="Publish a prepared dataset or a trained adapter, with its card, to a private "
-                       "Hub repository (--public to open it; --dry-run --stage-dir DIR to look first).",
-                       formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "push",
+        help="publish a dataset or an adapter to the Hub (push_to_hub.py)",
+        description="Publish a prepared dataset or a trained adapter, with its card, to a private "
+        "Hub repository (--public to open it; --dry-run --stage-dir DIR to look first).",
+        formatter_class=HelpFormatter,
+    )
     add_push_arguments(p)
 
 
-TRAIN_DESCRIPTION = ("lipagent train: LoRA fine-tuning of Gemma 3n on GRID mosaics with TRL's SFTTrainer, the same as "
-                     "train/sft.py (use `accelerate launch train/sft.py` for several GPUs). Every flag below is also a "
-                     "key of the --config YAML; train/configs/gemma3n-e4b-lora.yaml is the recipe.")
+TRAIN_DESCRIPTION = (
+    "lipagent train: LoRA fine-tuning of Gemma 3n on GRID mosaics with TRL's SFTTrainer, the same as "
+    "train/sft.py (use `accelerate launch train/sft.py` for several GPUs). Every flag below is also a "
+    "key of the --config YAML; train/configs/gemma3n-e4b-lora.yaml is the recipe."
+)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -377,17 +495,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _prepare_parser(sub)
-    p = sub.add_parser("validate", help="check a prepared dataset folder", description="Check a folder written by "
-                       "`lipagent prepare`: shards, splits, columns, image size, GRID texts, no id in two splits.")
+    p = sub.add_parser(
+        "validate",
+        help="check a prepared dataset folder",
+        description="Check a folder written by "
+        "`lipagent prepare`: shards, splits, columns, image size, GRID texts, no id in two splits.",
+    )
     p.add_argument("folder", type=Path)
-    p = sub.add_parser("preview", help="write a contact sheet of mosaics", description="Write a PNG contact sheet "
-                       "of the first mosaics of every split with their transcriptions.", formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "preview",
+        help="write a contact sheet of mosaics",
+        description="Write a PNG contact sheet of the first mosaics of every split with their transcriptions.",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("folder", help="a dataset folder written by `lipagent prepare`, or a Hub dataset id")
     p.add_argument("--out", type=Path, default=Path("sheet.png"), help="PNG to write")
     p.add_argument("--per-split", type=positive_int, default=4, help="mosaics shown from each split")
-    p = sub.add_parser("demo", help="run the pipeline offline on clips it renders itself",
-                       description="Render a small GRID-like corpus from a public-domain face photo, prepare it, "
-                       "validate it and preview it: the whole data pipeline with no network and no GPU.")
+    p = sub.add_parser(
+        "demo",
+        help="run the pipeline offline on clips it renders itself",
+        description="Render a small GRID-like corpus from a public-domain face photo, prepare it, "
+        "validate it and preview it: the whole data pipeline with no network and no GPU.",
+    )
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--num-proc", type=positive_int, help="worker processes (default: cores, max 8)")
     _baseline_parser(sub)
@@ -414,7 +543,7 @@ COMMANDS = {
 
 INTERRUPTED = {
     "prepare": "--out was not touched; finished chunks of mosaics are kept in the cache, and the same command "
-               "resumes from them",
+    "resumes from them",
     "baseline": "--out was not touched; training starts over when run again",
     "export": "--out was not touched",
 }
@@ -428,8 +557,11 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
     if position is not None and argv[position] == "train":
-        return argparse.Namespace(command="train", verbose="-v" in argv[:position] or "--verbose" in argv[:position],
-                                  train_argv=argv[position + 1:])
+        return argparse.Namespace(
+            command="train",
+            verbose="-v" in argv[:position] or "--verbose" in argv[:position],
+            train_argv=argv[position + 1 :],
+        )
     return build_parser().parse_args(argv)
 
 
@@ -441,8 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except BaseException as error:
         if interrupted():  # whatever surfaced while the interrupted work was torn down
-            print(f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}",
-                  file=sys.stderr)
+            print(
+                f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}",
+                file=sys.stderr,
+            )
             return 130
         if isinstance(error, (ValueError, OSError, ConnectionError)):
             print(f"lipagent {args.command}: error: {error}", file=sys.stderr)

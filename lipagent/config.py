@@ -53,16 +53,21 @@ class MosaicConfig:
     min_speech_coverage: float = 0.9
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("landmarks", self.landmarks, LANDMARK_MODES), ("crop", self.crop, CROP_SHAPES),
-                                     ("resampling", self.resampling, RESAMPLINGS),
-                                     ("speech_span", self.speech_span, SPEECH_SPANS)):
+        for name, value, allowed in (
+            ("landmarks", self.landmarks, LANDMARK_MODES),
+            ("crop", self.crop, CROP_SHAPES),
+            ("resampling", self.resampling, RESAMPLINGS),
+            ("speech_span", self.speech_span, SPEECH_SPANS),
+        ):
             if value not in allowed:
                 raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
         if self.subpixel_crop and self.resampling != "linear":
             raise ValueError("subpixel_crop samples the frame through an affine warp, which needs resampling='linear'")
         if min(self.rows, self.cols, self.cell_width, self.cell_height) < 1 or self.lip_padding < 0:
-            raise ValueError(f"mosaic geometry must be positive: {self.rows}x{self.cols} cells of "
-                             f"{self.cell_width}x{self.cell_height}, padding {self.lip_padding}")
+            raise ValueError(
+                f"mosaic geometry must be positive: {self.rows}x{self.cols} cells of "
+                f"{self.cell_width}x{self.cell_height}, padding {self.lip_padding}"
+            )
 
     @property
     def num_frames(self) -> int:
@@ -116,13 +121,20 @@ class MosaicConfig:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
         span = ", frames over the detected speech span" if self.speech_span == "detected" else ""
-        return (f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
-                f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
-                f"{self.resampling} resampling{cut}{span}")
+        return (
+            f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
+            f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
+            f"{self.resampling} resampling{cut}{span}"
+        )
 
 
-LEGACY_SETTINGS: dict[str, Any] = {"landmarks": "tracking", "crop": "cell_aspect", "resampling": "area",
-                                   "subpixel_crop": False, "speech_span": "aligned"}
+LEGACY_SETTINGS: dict[str, Any] = {
+    "landmarks": "tracking",
+    "crop": "cell_aspect",
+    "resampling": "area",
+    "subpixel_crop": False,
+    "speech_span": "aligned",
+}
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1)."""
 
 DEFAULT_CONFIG = MosaicConfig()

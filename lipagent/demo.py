@@ -59,8 +59,16 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
     render_corpus(sources, speakers=DEMO_SPEAKERS)
 
     _step(2, f"lipagent prepare --grid-dir {sources} --speakers {' '.join(DEMO_SPEAKERS)} --out {dataset}")
-    summary = prepare(PrepareOptions(speakers=DEMO_SPEAKERS, out=dataset, grid_dir=sources, cache_dir=out / "cache",
-                                     num_proc=num_proc, overwrite=True))
+    summary = prepare(
+        PrepareOptions(
+            speakers=DEMO_SPEAKERS,
+            out=dataset,
+            grid_dir=sources,
+            cache_dir=out / "cache",
+            num_proc=num_proc,
+            overwrite=True,
+        )
+    )
     print(summary.text())
 
     _step(3, f"lipagent validate {dataset} && lipagent preview {dataset}")
@@ -74,10 +82,12 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
     _step(4, "the baseline lip reader, trained from scratch in seconds (the yardstick any model must beat)")
     baseline = out / "baseline"
     _lipagent(["baseline", "train", str(dataset), "--out", str(baseline), "--epochs", str(BASELINE_EPOCHS)])
-    print("(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips "
-          "it did not see; and these mouths only open by each word's first vowel, so even many would teach little. On "
-          "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.31 WER: see README.md, "
-          "The baseline)")
+    print(
+        "(20 synthetic clips are far too few to learn from, so expect near-chance reading (WER about 0.8) of clips "
+        "it did not see; and these mouths only open by each word's first vowel, so even many would teach little. On "
+        "the 450 real s1 clips of ../shared/grid it reads unseen clips at about 0.31 WER: see README.md, "
+        "The baseline)"
+    )
 
     _step(5, "a tiny random Gemma 3n (the real run uses google/gemma-3n-E4B-it)")
     model = out / "tiny-gemma3n"
@@ -86,13 +96,39 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
     _step(6, "LoRA fine-tuning with TRL (a few steps on the CPU)")
     run = out / "run"
-    _lipagent(["train", "--config", str(TINY_CONFIG), "--model_name_or_path", str(model), "--dataset_name",
-               str(dataset), "--out", str(run)])
+    _lipagent(
+        [
+            "train",
+            "--config",
+            str(TINY_CONFIG),
+            "--model_name_or_path",
+            str(model),
+            "--dataset_name",
+            str(dataset),
+            "--out",
+            str(run),
+        ]
+    )
     adapter = run / "final-adapter"
 
     _step(7, "evaluation with grammar-constrained decoding, beside the baseline on the same clips")
-    _lipagent(["eval", "--model", str(adapter), "--baseline", str(baseline), "--dataset", str(dataset),
-               "--split", "validation", "--out", str(out / "eval"), "--batch-size", "4"])
+    _lipagent(
+        [
+            "eval",
+            "--model",
+            str(adapter),
+            "--baseline",
+            str(baseline),
+            "--dataset",
+            str(dataset),
+            "--split",
+            "validation",
+            "--out",
+            str(out / "eval"),
+            "--batch-size",
+            "4",
+        ]
+    )
 
     _step(8, "transcribe a clip with both (the random tiny Gemma reads nonsense, but always a valid GRID sentence)")
     clip, reference = _first_video(sources, out / "clip")
@@ -101,20 +137,50 @@ def run_demo(out: Path, num_proc: int | None = None) -> dict[str, Path]:
 
     _step(9, "stage the Hub uploads (--dry-run: written, not sent)")
     hub = out / "hub"
-    _lipagent(["push", "dataset", str(dataset), "--repo", "team/grid-mosaics", "--dry-run",
-               "--stage-dir", str(hub / "dataset")])
-    _lipagent(["push", "adapter", str(adapter), "--repo", "team/gemma3n-lipreader-lora", "--eval",
-               str(out / "eval" / "metrics.json"), "--dataset", "team/grid-mosaics", "--dry-run", "--stage-dir",
-               str(hub / "adapter")])
+    _lipagent(
+        [
+            "push",
+            "dataset",
+            str(dataset),
+            "--repo",
+            "team/grid-mosaics",
+            "--dry-run",
+            "--stage-dir",
+            str(hub / "dataset"),
+        ]
+    )
+    _lipagent(
+        [
+            "push",
+            "adapter",
+            str(adapter),
+            "--repo",
+            "team/gemma3n-lipreader-lora",
+            "--eval",
+            str(out / "eval" / "metrics.json"),
+            "--dataset",
+            "team/grid-mosaics",
+            "--dry-run",
+            "--stage-dir",
+            str(hub / "adapter"),
+        ]
+    )
 
     artifacts = {
-        "dataset": dataset, "preview": sheet, "baseline": baseline, "adapter": adapter,
+        "dataset": dataset,
+        "preview": sheet,
+        "baseline": baseline,
+        "adapter": adapter,
         "trainer state": run / "trainer_state.json",
-        "metrics": out / "eval" / "metrics.json", "eval report": out / "eval" / "report.png",
-        "staged dataset": hub / "dataset", "staged adapter": hub / "adapter",
+        "metrics": out / "eval" / "metrics.json",
+        "eval report": out / "eval" / "report.png",
+        "staged dataset": hub / "dataset",
+        "staged adapter": hub / "adapter",
     }
-    print(f"\nclip {clip.name}, spoken: {reference}\n  baseline read: {baseline_text}\n"
-          f"  tiny Gemma read: {text}\n\nartifacts:")
+    print(
+        f"\nclip {clip.name}, spoken: {reference}\n  baseline read: {baseline_text}\n"
+        f"  tiny Gemma read: {text}\n\nartifacts:"
+    )
     for name, path in artifacts.items():
         print(f"  {name:<15} {path}")
     print("\nNext: the real thing (Zenodo, Gemma 3n E4B, a GPU) is in README.md.")

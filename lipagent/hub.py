@@ -35,8 +35,10 @@ def resolve_dataset(name: str | Path) -> str:
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
     if not hub_id_shaped(name):
-        raise FileNotFoundError(f"{name}: no such dataset folder (write one with `lipagent prepare --out {name}`), "
-                                "and not an owner/name Hub id")
+        raise FileNotFoundError(
+            f"{name}: no such dataset folder (write one with `lipagent prepare --out {name}`), "
+            "and not an owner/name Hub id"
+        )
     return snapshot_download(str(name), repo_type="dataset")
 
 
@@ -58,13 +60,17 @@ def talking_to(api: HfApi, what: str) -> Iterator[None]:
     except HfHubHTTPError as error:
         status = getattr(error.response, "status_code", "?")
         if status in (401, 403):
-            raise HubError(f"the Hugging Face token was rejected (HTTP {status}) when {what}; log in again "
-                           "(`hf auth login`) or check HF_TOKEN") from None
+            raise HubError(
+                f"the Hugging Face token was rejected (HTTP {status}) when {what}; log in again "
+                "(`hf auth login`) or check HF_TOKEN"
+            ) from None
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise HubError(f"{endpoint} answered HTTP {status} when {what}: {first_line}") from None
     except hub_http.TransportError as error:
-        raise HubError(f"the Hugging Face Hub could not be reached at {endpoint} when {what} "
-                       f"({type(error).__name__}); check the network, or HF_ENDPOINT") from None
+        raise HubError(
+            f"the Hugging Face Hub could not be reached at {endpoint} when {what} "
+            f"({type(error).__name__}); check the network, or HF_ENDPOINT"
+        ) from None
 
 
 def authenticate(api: HfApi, token: str | None) -> Login:
@@ -97,8 +103,13 @@ def _fresh(stage: Path) -> None:
     stage.mkdir(parents=True, exist_ok=True)
 
 
-def stage_adapter(adapter: str | Path, stage: str | Path, repo_id: str, metrics_file: str | Path | None = None,
-                  dataset: str | None = None) -> Path:
+def stage_adapter(
+    adapter: str | Path,
+    stage: str | Path,
+    repo_id: str,
+    metrics_file: str | Path | None = None,
+    dataset: str | None = None,
+) -> Path:
     """Copy the adapter and processor files to `stage` and write its model card."""
     adapter, stage = Path(adapter), Path(stage)
     missing = [name for name in ADAPTER_FILES if not (adapter / name).is_file()]
@@ -124,8 +135,13 @@ def publish(stage: Path, repo_id: str, repo_type: str, private: bool, login: Log
     with talking_to(api, f"creating {repo_id}"):
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=login.token)
     with talking_to(api, f"uploading to {repo_id}"):
-        api.upload_folder(folder_path=str(stage), repo_id=repo_id, repo_type=repo_type, token=login.token,
-                          commit_message=f"Upload {repo_type} with lipagent (as {login.user})")
+        api.upload_folder(
+            folder_path=str(stage),
+            repo_id=repo_id,
+            repo_type=repo_type,
+            token=login.token,
+            commit_message=f"Upload {repo_type} with lipagent (as {login.user})",
+        )
     return str(url)
 
 
@@ -169,4 +185,3 @@ def run_push(args: Any, api: HfApi | None = None) -> str:
         url = publish(stage, args.repo, repo_type, private=not args.public, login=login, api=api)
         print(f"published {'public' if args.public else 'private'} {repo_type} {url}")
         return url
-

@@ -35,8 +35,9 @@ def check_output(out: Path, overwrite: bool, is_ours: Callable[[Path], bool], wh
             hint = "choose another folder" if is_ours is never else "pass --overwrite to replace it"
             raise OutputError(f"{out} already exists; {hint}")
         if not is_ours(out):
-            raise OutputError(f"{out} is not a {what} written by LipAgent, so --overwrite will not delete it; "
-                              "choose another folder")
+            raise OutputError(
+                f"{out} is not a {what} written by LipAgent, so --overwrite will not delete it; choose another folder"
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -62,8 +63,9 @@ def output_lock(out: Path) -> Iterator[None]:
             text = lock.read_text().strip() if lock.is_file() else ""
             pid = int(text) if text.isdigit() else None
             if pid is not None and _alive(pid):
-                raise OutputError(f"another run (process {pid}) is writing {out}; wait for it to finish, or "
-                                  f"choose another --out") from None
+                raise OutputError(
+                    f"another run (process {pid}) is writing {out}; wait for it to finish, or choose another --out"
+                ) from None
             lock.unlink(missing_ok=True)
             continue
         os.write(handle, str(os.getpid()).encode())

@@ -78,8 +78,10 @@ def baseline_dir(prepared, tmp_path_factory) -> Path:
 
     out, _ = prepared
     folder = tmp_path_factory.mktemp("baseline") / "baseline"
-    assert lipagent_main(["baseline", "train", str(out), "--out", str(folder), "--epochs", "2",
-                          "--max-samples", "32"]) == 0
+    assert (
+        lipagent_main(["baseline", "train", str(out), "--out", str(folder), "--epochs", "2", "--max-samples", "32"])
+        == 0
+    )
     return folder
 
 

@@ -31,8 +31,12 @@ def test_sp_tokens_are_not_words():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("0 100 sil\n", "no spoken words"), ("0 100\n", "expected"), ("a b bin\n", "integers"),
-     ("500 100 bin\n", "ends before")],
+    [
+        ("0 100 sil\n", "no spoken words"),
+        ("0 100\n", "expected"),
+        ("a b bin\n", "integers"),
+        ("500 100 bin\n", "ends before"),
+    ],
 )
 def test_bad_alignments_say_what_is_wrong(text, message):
     with pytest.raises(AlignmentError, match=message):

@@ -61,8 +61,13 @@ def small_model(prepared, cells):
 
 
 def _first(cell_set: CellSet, count: int) -> CellSet:
-    return CellSet(cell_set.cells[:count], cell_set.labels[:count], cell_set.video_ids[:count],
-                   cell_set.texts[:count], cell_set.speakers[:count])
+    return CellSet(
+        cell_set.cells[:count],
+        cell_set.labels[:count],
+        cell_set.video_ids[:count],
+        cell_set.texts[:count],
+        cell_set.speakers[:count],
+    )
 
 
 def test_it_learns_a_handful_of_real_clips_within_seconds(prepared, cells):
@@ -97,8 +102,12 @@ def test_augmentation_moves_every_cell_of_a_clip_alike():
     for n in range(2):
         offsets = set()
         for t in range(12):
-            hits = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
-                    if np.array_equal(moved[n, t, 3:-3, 3:-3], clip[n, t, 3 + dy : 37 + dy, 3 + dx : 47 + dx])]
+            hits = [
+                (dy, dx)
+                for dy in range(-3, 4)
+                for dx in range(-3, 4)
+                if np.array_equal(moved[n, t, 3:-3, 3:-3], clip[n, t, 3 + dy : 37 + dy, 3 + dx : 47 + dx])
+            ]
             offsets.add(tuple(hits))
         assert len(offsets) == 1, "all 12 cells of a clip must get the same shift"
     assert np.array_equal(augment(clip, np.random.default_rng(3), 0, False, 0.0), clip)
@@ -165,8 +174,23 @@ def test_eval_reads_a_baseline_exactly_like_an_adapter(trained_dir, prepared, tm
     from eval.run_eval import main as run_eval_main
 
     out, _ = prepared
-    assert run_eval_main(["--model", str(trained_dir), "--dataset", str(out), "--split", "test",
-                          "--output", str(tmp_path / "eval"), "--baseline", str(trained_dir)]) == 0
+    assert (
+        run_eval_main(
+            [
+                "--model",
+                str(trained_dir),
+                "--dataset",
+                str(out),
+                "--split",
+                "test",
+                "--output",
+                str(tmp_path / "eval"),
+                "--baseline",
+                str(trained_dir),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["valid_sentence_rate"] == 1.0 and metrics["decoding"] == "slot classifier"
     assert {"wer", "cer", "sentence_accuracy", "slot_accuracy", "per_speaker"} <= set(metrics)
@@ -190,8 +214,10 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
     cases = [
         (["baseline", "train", str(out), "--out", str(trained_dir)], "--overwrite"),
         (["baseline", "train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "no such dataset folder"),
-        (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--learning-rate", "-1"],
-         "--learning-rate must be positive"),
+        (
+            ["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--learning-rate", "-1"],
+            "--learning-rate must be positive",
+        ),
         (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--train-split", "dev"], "has no dev split"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path)], "neither a baseline"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path / "gone")], "no such folder"),
@@ -208,12 +234,21 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
     reader = load_reader(trained_dir)
     with pytest.raises(ReaderError, match="400x240"):
         reader.transcribe_mosaic(_png(64, 64))
-    assert run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out),
-                          "--output", str(tmp_path / "e")]) == 2
-    assert run_eval_main(["--model", str(trained_dir), "--dataset", str(out), "--split", "dev",
-                          "--output", str(tmp_path / "e")]) == 2
-    assert run_eval_main(["--model", str(trained_dir), "--dataset", str(tmp_path / "nowhere"),
-                          "--output", str(tmp_path / "e")]) == 2
+    assert (
+        run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
+    )
+    assert (
+        run_eval_main(
+            ["--model", str(trained_dir), "--dataset", str(out), "--split", "dev", "--output", str(tmp_path / "e")]
+        )
+        == 2
+    )
+    assert (
+        run_eval_main(
+            ["--model", str(trained_dir), "--dataset", str(tmp_path / "nowhere"), "--output", str(tmp_path / "e")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err and "no such dataset folder" in err and "Repo id" not in err
 
@@ -261,8 +296,9 @@ def test_hub_ids_load_offline_from_the_cache(trained_dir, prepared, tmp_path, ca
         "print(type(reader).__name__, reader.transcribe_mosaic(rows[0]['image']))\n"
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     kind, *sentence = result.stdout.strip().splitlines()[-1].split()
     assert kind == "BaselineReader" and is_valid_sentence(" ".join(sentence))

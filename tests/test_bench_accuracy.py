@@ -35,9 +35,28 @@ def test_paired_interval_brackets_a_known_difference():
 
 
 def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, capsys):
-    code = bench_accuracy.main(["default", "legacy", "--grid-dir", str(grid_dir), "--limit", "30", "--epochs", "1",
-                                "--folds", "2", "--seeds", "0", "--work", str(tmp_path / "work"),
-                                "--json", str(tmp_path / "table.json"), "--bootstrap", "500"])
+    code = bench_accuracy.main(
+        [
+            "default",
+            "legacy",
+            "--grid-dir",
+            str(grid_dir),
+            "--limit",
+            "30",
+            "--epochs",
+            "1",
+            "--folds",
+            "2",
+            "--seeds",
+            "0",
+            "--work",
+            str(tmp_path / "work"),
+            "--json",
+            str(tmp_path / "table.json"),
+            "--bootstrap",
+            "500",
+        ]
+    )
     assert code == 0
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["clips"] == 30 and [v["variant"] for v in table["variants"]] == ["default", "legacy"]
@@ -46,6 +65,21 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
     assert legacy["config"]["landmarks"] == "tracking"
     printed = capsys.readouterr().out
     assert "| `legacy` |" in printed and "2-fold cross-fitting" in printed
-    again = bench_accuracy.main(["default", "--grid-dir", str(grid_dir), "--limit", "30", "--epochs", "1", "--folds",
-                                 "1", "--seeds", "0", "--work", str(tmp_path / "work")])
+    again = bench_accuracy.main(
+        [
+            "default",
+            "--grid-dir",
+            str(grid_dir),
+            "--limit",
+            "30",
+            "--epochs",
+            "1",
+            "--folds",
+            "1",
+            "--seeds",
+            "0",
+            "--work",
+            str(tmp_path / "work"),
+        ]
+    )
     assert again == 0 and "reusing" in capsys.readouterr().out

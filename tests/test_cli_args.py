@@ -7,14 +7,17 @@ import pytest
 from lipagent.cli import main
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["prepare", "--grid-dir", "g", "--out", "o", "--num-proc", "-3"], "--num-proc"),
-    (["prepare", "--grid-dir", "g", "--out", "o", "--limit", "0"], "--limit"),
-    (["demo", "--num-proc", "0"], "--num-proc"),
-    (["preview", "folder", "--per-split", "-1"], "--per-split"),
-    (["baseline", "train", "data", "--out", "b", "--epochs", "0"], "--epochs"),
-    (["baseline", "train", "data", "--out", "b", "--batch-size", "two"], "--batch-size"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["prepare", "--grid-dir", "g", "--out", "o", "--num-proc", "-3"], "--num-proc"),
+        (["prepare", "--grid-dir", "g", "--out", "o", "--limit", "0"], "--limit"),
+        (["demo", "--num-proc", "0"], "--num-proc"),
+        (["preview", "folder", "--per-split", "-1"], "--per-split"),
+        (["baseline", "train", "data", "--out", "b", "--epochs", "0"], "--epochs"),
+        (["baseline", "train", "data", "--out", "b", "--batch-size", "two"], "--batch-size"),
+    ],
+)
 def test_counts_below_one_are_usage_errors(argv, flag, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(argv)
@@ -37,12 +40,39 @@ def test_lipagent_eval_and_push_are_the_scripts_doors(baseline_dir, prepared, tm
     import json
 
     out, _ = prepared
-    assert main(["eval", "--model", str(baseline_dir), "--dataset", str(out), "--output", str(tmp_path / "eval"),
-                 "--max_samples", "3"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(baseline_dir),
+                "--dataset",
+                str(out),
+                "--output",
+                str(tmp_path / "eval"),
+                "--max_samples",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_samples"] == 3
     assert "WER" in capsys.readouterr().out
-    assert main(["push", "dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run",
-                 "--stage-dir", str(tmp_path / "stage")]) == 0
+    assert (
+        main(
+            [
+                "push",
+                "dataset",
+                str(out),
+                "--repo",
+                "team/grid-mosaics",
+                "--dry-run",
+                "--stage-dir",
+                str(tmp_path / "stage"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "stage" / "README.md").is_file()
     assert main(["push", "dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run"]) == 2
     assert "lipagent push: error: --dry-run needs --stage-dir" in capsys.readouterr().err
@@ -56,8 +86,24 @@ def test_preview_of_a_missing_folder_says_so_instead_of_asking_the_hub(tmp_path,
 
 
 def test_more_workers_than_clips_is_not_a_warning(grid_dir, tmp_path, capfd):
-    assert main(["prepare", "--grid-dir", str(grid_dir), "--speakers", "s2", "--num-proc", "4", "--out",
-                 str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--grid-dir",
+                str(grid_dir),
+                "--speakers",
+                "s2",
+                "--num-proc",
+                "4",
+                "--out",
+                str(tmp_path / "out"),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     assert "num_proc must be" not in capfd.readouterr().err
 
 

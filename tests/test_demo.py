@@ -26,10 +26,18 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
     assert (artifacts["baseline"] / "model.safetensors").is_file()
     staged = datasets.load_dataset(str(artifacts["staged dataset"]))
     assert {s: len(staged[s]) for s in staged} == {
-        s: len(d) for s, d in datasets.load_dataset(str(artifacts["dataset"])).items()}
+        s: len(d) for s, d in datasets.load_dataset(str(artifacts["dataset"])).items()
+    }
     card = ModelCard.load(artifacts["staged adapter"] / "README.md")
     assert {r.metric_type: r.metric_value for r in card.data.eval_results}["wer"] == metrics["wer"]
     assert not (artifacts["staged adapter"] / "training_args.bin").exists()
-    for command in ("lipagent prepare", "lipagent baseline train", "train/tiny_model.py", "lipagent train",
-                    "lipagent eval", "lipagent transcribe", "lipagent push"):
+    for command in (
+        "lipagent prepare",
+        "lipagent baseline train",
+        "train/tiny_model.py",
+        "lipagent train",
+        "lipagent eval",
+        "lipagent transcribe",
+        "lipagent push",
+    ):
         assert command in printed

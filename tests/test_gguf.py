@@ -58,9 +58,14 @@ def test_gbnf_spells_the_grid_grammar():
 def test_export_writes_model_projector_grammar_and_what_reading_needs(exported, gguf_adapter):
     record = json.loads((exported / READING_RECORD).read_text())
     assert sorted(p.name for p in exported.iterdir()) == sorted(
-        ["README.md", "grid.gbnf", READING_RECORD, "model-f32.gguf", "mmproj-f16.gguf"])
+        ["README.md", "grid.gbnf", READING_RECORD, "model-f32.gguf", "mmproj-f16.gguf"]
+    )
     assert (record["format"], record["model"], record["mmproj"], record["quant"]) == (
-        "lipagent-gguf", "model-f32.gguf", "mmproj-f16.gguf", "f32")
+        "lipagent-gguf",
+        "model-f32.gguf",
+        "mmproj-f16.gguf",
+        "f32",
+    )
     assert record["mosaic"] == json.loads((gguf_adapter / READING_RECORD).read_text())["mosaic"]
     assert PROMPT in record["prompt_text"] and record["image_size"] == [768, 768]
     assert (exported / "grid.gbnf").read_text() == grid_gbnf()
@@ -118,8 +123,12 @@ def test_run_eval_scores_a_gguf_export(exported, prepared, tmp_path):
     from eval.run_eval import main as run_eval_main
 
     out, _ = prepared
-    assert run_eval_main(["--gguf", str(exported), "--dataset", str(out), "--output", str(tmp_path / "eval"),
-                          "--max_samples", "3"]) == 0
+    assert (
+        run_eval_main(
+            ["--gguf", str(exported), "--dataset", str(out), "--output", str(tmp_path / "eval"), "--max_samples", "3"]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["valid_sentence_rate"] == 1.0 and metrics["decoding"] == "constrained"
 
@@ -155,12 +164,30 @@ def test_a_base_model_llama_cpp_cannot_take_is_refused(tmp_path, capsys):
     import transformers
     from peft import LoraConfig, get_peft_model
 
-    config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=1)
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
     model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "llama")
     get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
-    assert lipagent_main(["export", "--gguf", str(tmp_path / "out"), "--adapter", str(tmp_path / "adapter"),
-                          "--base-model", str(tmp_path / "llama")]) == 2
+    assert (
+        lipagent_main(
+            [
+                "export",
+                "--gguf",
+                str(tmp_path / "out"),
+                "--adapter",
+                str(tmp_path / "adapter"),
+                "--base-model",
+                str(tmp_path / "llama"),
+            ]
+        )
+        == 2
+    )
     assert "LlamaForCausalLM; GGUF export knows Gemma 3n" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "llama"]

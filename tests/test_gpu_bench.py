@@ -15,8 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_cpu_smoke_run_measures_every_section(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh"), "cpu-smoke", str(tmp_path / "out")],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu" / "run.sh"), "cpu-smoke", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "out" / "gpu_bench.json").read_text())
     assert figures["cpu_smoke"] is True
@@ -48,10 +53,28 @@ def test_run_sh_without_a_mode_says_how_to_use_it():
 def test_profile_step_names_the_parts_and_the_top_operators(tmp_path):
     """bench/gpu/profile_step.py (where a training step's time goes) runs on the tiny model and writes its table."""
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh"), "profile", "--tiny", "--steps", "1",
-                             "--warmup-steps", "1", "--samples", "4", "--out", str(tmp_path),
-                             "--output_dir", str(tmp_path / "trainer")],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [
+            "bash",
+            str(REPO / "bench" / "gpu" / "run.sh"),
+            "profile",
+            "--tiny",
+            "--steps",
+            "1",
+            "--warmup-steps",
+            "1",
+            "--samples",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--output_dir",
+            str(tmp_path / "trainer"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     text = (tmp_path / "profile.txt").read_text()
     assert "profiled: 1 optimizer steps" in text

@@ -17,8 +17,9 @@ def test_good_zip_lists_members(tmp_path):
     assert check_zip(_zip(tmp_path / "s9.zip", {"s9/a.mpg": b"x"})) == ["s9/a.mpg"]
 
 
-@pytest.mark.parametrize("member", ["../evil.mpg", "s1/../../evil.mpg", "/etc/evil.mpg", "C:/evil.mpg",
-                                    "s1\\..\\..\\evil"])
+@pytest.mark.parametrize(
+    "member", ["../evil.mpg", "s1/../../evil.mpg", "/etc/evil.mpg", "C:/evil.mpg", "s1\\..\\..\\evil"]
+)
 def test_members_outside_the_folder_are_refused(tmp_path, member):
     archive = _zip(tmp_path / "s1.zip", {"s1/ok.mpg": b"x", member: b"y"})
     with pytest.raises(GridArchiveError, match=r"s1\.zip.*refusing"):

@@ -20,9 +20,15 @@ from push_to_hub import main as push_main
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hf_not_a_real_token_0123456789"
 METRICS = {
-    "num_samples": 4, "wer": 0.25, "cer": 0.125, "sentence_accuracy": 0.5, "valid_sentence_rate": 1.0,
+    "num_samples": 4,
+    "wer": 0.25,
+    "cer": 0.125,
+    "sentence_accuracy": 0.5,
+    "valid_sentence_rate": 1.0,
     "slot_accuracy": {"command": 1.0, "color": 1.0, "preposition": 0.75, "letter": 0.5, "digit": 0.75, "adverb": 1.0},
-    "split": "test", "decoding": "constrained", "dataset": "team/grid-mosaics",
+    "split": "test",
+    "decoding": "constrained",
+    "dataset": "team/grid-mosaics",
 }
 
 
@@ -55,23 +61,41 @@ class FakeHub:
 def adapter_dir(tmp_path):
     out = tmp_path / "run" / "final-adapter"
     out.mkdir(parents=True)
-    (out / "adapter_config.json").write_text(json.dumps(
-        {"base_model_name_or_path": "google/gemma-3n-E4B-it", "r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
-         "target_modules": ".*language_model.*\\.(q_proj|k_proj|v_proj|o_proj)", "peft_type": "LORA"}))
+    (out / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "base_model_name_or_path": "google/gemma-3n-E4B-it",
+                "r": 16,
+                "lora_alpha": 32,
+                "lora_dropout": 0.05,
+                "target_modules": ".*language_model.*\\.(q_proj|k_proj|v_proj|o_proj)",
+                "peft_type": "LORA",
+            }
+        )
+    )
     (out / "adapter_model.safetensors").write_bytes(b"weights")
     (out / "tokenizer_config.json").write_text("{}")
     (out / "training_args.bin").write_bytes(b"pickle")
-    (tmp_path / "run" / "trainer_state.json").write_text(json.dumps(
-        {"num_train_epochs": 5, "global_step": 1250, "train_batch_size": 8,
-         "log_history": [{"loss": 2.0}, {"loss": 0.1}]}))
+    (tmp_path / "run" / "trainer_state.json").write_text(
+        json.dumps(
+            {
+                "num_train_epochs": 5,
+                "global_step": 1250,
+                "train_batch_size": 8,
+                "log_history": [{"loss": 2.0}, {"loss": 0.1}],
+            }
+        )
+    )
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     return out
 
 
 def test_dataset_dry_run_stages_exactly_what_loads(prepared, tmp_path):
     out, _ = prepared
-    assert push_main(["dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run",
-                      "--stage-dir", str(tmp_path / "s")]) == 0
+    assert (
+        push_main(["dataset", str(out), "--repo", "team/grid-mosaics", "--dry-run", "--stage-dir", str(tmp_path / "s")])
+        == 0
+    )
     staged, original = datasets.load_dataset(str(tmp_path / "s")), datasets.load_dataset(str(out))
     assert list(staged) == list(original)
     for split in original:
@@ -82,10 +106,28 @@ def test_dataset_dry_run_stages_exactly_what_loads(prepared, tmp_path):
 
 def test_adapter_card_carries_base_recipe_and_metrics(adapter_dir, tmp_path):
     stage = tmp_path / "s"
-    assert push_main(["adapter", str(adapter_dir), "--repo", "team/gemma3n-lipreader-lora", "--eval",
-                      str(tmp_path / "metrics.json"), "--dry-run", "--stage-dir", str(stage)]) == 0
-    assert sorted(p.name for p in stage.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
-                                                        "tokenizer_config.json"]
+    assert (
+        push_main(
+            [
+                "adapter",
+                str(adapter_dir),
+                "--repo",
+                "team/gemma3n-lipreader-lora",
+                "--eval",
+                str(tmp_path / "metrics.json"),
+                "--dry-run",
+                "--stage-dir",
+                str(stage),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in stage.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer_config.json",
+    ]
     card = ModelCard.load(stage / "README.md")
     assert card.data.base_model == "google/gemma-3n-E4B-it" and card.data.library_name == "peft"
     assert card.data.datasets == ["team/grid-mosaics"]
@@ -101,8 +143,22 @@ def test_adapter_card_shows_the_recorded_mosaics_and_the_baseline(adapter_dir, t
     (adapter_dir / "lipagent.json").write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict()}))
     (tmp_path / "metrics.json").write_text(json.dumps({**METRICS, "baseline": {"model": "baseline", "wer": 0.37}}))
     stage = tmp_path / "s"
-    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--eval", str(tmp_path / "metrics.json"),
-                      "--dry-run", "--stage-dir", str(stage)]) == 0
+    assert (
+        push_main(
+            [
+                "adapter",
+                str(adapter_dir),
+                "--repo",
+                "team/x",
+                "--eval",
+                str(tmp_path / "metrics.json"),
+                "--dry-run",
+                "--stage-dir",
+                str(stage),
+            ]
+        )
+        == 0
+    )
     text = " ".join(ModelCard.load(stage / "README.md").text.split())
     assert (stage / "lipagent.json").is_file(), "the record travels with the adapter"
     assert DEFAULT_CONFIG.describe() in text
@@ -113,8 +169,24 @@ def test_local_base_models_and_regex_targets_do_not_break_the_card(adapter_dir, 
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     (adapter_dir / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path)}))
     stage = tmp_path / "s"
-    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--eval", str(tmp_path / "metrics.json"),
-                      "--dataset", str(tmp_path / "grid-mosaics"), "--dry-run", "--stage-dir", str(stage)]) == 0
+    assert (
+        push_main(
+            [
+                "adapter",
+                str(adapter_dir),
+                "--repo",
+                "team/x",
+                "--eval",
+                str(tmp_path / "metrics.json"),
+                "--dataset",
+                str(tmp_path / "grid-mosaics"),
+                "--dry-run",
+                "--stage-dir",
+                str(stage),
+            ]
+        )
+        == 0
+    )
     card = ModelCard.load(stage / "README.md")
     assert card.data.base_model is None and not card.data.datasets, "a local path is no Hub id for the metadata"
     assert "huggingface.co//" not in card.text and "huggingface.co/datasets//" not in card.text
@@ -135,8 +207,13 @@ def test_missing_token_fails_before_any_work(prepared, tmp_path, monkeypatch, ca
 
 def test_rejected_token_is_clear_and_never_printed(adapter_dir, tmp_path, capsys):
     hub = FakeHub(reject=True)
-    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--token", SECRET,
-                      "--stage-dir", str(tmp_path / "s")], api=hub) == 2
+    assert (
+        push_main(
+            ["adapter", str(adapter_dir), "--repo", "team/x", "--token", SECRET, "--stage-dir", str(tmp_path / "s")],
+            api=hub,
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert "rejected (HTTP 401)" in captured.err
     assert SECRET not in captured.out + captured.err
@@ -144,8 +221,13 @@ def test_rejected_token_is_clear_and_never_printed(adapter_dir, tmp_path, capsys
 
 
 def test_a_hub_that_answers_404_is_not_called_a_bad_token(adapter_dir, tmp_path, capsys):
-    assert push_main(["adapter", str(adapter_dir), "--repo", "team/x", "--token", SECRET,
-                      "--stage-dir", str(tmp_path / "s")], api=FakeHub(reject=True, status=404)) == 2
+    assert (
+        push_main(
+            ["adapter", str(adapter_dir), "--repo", "team/x", "--token", SECRET, "--stage-dir", str(tmp_path / "s")],
+            api=FakeHub(reject=True, status=404),
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "answered HTTP 404 when checking the token" in err and "rejected" not in err
 
@@ -154,9 +236,23 @@ def test_an_unreachable_hub_is_one_line(adapter_dir, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    run = subprocess.run([sys.executable, "push_to_hub.py", "adapter", str(adapter_dir), "--repo", "team/x",
-                          "--stage-dir", str(tmp_path / "s")], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_ENDPOINT": endpoint, "HF_TOKEN": SECRET, "HF_HUB_ETAG_TIMEOUT": "2"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "push_to_hub.py",
+            "adapter",
+            str(adapter_dir),
+            "--repo",
+            "team/x",
+            "--stage-dir",
+            str(tmp_path / "s"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_ENDPOINT": endpoint, "HF_TOKEN": SECRET, "HF_HUB_ETAG_TIMEOUT": "2"},
+    )
     assert run.returncode == 2, run.stderr
     assert f"could not be reached at {endpoint}" in run.stderr and "Traceback" not in run.stderr, run.stderr
     assert SECRET not in run.stdout + run.stderr
@@ -199,8 +295,9 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache
         "print(len(rows), reader.transcribe_mosaic(rows[0]['image']))\n"
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     count, *sentence = result.stdout.strip().splitlines()[-1].split()
     assert int(count) == len(datasets.load_dataset(str(out), split="test")) and len(sentence) == 6

@@ -60,8 +60,10 @@ def test_one_utterance_per_clip_read_as_the_files_are(joined, baseline_dir, unpa
 
 def test_cli_reads_a_stream_at_its_frame_rate_and_saves_each_utterance(joined, baseline_dir, tmp_path, capsys):
     path, _ = joined
-    assert lipagent_main(["live", "--source", str(path), "--model", str(baseline_dir), "--save",
-                          str(tmp_path / "saved")]) == 0
+    assert (
+        lipagent_main(["live", "--source", str(path), "--model", str(baseline_dir), "--save", str(tmp_path / "saved")])
+        == 0
+    )
     captured = capsys.readouterr()
     assert len(captured.out.strip().splitlines()) == len(CLIPS)
     assert f"{len(CLIPS)} utterances read, 0 dropped" in captured.err and "latency" in captured.err

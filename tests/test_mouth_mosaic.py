@@ -103,8 +103,11 @@ def test_mosaic_settings_are_checked_and_parsed():
         MosaicConfig(resampling="area", subpixel_crop=True)
     changed = DEFAULT_CONFIG.with_overrides({"landmarks": "static", "subpixel_crop": "true", "lip_padding": "0.2"})
     assert (changed.landmarks, changed.subpixel_crop, changed.lip_padding) == ("static", True, 0.2)
-    for bad, message in (({"colour": "red"}, "unknown mosaic setting"), ({"rows": "three"}, "takes a int"),
-                         ({"subpixel_crop": "maybe"}, "true or false")):
+    for bad, message in (
+        ({"colour": "red"}, "unknown mosaic setting"),
+        ({"rows": "three"}, "takes a int"),
+        ({"subpixel_crop": "maybe"}, "true or false"),
+    ):
         with pytest.raises(ValueError, match=message):
             DEFAULT_CONFIG.with_overrides(bad)
 

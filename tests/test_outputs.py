@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _siblings(folder: Path) -> list[str]:
     """What a run may leave beside its --out: staging folders and locks (pytest keeps its own `.lock` above)."""
-    return sorted(p.name for p in folder.iterdir()
-                  if ".partial" in p.name or (p.name.endswith(".lock") and p.name != ".lock"))
+    return sorted(
+        p.name for p in folder.iterdir() if ".partial" in p.name or (p.name.endswith(".lock") and p.name != ".lock")
+    )
 
 
 @pytest.mark.parametrize("command", [["prepare", "--grid-dir", "{grid}"], ["baseline", "train", "{grid}"]])
@@ -83,16 +84,41 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
 
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(grid_dir, tmp_path):
     out = tmp_path / "grid-mosaics"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from lipagent.outputs import output_lock\n"
-                               "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
-                               "    time.sleep(60)",
-                               str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from lipagent.outputs import output_lock\n"
+            "with output_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
+            "    time.sleep(60)",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        second = subprocess.run([sys.executable, "-m", "lipagent.cli", "prepare", "--grid-dir", str(grid_dir),
-                                 "--limit", "2", "--out", str(out), "--overwrite"], cwd=REPO, capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lipagent.cli",
+                "prepare",
+                "--grid-dir",
+                str(grid_dir),
+                "--limit",
+                "2",
+                "--out",
+                str(out),
+                "--overwrite",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -105,9 +131,29 @@ def test_one_ctrl_c_stops_prepare_in_seconds_with_one_line(after, grid_dir, tmp_
     # Moments after the build has started (the mosaic map); the very first second is not yet reliable (see README).
     # A terminal's Ctrl-C goes to the whole process group: the main process and its map workers.
     out, cache = tmp_path / "grid-mosaics", tmp_path / "cache"
-    run = subprocess.Popen([sys.executable, "-m", "lipagent.cli", "prepare", "--grid-dir", str(grid_dir), "--limit",
-                            "150", "--num-proc", "2", "--cache-dir", str(cache), "--out", str(out)], cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lipagent.cli",
+            "prepare",
+            "--grid-dir",
+            str(grid_dir),
+            "--limit",
+            "150",
+            "--num-proc",
+            "2",
+            "--cache-dir",
+            str(cache),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not cache.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -38,8 +38,7 @@ def test_each_setting_changes_the_mosaic_and_the_detector_follows_the_config(unp
     assert process_landmarker(DEFAULT_CONFIG).mode == "tracking"
     assert process_landmarker(MosaicConfig(landmarks="static")).mode == "static"
     made = {video_to_mosaic(path, speech).jpeg}
-    for change in ({"landmarks": "static"}, {"crop": "cell_aspect"}, {"resampling": "area"},
-                   {"subpixel_crop": "true"}):
+    for change in ({"landmarks": "static"}, {"crop": "cell_aspect"}, {"resampling": "area"}, {"subpixel_crop": "true"}):
         mosaic = video_to_mosaic(path, speech, DEFAULT_CONFIG.with_overrides(change))
         assert _decode(mosaic.jpeg).shape == (240, 400, 3) and mosaic.face_frames == 12
         made.add(mosaic.jpeg)

@@ -76,8 +76,21 @@ def _grid_with(tmp_path, grid_dir, s2_bytes=None, extra_member=None):
 
 def test_corrupt_zip_is_a_clear_error_naming_the_file(grid_dir, tmp_path, capsys):
     root = _grid_with(tmp_path, grid_dir, s2_bytes=(grid_dir / "s2.zip").read_bytes()[:500_000])
-    code = main(["prepare", "--grid-dir", str(root), "--speakers", "s2", "--out", str(tmp_path / "o"),
-                 "--cache-dir", str(tmp_path / "c"), "--num-proc", "1"])
+    code = main(
+        [
+            "prepare",
+            "--grid-dir",
+            str(root),
+            "--speakers",
+            "s2",
+            "--out",
+            str(tmp_path / "o"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--num-proc",
+            "1",
+        ]
+    )
     assert code == 2
     assert "s2.zip" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -85,8 +98,21 @@ def test_corrupt_zip_is_a_clear_error_naming_the_file(grid_dir, tmp_path, capsys
 
 def test_path_traversal_member_is_refused(grid_dir, tmp_path, capsys):
     root = _grid_with(tmp_path, grid_dir, extra_member="../../escaped.mpg")
-    code = main(["prepare", "--grid-dir", str(root), "--speakers", "s2", "--out", str(tmp_path / "o"),
-                 "--cache-dir", str(tmp_path / "c"), "--num-proc", "1"])
+    code = main(
+        [
+            "prepare",
+            "--grid-dir",
+            str(root),
+            "--speakers",
+            "s2",
+            "--out",
+            str(tmp_path / "o"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--num-proc",
+            "1",
+        ]
+    )
     assert code == 2
     assert "refusing" in capsys.readouterr().err
     assert not list(tmp_path.rglob("escaped.mpg"))
@@ -130,8 +156,16 @@ def test_unseen_scheme_writes_empty_splits_that_load(grid_dir, tmp_path):
 
     from lipagent.data.validate import validate_folder
 
-    summary = prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "unseen", grid_dir=grid_dir,
-                                     cache_dir=tmp_path / "cache", num_proc=1, split_scheme="unseen"))
+    summary = prepare(
+        PrepareOptions(
+            speakers=("s2",),
+            out=tmp_path / "unseen",
+            grid_dir=grid_dir,
+            cache_dir=tmp_path / "cache",
+            num_proc=1,
+            split_scheme="unseen",
+        )
+    )
     assert summary.split_sizes == {"train": 0, "validation": 0, "test": 1}
     loaded = datasets.load_dataset(str(tmp_path / "unseen"))
     assert list(loaded) == ["test"] and loaded["test"][0]["video_id"] == "swwp2s"
@@ -180,8 +214,13 @@ def test_an_empty_tree_beside_its_zip_means_the_zip_for_the_dry_run_and_the_buil
         shutil.copy(grid_dir / name, zips)
     (zips / "s2").mkdir()
     (zips / "s2" / "notes.txt").write_text("unpacking started here and stopped")
-    assert main(["prepare", "--grid-dir", str(zips), "--speakers", "s2", "--out", str(tmp_path / "o"),
-                 "--dry-run"]) == 0
+    assert (
+        main(["prepare", "--grid-dir", str(zips), "--speakers", "s2", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    )
     assert str(zips / "s2.zip") in capsys.readouterr().out
-    assert prepare(PrepareOptions(speakers=("s2",), out=tmp_path / "o", grid_dir=zips, cache_dir=tmp_path / "c",
-                                  num_proc=1)).kept >= 1
+    assert (
+        prepare(
+            PrepareOptions(speakers=("s2",), out=tmp_path / "o", grid_dir=zips, cache_dir=tmp_path / "c", num_proc=1)
+        ).kept
+        >= 1
+    )

@@ -100,8 +100,9 @@ def test_skips_are_counted_in_summary_card_and_list(prepared):
     assert "550" in summary.text() and "video without alignment" in summary.text()
     listed = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(listed) == len(summary.skipped)
-    assert ({"video_id": "pwij3p", "speaker": "s2"}.items()
-            <= next(r for r in listed if r["video_id"] == "pwij3p").items())
+    assert {"video_id": "pwij3p", "speaker": "s2"}.items() <= next(
+        r for r in listed if r["video_id"] == "pwij3p"
+    ).items()
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
     assert card.data.lipagent["skipped"][SkipReason.NO_VIDEO.value] == 550

@@ -119,9 +119,21 @@ def test_cli_prints_the_transcription_last(tiny_adapter, unpacked, capsys):
 
 def test_a_transcription_prints_no_library_noise(tiny_adapter, unpacked):
     # sgib8n makes FFmpeg print "ac-tex damaged"; loading a PEFT adapter made transformers print a FutureWarning.
-    run = subprocess.run([sys.executable, "-m", "lipagent.cli", "transcribe", str(unpacked / "s1" / "sgib8n.mpg"),
-                          "--model", str(tiny_adapter)], cwd=Path(__file__).resolve().parents[1],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lipagent.cli",
+            "transcribe",
+            str(unpacked / "s1" / "sgib8n.mpg"),
+            "--model",
+            str(tiny_adapter),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert is_valid_sentence(run.stdout.strip().splitlines()[-1])
     for noise in ("ac-tex", "Warning MVs", "FutureWarning", "is_gradient_checkpointing"):
@@ -154,8 +166,12 @@ def test_bad_inputs_are_clear_errors_before_any_model_loads(tiny_adapter, unpack
         for path, extra, message in cases:
             assert lipagent_main(["transcribe", str(path), "--model", str(tiny_adapter), *extra]) == 2
             assert message in capsys.readouterr().err
-    assert lipagent_main(["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter),
-                          "--load_in_4bit"]) == 2
+    assert (
+        lipagent_main(
+            ["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter), "--load_in_4bit"]
+        )
+        == 2
+    )
     assert "CUDA" in capsys.readouterr().err
     reader = LipReader(model=None, processor=None, plan=plan_device())
     with pytest.raises(LipReaderError, match="at least 12"):
@@ -178,15 +194,33 @@ def test_export_merges_the_adapter(reader, tiny_adapter, tmp_path, prepared):
             plain = base(**inputs).logits
     assert torch.allclose(got, expected, atol=1e-4)
     assert not torch.allclose(plain, expected, atol=1e-3), (
-        "the adapter must change the logits for this test to mean anything")
+        "the adapter must change the logits for this test to mean anything"
+    )
 
 
 def test_run_eval_writes_metrics_predictions_and_report(tiny_adapter, prepared, tmp_path):
     from eval.run_eval import main as run_eval_main
 
     out, _ = prepared
-    assert run_eval_main(["--model", str(tiny_adapter), "--dataset", str(out), "--split", "test",
-                          "--output", str(tmp_path / "eval"), "--max_samples", "5", "--batch_size", "2"]) == 0
+    assert (
+        run_eval_main(
+            [
+                "--model",
+                str(tiny_adapter),
+                "--dataset",
+                str(out),
+                "--split",
+                "test",
+                "--output",
+                str(tmp_path / "eval"),
+                "--max_samples",
+                "5",
+                "--batch_size",
+                "2",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {"wer", "cer", "sentence_accuracy", "valid_sentence_rate", "slot_accuracy", "per_speaker"} <= set(metrics)
     assert set(metrics["slot_accuracy"]) == {"command", "color", "preposition", "letter", "digit", "adverb"}

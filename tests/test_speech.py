@@ -61,7 +61,8 @@ def test_a_mouth_that_takes_a_new_shape_and_holds_it_is_not_speaking():
     [span] = segment(openings)
     assert abs(span.start - 130) <= 1, span
     assert segment([SILENT] * 30 + [SILENT + 0.1] * 80, SpeechConfig(min_moving_frames=0)), (
-        "the rule is what rejects it")
+        "the rule is what rejects it"
+    )
 
 
 def test_streaming_gives_what_the_whole_sequence_gives():
@@ -131,8 +132,11 @@ def test_a_dataset_built_on_detected_spans_holds_what_inference_reads(grid_dir, 
 
     config = DEFAULT_CONFIG.with_overrides({"speech_span": "detected"})
     out = tmp_path / "detected"
-    summary = prepare(PrepareOptions(speakers=("s2",), out=out, grid_dir=grid_dir, cache_dir=tmp_path / "cache",
-                                     num_proc=1, config=config))
+    summary = prepare(
+        PrepareOptions(
+            speakers=("s2",), out=out, grid_dir=grid_dir, cache_dir=tmp_path / "cache", num_proc=1, config=config
+        )
+    )
     assert summary.kept >= 1 and dataset_mosaic_config(out) == config
     rows = datasets.concatenate_datasets(list(datasets.load_dataset(str(out)).values()))
     for row in rows.cast_column("image", datasets.Image(decode=False)):

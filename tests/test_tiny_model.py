@@ -93,9 +93,7 @@ def test_special_tokens_sit_where_the_model_expects(processor: transformers.Proc
     assert tokenizer.unk_token_id not in tokenizer("Zoë, 42 ünïcode!").input_ids
 
 
-def test_chat_with_image_has_256_soft_tokens(
-    processor: transformers.ProcessorMixin, inputs: transformers.BatchFeature
-):
+def test_chat_with_image_has_256_soft_tokens(processor: transformers.ProcessorMixin, inputs: transformers.BatchFeature):
     ids = inputs["input_ids"][0].tolist()
     tokenizer = processor.tokenizer
     start, end = ids.index(tokenizer.boi_token_id), ids.index(tokenizer.eoi_token_id)

@@ -34,9 +34,26 @@ CONFIGS = REPO / "train" / "configs"
 TINY_CPU = CONFIGS / "tiny-cpu.yaml"
 RECIPE = CONFIGS / "gemma3n-e4b-lora.yaml"
 OVERFIT_STEPS = 12
-OVERFIT = ["--max_samples", "2", "--per_device_train_batch_size", "2", "--max_steps", str(OVERFIT_STEPS),
-           "--learning_rate", "5e-3", "--lr_scheduler_type", "constant", "--warmup_steps", "0",
-           "--lora_dropout", "0", "--save_steps", "6", "--save_total_limit", "2"]
+OVERFIT = [
+    "--max_samples",
+    "2",
+    "--per_device_train_batch_size",
+    "2",
+    "--max_steps",
+    str(OVERFIT_STEPS),
+    "--learning_rate",
+    "5e-3",
+    "--lr_scheduler_type",
+    "constant",
+    "--warmup_steps",
+    "0",
+    "--lora_dropout",
+    "0",
+    "--save_steps",
+    "6",
+    "--save_total_limit",
+    "2",
+]
 
 # transformers 5.24 deprecations triggered inside peft 0.21 / trl 1.16, not by this code.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -49,10 +66,19 @@ def dataset_dir(prepared) -> Path:
 
 def tiny_args(tiny_dir: Path, dataset_dir: Path, out: Path, *extra: str):
     """The CLI's arguments for the tiny CPU config, parsed by the script's own parser."""
-    return training.parse_args([
-        "--config", str(TINY_CPU), "--model_name_or_path", str(tiny_dir), "--dataset_name", str(dataset_dir),
-        "--output_dir", str(out), *extra,
-    ])
+    return training.parse_args(
+        [
+            "--config",
+            str(TINY_CPU),
+            "--model_name_or_path",
+            str(tiny_dir),
+            "--dataset_name",
+            str(dataset_dir),
+            "--output_dir",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def logged_losses(out: Path) -> dict[int, float]:
@@ -78,8 +104,9 @@ def overfit(tiny_dir: Path, dataset_dir: Path, tmp_path_factory: pytest.TempPath
 
 
 def test_recipe_holds_the_issue_hyperparameters():
-    script_args, args, model_args = training.parse_args(["--config", str(RECIPE), "--bf16", "false",
-                                                         "--use_cpu", "true", "--output_dir", "unused"])
+    script_args, args, model_args = training.parse_args(
+        ["--config", str(RECIPE), "--bf16", "false", "--use_cpu", "true", "--output_dir", "unused"]
+    )
     assert model_args.model_name_or_path == "google/gemma-3n-E4B-it" and model_args.dtype == "bfloat16"
     lora = (model_args.use_peft, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout)
     assert lora == (True, 16, 32, 0.05)
@@ -131,8 +158,24 @@ def test_loss_counts_only_the_answer_and_its_end_of_turn(trainer):
     assert texts[0] == "bin blue at f two now"
     counted = batch["input_ids"][0][batch["labels"][0] != -100].tolist()
     assert tokenizer.convert_ids_to_tokens(counted) == [
-        "b", "i", "n", "▁b", "l", "u", "e", "▁a", "t", "▁f", "▁t", "w", "o", "▁n", "o", "w",
-        "<end_of_turn>", "\n",
+        "b",
+        "i",
+        "n",
+        "▁b",
+        "l",
+        "u",
+        "e",
+        "▁a",
+        "t",
+        "▁f",
+        "▁t",
+        "w",
+        "o",
+        "▁n",
+        "o",
+        "w",
+        "<end_of_turn>",
+        "\n",
     ]
     assert batch["attention_mask"][0].sum() == 462
 
@@ -148,16 +191,32 @@ def test_lora_adapts_only_the_language_models_attention(trainer):
 
 def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
-    command = [sys.executable, str(REPO / "train" / "sft.py"), "--config", str(TINY_CPU),
-               "--model_name_or_path", str(tiny_dir), "--dataset_name", str(dataset_dir), "--output_dir", str(out),
-               "--max_steps", "2"]
+    command = [
+        sys.executable,
+        str(REPO / "train" / "sft.py"),
+        "--config",
+        str(TINY_CPU),
+        "--model_name_or_path",
+        str(tiny_dir),
+        "--dataset_name",
+        str(dataset_dir),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(logged_losses(out)) == [1, 2]
     final = out / training.FINAL_ADAPTER
-    for name in ("adapter_model.safetensors", "adapter_config.json", "processor_config.json", "tokenizer.json",
-                 "chat_template.jinja"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+    ):
         assert (final / name).is_file(), name
     config = json.loads((final / "adapter_config.json").read_text())
     assert config["target_modules"] == training.LORA_TARGET_MODULES
@@ -174,8 +233,24 @@ def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_
     from lipagent.cli import main as lipagent_main
 
     out = tmp_path / "run"
-    assert lipagent_main(["train", "--config", str(TINY_CPU), "--model_name_or_path", str(tiny_dir),
-                          "--dataset_name", str(dataset_dir), "--output_dir", str(out), "--max_steps", "1"]) == 0
+    assert (
+        lipagent_main(
+            [
+                "train",
+                "--config",
+                str(TINY_CPU),
+                "--model_name_or_path",
+                str(tiny_dir),
+                "--dataset_name",
+                str(dataset_dir),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (out / training.FINAL_ADAPTER / "adapter_model.safetensors").is_file()
     assert lipagent_main(["train", "--config", str(RECIPE), "--output_dir", str(tmp_path / "x")]) == 2
     assert "tiny-cpu.yaml" in capsys.readouterr().err
@@ -261,9 +336,19 @@ def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: 
     """bitsandbytes 0.50 runs NF4 on CPU, so 4-bit needs no CUDA here; AltUp's coefficient layers stay unquantized."""
     import bitsandbytes as bnb
 
-    script_args, args, model_args = tiny_args(tiny_dir, dataset_dir, tmp_path, "--load_in_4bit", "true",
-                                              "--dtype", "bfloat16", "--max_samples", "1",
-                                              "--per_device_train_batch_size", "1")
+    script_args, args, model_args = tiny_args(
+        tiny_dir,
+        dataset_dir,
+        tmp_path,
+        "--load_in_4bit",
+        "true",
+        "--dtype",
+        "bfloat16",
+        "--max_samples",
+        "1",
+        "--per_device_train_batch_size",
+        "1",
+    )
     config = training.quantization_config(model_args)
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
@@ -284,12 +369,22 @@ def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: 
 def test_reading_rebuilds_the_4bit_weights_training_used(tiny_dir: Path, dataset_dir: Path, tmp_path: Path, nested):
     from lipagent.model.modeling import nf4_config, quantization_record
 
-    _, _, model_args = tiny_args(tiny_dir, dataset_dir, tmp_path, "--load_in_4bit", "true", "--dtype", "bfloat16",
-                                 "--use_bnb_nested_quant", nested)
+    _, _, model_args = tiny_args(
+        tiny_dir,
+        dataset_dir,
+        tmp_path,
+        "--load_in_4bit",
+        "true",
+        "--dtype",
+        "bfloat16",
+        "--use_bnb_nested_quant",
+        nested,
+    )
     trained = training.quantization_config(model_args)
     record = json.loads(json.dumps(quantization_record(trained)))  # as lipagent.json carries it
-    for read in ((nf4_config(torch.bfloat16, record),)
-                 + ((nf4_config(torch.bfloat16, None),) if nested == "false" else ())):
+    for read in (nf4_config(torch.bfloat16, record),) + (
+        (nf4_config(torch.bfloat16, None),) if nested == "false" else ()
+    ):
         for key in ("load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "llm_int8_skip_modules"):
             assert getattr(read, key) == getattr(trained, key), key
 
@@ -335,8 +430,21 @@ def test_bench_tokenizer_has_the_e4b_layout_and_word_tokens():
 
 def test_bench_runs_on_the_tiny_model_and_reports_figures(tmp_path: Path, capsys):
     bench = load_bench()
-    bench.main(["--tiny", "--steps", "1", "--warmup-steps", "1", "--samples", "4", "--json", str(tmp_path / "f.json"),
-                "--output_dir", str(tmp_path / "out")])
+    bench.main(
+        [
+            "--tiny",
+            "--steps",
+            "1",
+            "--warmup-steps",
+            "1",
+            "--samples",
+            "4",
+            "--json",
+            str(tmp_path / "f.json"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     figures = json.loads((tmp_path / "f.json").read_text())
     assert figures["samples_per_s"] > 0 and figures["tokens_per_s"] > 0 and figures["mfu"] is None
     assert 0 < figures["flops_per_sample"] <= figures["executed_flops_per_sample"]

@@ -83,8 +83,22 @@ def zenodo(grid_dir):
 
 
 def _prepare(zenodo_url, tmp_path, out="out", *extra):
-    return main(["prepare", "--speakers", "s2", "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache"),
-                 "--zenodo-url", zenodo_url, "--num-proc", "1", *extra])
+    return main(
+        [
+            "prepare",
+            "--speakers",
+            "s2",
+            "--out",
+            str(tmp_path / out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--zenodo-url",
+            zenodo_url,
+            "--num-proc",
+            "1",
+            *extra,
+        ]
+    )
 
 
 def test_record_parsing():

@@ -77,18 +77,39 @@ def training_figures(name: str, kind: str, extra: list[str], args: argparse.Name
     model = ["--model_name_or_path", str(args.tiny_dir)] if args.cpu_smoke else ["--random-model", "e4b"]
     config = bench_train.TINY_CONFIG if args.cpu_smoke else RECIPE
     bench, rest = bench_train.parse_bench_args(
-        [*model, "--config", str(config), "--steps", str(args.steps), "--warmup-steps", str(args.warmup_steps),
-         "--samples", str(args.samples), *extra])
+        [
+            *model,
+            "--config",
+            str(config),
+            "--steps",
+            str(args.steps),
+            "--warmup-steps",
+            str(args.warmup_steps),
+            "--samples",
+            str(args.samples),
+            *extra,
+        ]
+    )
     figures = bench_train.run(bench, rest)
     peak_gb = figures.peak_memory_gib * 2**30 / 1e9
     limit = TARGETS["qlora_peak_gb" if kind == "qlora" else "bf16_peak_gb"]
     minutes = RECIPE_SAMPLES / figures.samples_per_s / 60
     return {
-        "config": name, "device": figures.device, "samples_per_step": figures.samples_per_step,
-        "samples_per_s": figures.samples_per_s, "tokens_per_s": figures.tokens_per_s, "mfu": figures.mfu,
-        "achieved_tflops": figures.achieved_tflops, "peak_memory_gb": peak_gb, "memory_kind": figures.memory_kind,
-        "recipe_minutes": minutes, "meets_time": minutes <= TARGETS["recipe_minutes"], "meets_memory": peak_gb <= limit,
-        "memory_target_gb": limit, "trainable_params": figures.trainable_params, "total_params": figures.total_params,
+        "config": name,
+        "device": figures.device,
+        "samples_per_step": figures.samples_per_step,
+        "samples_per_s": figures.samples_per_s,
+        "tokens_per_s": figures.tokens_per_s,
+        "mfu": figures.mfu,
+        "achieved_tflops": figures.achieved_tflops,
+        "peak_memory_gb": peak_gb,
+        "memory_kind": figures.memory_kind,
+        "recipe_minutes": minutes,
+        "meets_time": minutes <= TARGETS["recipe_minutes"],
+        "meets_memory": peak_gb <= limit,
+        "memory_target_gb": limit,
+        "trainable_params": figures.trainable_params,
+        "total_params": figures.total_params,
     }
 
 
@@ -125,8 +146,12 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
             started = time.perf_counter()
             reader.transcribe_mosaic(mosaic)
             latencies.append(time.perf_counter() - started)
-        row: dict[str, Any] = {"decoding": decoding, "device": plan.reason,
-                               "latency_s": statistics.median(latencies), "latency_clips": len(latencies)}
+        row: dict[str, Any] = {
+            "decoding": decoding,
+            "device": plan.reason,
+            "latency_s": statistics.median(latencies),
+            "latency_clips": len(latencies),
+        }
         for size in args.batch_sizes:
             batch = mosaics[:size]
             reader.transcribe_mosaics(batch)
@@ -148,32 +173,54 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"GPU figures, {results['device']}, {results['date']} "
-             f"({'CPU SMOKE RUN, not GPU figures' if results['cpu_smoke'] else 'random-weight E4B'})", ""]
-    lines += ["| training config | samples/s | tokens/s | MFU | peak memory | full recipe (4,000 x 5) | targets |",
-              "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"GPU figures, {results['device']}, {results['date']} "
+        f"({'CPU SMOKE RUN, not GPU figures' if results['cpu_smoke'] else 'random-weight E4B'})",
+        "",
+    ]
+    lines += [
+        "| training config | samples/s | tokens/s | MFU | peak memory | full recipe (4,000 x 5) | targets |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in results["training"]:
         if "error" in row:
             lines.append(f"| {row['config']} | failed: {row['error']} | | | | | |")
             continue
         mfu = "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}"
-        verdict = ("time ok" if row["meets_time"] else "time MISSED") + ", " + (
-            f"memory ok (<= {row['memory_target_gb']:g} GB)" if row["meets_memory"] else
-            f"memory MISSED (> {row['memory_target_gb']:g} GB)")
-        lines.append(f"| {row['config']} | {row['samples_per_s']:.2f} | {row['tokens_per_s']:,.0f} | {mfu} | "
-                     f"{row['peak_memory_gb']:.1f} GB | {row['recipe_minutes']:.1f} min | {verdict} |")
-    lines += ["", "| reading (LipReader, mosaic in, text out) | latency, batch 1 | " +
-              " | ".join(f"clips/s, batch {b}" for b in results["batch_sizes"]) + " | 500-clip eval | targets |",
-              "|---|---|" + "---|" * len(results["batch_sizes"]) + "---|---|"]
+        verdict = (
+            ("time ok" if row["meets_time"] else "time MISSED")
+            + ", "
+            + (
+                f"memory ok (<= {row['memory_target_gb']:g} GB)"
+                if row["meets_memory"]
+                else f"memory MISSED (> {row['memory_target_gb']:g} GB)"
+            )
+        )
+        lines.append(
+            f"| {row['config']} | {row['samples_per_s']:.2f} | {row['tokens_per_s']:,.0f} | {mfu} | "
+            f"{row['peak_memory_gb']:.1f} GB | {row['recipe_minutes']:.1f} min | {verdict} |"
+        )
+    lines += [
+        "",
+        "| reading (LipReader, mosaic in, text out) | latency, batch 1 | "
+        + " | ".join(f"clips/s, batch {b}" for b in results["batch_sizes"])
+        + " | 500-clip eval | targets |",
+        "|---|---|" + "---|" * len(results["batch_sizes"]) + "---|---|",
+    ]
     for row in results["reading"]:
         if "error" in row:
             lines.append(f"| {row.get('decoding', 'reading')} | failed: {row['error']} |")
             continue
         rates = " | ".join(f"{row[f'clips_per_s_batch_{b}']:.1f}" for b in results["batch_sizes"])
-        verdict = ("latency ok" if row["meets_latency"] else "latency MISSED") + ", " + (
-            "eval ok" if row["meets_eval500"] else "eval MISSED")
-        lines.append(f"| {row['decoding']} decoding | {row['latency_s'] * 1000:.0f} ms | {rates} | "
-                     f"{row['eval500_s']:.0f} s | {verdict} |")
+        verdict = (
+            ("latency ok" if row["meets_latency"] else "latency MISSED")
+            + ", "
+            + ("eval ok" if row["meets_eval500"] else "eval MISSED")
+        )
+        lines.append(
+            f"| {row['decoding']} decoding | {row['latency_s'] * 1000:.0f} ms | {rates} | "
+            f"{row['eval500_s']:.0f} s | {verdict} |"
+        )
     lines += ["", *results["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -193,8 +240,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, help="synthetic mosaics to train on (default: 128; smoke: 16)")
     parser.add_argument("--clips", type=int, help="clips for the batch-1 latency (default: 16; smoke: 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="reading batch sizes (default: 8 32; smoke: 2)")
-    parser.add_argument("--budget-s", type=float, default=420.0,
-                        help="skip the optional training config once this many seconds have passed (default: 420)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=420.0,
+        help="skip the optional training config once this many seconds have passed (default: 420)",
+    )
     args = parser.parse_args(argv)
     smoke = args.cpu_smoke
     args.steps = args.steps or (1 if smoke else 4)
@@ -221,9 +272,15 @@ def measure(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     results: dict[str, Any] = {
-        "device": device, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu_smoke": args.cpu_smoke,
-        "torch": torch.__version__, "batch_sizes": args.batch_sizes, "training": [], "reading": [],
-        "targets": TARGETS, "notes": [],
+        "device": device,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "cpu_smoke": args.cpu_smoke,
+        "torch": torch.__version__,
+        "batch_sizes": args.batch_sizes,
+        "training": [],
+        "reading": [],
+        "targets": TARGETS,
+        "notes": [],
     }
     qlora = has_bitsandbytes()
     if not qlora:
@@ -251,8 +308,10 @@ def measure(args: argparse.Namespace) -> int:
     except Exception as error:  # keep the training figures whatever happens here
         traceback.print_exc()
         results["reading"] = [{"error": f"{type(error).__name__}: {str(error)[:200]}"}]
-    results["notes"].append("Reading excludes the mosaic (video decode + Face Mesh on the CPU, ~70-130 ms per clip "
-                            "on one core: bench/bench_pipeline.py); add it for end-to-end latency.")
+    results["notes"].append(
+        "Reading excludes the mosaic (video decode + Face Mesh on the CPU, ~70-130 ms per clip "
+        "on one core: bench/bench_pipeline.py); add it for end-to-end latency."
+    )
     results["seconds"] = time.perf_counter() - started
     save(results, args.out)
     print(markdown(results))

@@ -25,8 +25,14 @@ MISSING = ("trl", "datasets", "transformers", "peft", "bitsandbytes")
 """Carried at this checkout's pins (peft and transformers exist there, at other versions)."""
 EXTRA = ("dill<0.4.2", "multiprocess<0.70.20")
 """datasets' own needs that the image lacks."""
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 COMMAND = "bash bench/gpu/run.sh device"
 TIMEOUT_S = 560
 
@@ -47,8 +53,23 @@ def download() -> list[Path]:
     WHEELS.mkdir()
     specs = [f"{name}{pins().get(name, '')}" for name in MISSING] + list(EXTRA)
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
-    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-               "3.12", "--implementation", "cp", *platforms, "-d", str(WHEELS), *specs]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        *platforms,
+        "-d",
+        str(WHEELS),
+        *specs,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"prepare: pip could not download {' '.join(specs)}:\n{result.stderr.strip()[-1500:]}")
@@ -57,8 +78,13 @@ def download() -> list[Path]:
 
 def tree_bytes() -> int:
     """Bytes of what travels besides the carried paths: tracked files and untracked ones git does not ignore."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return sum((REPO / name).stat().st_size for name in listed if name and (REPO / name).is_file())
 
 
@@ -70,11 +96,16 @@ def main() -> int:
     for wheel in wheels:
         print(f"  {wheel.stat().st_size / 2**20:7.1f} MiB  {wheel.name}")
     total = wheel_bytes + tree
-    print(f"working tree {tree / 2**20:.1f} MiB + wheels {wheel_bytes / 2**20:.1f} MiB = {total / 2**20:.1f} MiB "
-          f"of the {LIMIT / 2**20:.0f} MiB one call carries")
+    print(
+        f"working tree {tree / 2**20:.1f} MiB + wheels {wheel_bytes / 2**20:.1f} MiB = {total / 2**20:.1f} MiB "
+        f"of the {LIMIT / 2**20:.0f} MiB one call carries"
+    )
     if total > LIMIT:
-        print("too big for one call: remove bitsandbytes from .whl/ for a first call (QLoRA is then skipped and "
-              "noted), and run a second call with it alone plus the others", file=sys.stderr)
+        print(
+            "too big for one call: remove bitsandbytes from .whl/ for a first call (QLoRA is then skipped and "
+            "noted), and run a second call with it alone plus the others",
+            file=sys.stderr,
+        )
         return 1
     call = {"command": COMMAND, "carry": [".whl"], "timeout_s": TIMEOUT_S}
     print("\nthe device call (its `run` verb, no kind named):")

@@ -33,13 +33,16 @@ predictions that are valid GRID sentences, and the accuracy of each of the six s
 speaker ids are given, per speaker. Text is lowercased and whitespace-collapsed on both sides first.
 """
 
-_CITATION = GRID_CITATION + """
+_CITATION = (
+    GRID_CITATION
+    + """
 @misc{jiwer,
   title        = {jiwer: evaluate your speech-to-text system with similarity measures},
   author       = {Vaessen, Nik},
   howpublished = {\\url{https://github.com/jitsi/jiwer}}
 }
 """
+)
 
 _KWARGS_DESCRIPTION = """\
 Args:

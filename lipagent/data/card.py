@@ -106,8 +106,12 @@ def render_card(summary: BuildSummary, features: datasets.Features, name: str) -
     info = datasets.DatasetInfo(
         features=features,
         splits=datasets.SplitDict(
-            {s: datasets.SplitInfo(name=s, num_examples=summary.split_sizes[s], num_bytes=summary.split_bytes.get(s, 0))
-             for s in summary.present_splits}
+            {
+                s: datasets.SplitInfo(
+                    name=s, num_examples=summary.split_sizes[s], num_bytes=summary.split_bytes.get(s, 0)
+                )
+                for s in summary.present_splits
+            }
         ),
     )
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(data)
@@ -144,7 +148,7 @@ def _body(summary: BuildSummary, name: str) -> str:
 Mouth-region mosaics of the [GRID audio-visual corpus](https://doi.org/10.5281/zenodo.3625687), made by
 LipAgent for fine-tuning vision-language models to read lips. Each row is one
 three-second GRID video: `image` holds {crops} mouth crops taken evenly over the spoken part of the
-clip (from the `.align` word timings), tiled {mosaic['rows']} rows x {mosaic['cols']} columns in time order
+clip (from the `.align` word timings), tiled {mosaic["rows"]} rows x {mosaic["cols"]} columns in time order
 ({image_size} RGB JPEG), and `text` is the six-word transcription.
 
 ```python
@@ -153,7 +157,7 @@ ds = load_dataset("{name}")
 ```
 
 ## Columns
-- `image`: the mosaic ({mosaic['cell_width']}x{mosaic['cell_height']} cells, JPEG quality {mosaic['jpeg_quality']})
+- `image`: the mosaic ({mosaic["cell_width"]}x{mosaic["cell_height"]} cells, JPEG quality {mosaic["jpeg_quality"]})
 - `text`: the transcription, lowercase, single spaces (command color preposition letter digit adverb)
 - `speaker`, `video_id`: GRID speaker (`s1`) and video id (`bbaf2n`)
 - `frame_indices`: the video frames in the mosaic; `num_frames`: frames in the video;
@@ -168,11 +172,11 @@ A video's split depends only on its id, so adding speakers never moves a video b
 {split_rows}
 
 ## How it was made
-Speakers {', '.join(summary.speakers)} from `{summary.source}`{limit}.
+Speakers {", ".join(summary.speakers)} from `{summary.source}`{limit}.
 Videos were decoded sequentially with OpenCV; MediaPipe Face Mesh found the 40 lip landmarks on each sampled frame.
 Mosaic settings: {MosaicConfig.from_dict(mosaic).describe()} (all of them are in this card's
 `lipagent.transform.mosaic` metadata; models trained on this dataset record them, and read new clips the same way).
-A video was kept when a face was found in at least {mosaic['min_face_ratio']:.0%} of its sampled frames.
+A video was kept when a face was found in at least {mosaic["min_face_ratio"]:.0%} of its sampled frames.
 
 ## What was skipped and why
 {skipped_table}
@@ -200,12 +204,16 @@ def dataset_mosaic_config(folder: str | Path) -> MosaicConfig:
     """The mosaic settings a prepared dataset folder was built with, from its card's `lipagent` metadata."""
     card = Path(folder) / "README.md"
     if not card.is_file():
-        raise ValueError(f"{folder} has no README.md dataset card, so its mosaic settings are unknown; "
-                         "use a dataset written by `lipagent prepare`")
+        raise ValueError(
+            f"{folder} has no README.md dataset card, so its mosaic settings are unknown; "
+            "use a dataset written by `lipagent prepare`"
+        )
     meta = DatasetCard.load(card).data.to_dict().get("lipagent") or {}
     if "mosaic" not in meta:
-        raise ValueError(f"the dataset card in {folder} has no `lipagent.transform.mosaic` settings (was it written by "
-                         "`lipagent prepare`?)")
+        raise ValueError(
+            f"the dataset card in {folder} has no `lipagent.transform.mosaic` settings (was it written by "
+            "`lipagent prepare`?)"
+        )
     return MosaicConfig.from_dict(meta["mosaic"])
 
 
@@ -237,12 +245,23 @@ def adapter_card(adapter: Path, repo_id: str, metrics: dict | None, dataset: str
     dataset_id = dataset or (metrics or {}).get("dataset")
     results = []
     if metrics:
-        named = {"wer": "WER", "cer": "CER", "sentence_accuracy": "Sentence accuracy",
-                 "valid_sentence_rate": "Valid GRID sentences"}
+        named = {
+            "wer": "WER",
+            "cer": "CER",
+            "sentence_accuracy": "Sentence accuracy",
+            "valid_sentence_rate": "Valid GRID sentences",
+        }
         results = [
-            EvalResult(task_type="image-to-text", task_name="Lip reading", dataset_type=str(dataset_id or "grid"),
-                       dataset_name="GRID mouth mosaics", dataset_split=metrics.get("split"), metric_type=key,
-                       metric_name=name, metric_value=float(metrics[key]))
+            EvalResult(
+                task_type="image-to-text",
+                task_name="Lip reading",
+                dataset_type=str(dataset_id or "grid"),
+                dataset_name="GRID mouth mosaics",
+                dataset_split=metrics.get("split"),
+                metric_type=key,
+                metric_name=name,
+                metric_value=float(metrics[key]),
+            )
             for key, name in named.items()
             if key in metrics
         ]
@@ -280,21 +299,29 @@ def _cell(value: Any) -> str:
 def baseline_gap(metrics: dict) -> str:
     """How a model's WER relates to the baseline's in `metrics` (as run_eval.py --baseline writes it)."""
     gap = metrics["baseline"]["wer"] - metrics["wer"]
-    return (f"beats it by {gap * 100:.1f} WER points" if gap > 0 else f"trails it by {-gap * 100:.1f} WER points"
-            if gap < 0 else "only ties it")
+    return (
+        f"beats it by {gap * 100:.1f} WER points"
+        if gap > 0
+        else f"trails it by {-gap * 100:.1f} WER points"
+        if gap < 0
+        else "only ties it"
+    )
 
 
 def baseline_comparison(metrics: dict) -> str:
     """The card's line on the yardstick: the baseline lip reader's WER on the same clips, and what it means."""
     base = metrics["baseline"]["wer"]
     relation = baseline_gap(metrics)
-    return (f"**Against the baseline:** LipAgent's baseline lip reader (a ~1 MB CNN + GRU trained from scratch on the "
-            f"same mosaics, `lipagent baseline train`) reads these clips at WER {base:.2%}; this adapter {relation}. "
-            "A fine-tuned Gemma should beat it clearly: if it does not, the gain is not coming from the large model.")
+    return (
+        f"**Against the baseline:** LipAgent's baseline lip reader (a ~1 MB CNN + GRU trained from scratch on the "
+        f"same mosaics, `lipagent baseline train`) reads these clips at WER {base:.2%}; this adapter {relation}. "
+        "A fine-tuned Gemma should beat it clearly: if it does not, the gain is not coming from the large model."
+    )
 
 
-def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None,
-                  mosaic: MosaicConfig) -> str:
+def _adapter_body(
+    repo_id: str, base: str, recipe: dict, metrics: dict | None, dataset: str | None, mosaic: MosaicConfig
+) -> str:
     recipe_rows = "\n".join(f"| {k} | {_cell(v)} |" for k, v in recipe.items() if v is not None)
     if metrics:
         slots = " | ".join(f"{metrics['slot_accuracy'][s]:.1%}" for s in SLOT_NAMES)
@@ -311,7 +338,7 @@ def _adapter_body(repo_id: str, base: str, recipe: dict, metrics: dict | None, d
         scores = "Not evaluated yet."
     cell_size = f"{mosaic.cell_width}x{mosaic.cell_height}"
     return f"""
-# {repo_id.split('/')[-1]}
+# {repo_id.split("/")[-1]}
 
 A LoRA adapter for {_link(base)} that reads lips: given a mosaic of {mosaic.num_frames} mouth crops
 from a GRID-style video, it writes the six-word sentence spoken. Trained with LipAgent on

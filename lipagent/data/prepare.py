@@ -72,8 +72,11 @@ def mosaic_row(row: dict, config: dict) -> dict:
     except ClipRejected as rejected:
         return {**empty, "skip_reason": rejected.reason.value, "skip_detail": _without_folder(rejected.detail, row)}
     except cv2.error as error:
-        return {**empty, "skip_reason": SkipReason.UNDECODABLE.value,
-                "skip_detail": _without_folder(str(error).strip(), row)}
+        return {
+            **empty,
+            "skip_reason": SkipReason.UNDECODABLE.value,
+            "skip_detail": _without_folder(str(error).strip(), row),
+        }
     return {
         "image": {"bytes": mosaic.jpeg, "path": None},
         "frame_indices": list(mosaic.frame_indices),
@@ -174,13 +177,15 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
         mapped = map_in_chunks(sources[split], options.config, num_proc, options.chunk_size, split)
         reasons = mapped["skip_reason"]
         kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(
-            list(OUTPUT_COLUMNS))
+            list(OUTPUT_COLUMNS)
+        )
         details = mapped.select_columns(["video_id", "speaker", "skip_reason", "skip_detail"])
         skipped += [details[i] for i, r in enumerate(reasons) if r is not None]
     summary = BuildSummary(
         speakers=list(builder.config.speakers),
         # The folder's name, not its path: the card is published, and a local path means nothing elsewhere.
-        source=f"local GRID files ({Path(options.grid_dir).name}/)" if options.grid_dir
+        source=f"local GRID files ({Path(options.grid_dir).name}/)"
+        if options.grid_dir
         else ZenodoRecord(base_url=options.zenodo_url).api_url,
         split_scheme=options.split_scheme,
         limit=options.limit,
@@ -197,8 +202,9 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     return summary
 
 
-def write_folder(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path,
-                 overwrite: bool = False) -> None:
+def write_folder(
+    splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path, overwrite: bool = False
+) -> None:
     """Parquet shards `data/<split>-NNNNN-of-NNNNN.parquet`, the card and `skipped.jsonl`, written beside
     `out` and moved into place at the end, so `out` is never half-written."""
     with staging_for(out) as staging:

@@ -32,9 +32,7 @@ def preview(folder: str | Path, out: str | Path, per_split: int = 4, columns: in
     """Write a contact sheet of the first `per_split` mosaics of every split to `out` (PNG)."""
     dataset = datasets.load_dataset(str(folder))
     rows = [
-        {**dataset[split][i], "split": split}
-        for split in dataset
-        for i in range(min(per_split, len(dataset[split])))
+        {**dataset[split][i], "split": split} for split in dataset for i in range(min(per_split, len(dataset[split])))
     ]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,8 +60,9 @@ def _check_shards(folder: Path, report: ValidationReport) -> None:
         groups.setdefault(match["split"], []).append(match)
     for split, matches in groups.items():
         count = int(matches[0]["count"])
-        if (sorted(int(m["index"]) for m in matches) != list(range(count))
-                or any(int(m["count"]) != count for m in matches)):
+        if sorted(int(m["index"]) for m in matches) != list(range(count)) or any(
+            int(m["count"]) != count for m in matches
+        ):
             report.add(f"split {split}: shards are incomplete or inconsistent ({', '.join(m.string for m in matches)})")
 
 
@@ -96,8 +97,12 @@ def validate_folder(folder: str | Path) -> ValidationReport:
 
 
 def _check_split(
-    split: str, dataset: datasets.Dataset, config: MosaicConfig, scheme: str, seen: dict[str, str],
-    report: ValidationReport
+    split: str,
+    dataset: datasets.Dataset,
+    config: MosaicConfig,
+    scheme: str,
+    seen: dict[str, str],
+    report: ValidationReport,
 ) -> None:
     report.split_sizes[split] = len(dataset)
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]

@@ -55,8 +55,10 @@ def fetch(download: Callable[[Any], Any], what: Any, base: ZenodoRecord) -> Any:
     try:
         return download(what)
     except (OSError, ConnectionError) as error:
-        raise ConnectionError(f"Zenodo could not be reached at {base.base_url} ({type(error).__name__}: {error}); "
-                              "check the network, or build from local GRID zips with --grid-dir") from None
+        raise ConnectionError(
+            f"Zenodo could not be reached at {base.base_url} ({type(error).__name__}: {error}); "
+            "check the network, or build from local GRID zips with --grid-dir"
+        ) from None
 
 
 def wanted_files(speakers: Sequence[str]) -> list[str]:

@@ -19,7 +19,9 @@ def _literal(word: str) -> str:
 
 def grid_gbnf() -> str:
     """root ::= command " " color " " ... adverb, one rule per slot."""
-    lines = ["# GRID sentences (lipagent.grammar): command color preposition letter digit adverb",
-             "root ::= " + ' " " '.join(SLOT_NAMES)]
+    lines = [
+        "# GRID sentences (lipagent.grammar): command color preposition letter digit adverb",
+        "root ::= " + ' " " '.join(SLOT_NAMES),
+    ]
     lines += [f"{slot} ::= " + " | ".join(_literal(word) for word in SLOTS[slot]) for slot in SLOT_NAMES]
     return "\n".join(lines) + "\n"

@@ -58,8 +58,11 @@ def text_model_with_shared_kv_weights(gemma, torch) -> type:
             prefix = next(name.split("layers.")[0] for name in self.model_tensors if ".layers." in name)
             for layer in range(layers - shared, layers):
                 attention = f"{prefix}layers.{layer}.self_attn."
-                for name, shape in (("k_proj.weight", (kv_heads * head_dim, width)),
-                                    ("v_proj.weight", (kv_heads * head_dim, width)), ("k_norm.weight", (head_dim,))):
+                for name, shape in (
+                    ("k_proj.weight", (kv_heads * head_dim, width)),
+                    ("v_proj.weight", (kv_heads * head_dim, width)),
+                    ("k_norm.weight", (head_dim,)),
+                ):
                     if attention + name not in self.model_tensors:
                         yield attention + name, torch.zeros(shape)
 

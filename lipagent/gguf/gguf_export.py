@@ -59,13 +59,25 @@ def _step(message: str) -> float:
 def run_converter(converter: Path, model: Path, target: Path, outtype: str, mmproj: bool = False) -> Path:
     """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf.gguf_convert, in a subprocess; its last line on
     failure."""
-    command = [sys.executable, "-m", "lipagent.gguf.gguf_convert", str(converter), str(model),
-               "--outfile", str(target), "--outtype", outtype, *(["--mmproj"] if mmproj else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "lipagent.gguf.gguf_convert",
+        str(converter),
+        str(model),
+        "--outfile",
+        str(target),
+        "--outtype",
+        outtype,
+        *(["--mmproj"] if mmproj else []),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not target.is_file():
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise GGUFError(f"llama.cpp's converter failed on the {'vision projector' if mmproj else 'text model'}: "
-                        f"{lines[-1] if lines else 'no output'}")
+        raise GGUFError(
+            f"llama.cpp's converter failed on the {'vision projector' if mmproj else 'text model'}: "
+            f"{lines[-1] if lines else 'no output'}"
+        )
     return target
 
 
@@ -80,8 +92,10 @@ def base_model_file(base: str, name: str) -> Path:
     try:
         return Path(hf_hub_download(base, name))
     except Exception as error:  # offline, gated or missing: all mean "cannot get it here"
-        raise GGUFError(f"could not get {base}'s {name} ({type(error).__name__}); download the base model first "
-                        "(hf download) or pass --base-model FOLDER") from error
+        raise GGUFError(
+            f"could not get {base}'s {name} ({type(error).__name__}); download the base model first "
+            "(hf download) or pass --base-model FOLDER"
+        ) from error
 
 
 def base_architecture(base: str) -> str:
@@ -106,7 +120,7 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
     grammar = grid_token_grammar(processor)
     image_token, full = processor.image_token, processor.full_image_sequence
     before = full[: full.index(processor.boi_token)]  # the text around <start_of_image>...<end_of_image>
-    after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token):]
+    after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token) :]
     size = processor.image_processor.size
     return {
         "format": GGUF_FORMAT,
@@ -115,8 +129,11 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
         "mosaic": adapter_mosaic_config(adapter).to_dict(),
         "prompt": PROMPT,
         "prompt_text": chat_prompt(processor).replace(image_token, before + MEDIA_MARKER + after),
-        "grid_tokens": {"pieces": grammar.pieces, "end_ids": grammar.end_ids,
-                        "pad_id": processor.tokenizer.pad_token_id},
+        "grid_tokens": {
+            "pieces": grammar.pieces,
+            "end_ids": grammar.end_ids,
+            "pad_id": processor.tokenizer.pad_token_id,
+        },
         "image_size": [size["width"], size["height"]],
         "resample": int(processor.image_processor.resample),
         "adapter": str(adapter),
@@ -127,9 +144,9 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
 
 def usage_readme(record: dict[str, Any]) -> str:
     model, mmproj = record["model"], record["mmproj"]
-    return f"""# LipAgent lip reader, GGUF ({record['quant']})
+    return f"""# LipAgent lip reader, GGUF ({record["quant"]})
 
-Gemma 3n + the LoRA adapter `{record['adapter']}` merged, for llama.cpp. Files: `{model}` (text model),
+Gemma 3n + the LoRA adapter `{record["adapter"]}` merged, for llama.cpp. Files: `{model}` (text model),
 `{mmproj}` (vision projector, f16), `{GBNF_FILE}` (the GRID grammar), `{READING_RECORD}` (the mosaic settings and
 prompt the adapter was trained with).
 
@@ -141,7 +158,7 @@ With llama.cpp alone, give it a mosaic LipAgent made (an image of a prepared dat
 `lipagent live --source clip.mp4 --save DIR` keeps for each utterance):
 
     llama-mtmd-cli -m {model} --mmproj {mmproj} --grammar-file {GBNF_FILE} --temp 0 \\
-        --image mosaic.jpg -p "{record['prompt']}"
+        --image mosaic.jpg -p "{record["prompt"]}"
     llama-server -m {model} --mmproj {mmproj}     # then send the mosaic and the prompt with the grammar
 
 The mosaic must be built with the settings in `{READING_RECORD}`; any other crop or frame choice is an input the
@@ -151,8 +168,9 @@ Ollama cannot read these files: its Gemma 3n model is text only (no vision encod
 """
 
 
-def export_gguf(adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None,
-                overwrite: bool = False) -> Path:
+def export_gguf(
+    adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None, overwrite: bool = False
+) -> Path:
     """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`."""
     from lipagent.model.reader import base_model_of, export_merged, load_processor
 
@@ -167,8 +185,10 @@ def export_gguf(adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", bas
     base = base_model or base_model_of(str(folder))
     architecture = base_architecture(base)
     if architecture not in SUPPORTED_ARCHITECTURES:
-        raise GGUFError(f"the base model {base} is a {architecture}; GGUF export knows Gemma 3n "
-                        f"({', '.join(SUPPORTED_ARCHITECTURES)})")
+        raise GGUFError(
+            f"the base model {base} is a {architecture}; GGUF export knows Gemma 3n "
+            f"({', '.join(SUPPORTED_ARCHITECTURES)})"
+        )
     converter = converter_dir()
     with output_lock(out), staging_for(out) as staging:
         started = _step(f"merging {folder} into {base}")

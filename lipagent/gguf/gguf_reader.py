@@ -56,8 +56,9 @@ def gguf_record(folder: Path) -> dict[str, Any]:
 class GGUFReader(Reader):
     """One llama.cpp model + vision projector; `transcribe_*` as every Reader."""
 
-    def __init__(self, folder: str | Path, decoding: str = "constrained", threads: int | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, folder: str | Path, decoding: str = "constrained", threads: int | None = None, verbose: bool = False
+    ) -> None:
         self.folder = Path(folder)
         record = gguf_record(self.folder)
         self.record, self.decoding = record, decoding
@@ -73,12 +74,19 @@ class GGUFReader(Reader):
         threads = threads or max(1, (os.cpu_count() or 2) // 2)
         with suppress_stdout_stderr(disable=verbose):  # llama.cpp notes a context's set-up on stderr regardless
             # n_gpu_layers=-1: every layer on the GPU backend llama.cpp was built with (Metal on a Mac), none on a CPU
-            self.llm = llama.Llama(model_path=str(self.folder / record["model"]), n_ctx=CONTEXT, n_batch=CONTEXT,
-                                   n_threads=threads, n_gpu_layers=-1, verbose=verbose)
+            self.llm = llama.Llama(
+                model_path=str(self.folder / record["model"]),
+                n_ctx=CONTEXT,
+                n_batch=CONTEXT,
+                n_threads=threads,
+                n_gpu_layers=-1,
+                verbose=verbose,
+            )
             params = mtmd_cpp.mtmd_context_params_default()
             params.use_gpu, params.n_threads, params.print_timings = True, threads, verbose
-            self.ctx = mtmd_cpp.mtmd_init_from_file(str(self.folder / record["mmproj"]).encode(), self.llm.model,
-                                                    params)
+            self.ctx = mtmd_cpp.mtmd_init_from_file(
+                str(self.folder / record["mmproj"]).encode(), self.llm.model, params
+            )
         if not self.ctx:
             raise GGUFError(f"llama.cpp could not load {record['mmproj']} with {record['model']}")
         self.grammar = (self.folder / GBNF_FILE).read_text()
@@ -87,8 +95,10 @@ class GGUFReader(Reader):
         self.prompt = record["prompt_text"].replace(MEDIA_MARKER, mtmd_cpp.mtmd_default_marker().decode())
         self.vocab = llama.llama_model_get_vocab(self.llm.model)
         self.sampler = self._sampler()  # one chain, reset for every clip: the grammar is parsed once
-        self.description = (f"llama.cpp: {record['model']} ({record.get('quant')}) + {record['mmproj']}, "
-                            f"{threads} threads, {decoding} decoding")
+        self.description = (
+            f"llama.cpp: {record['model']} ({record.get('quant')}) + {record['mmproj']}, "
+            f"{threads} threads, {decoding} decoding"
+        )
 
     def close(self) -> None:
         if getattr(self, "sampler", None):
@@ -117,7 +127,8 @@ class GGUFReader(Reader):
         """The prompt with the image, tokenized by llama.cpp's mtmd (caller frees the chunks)."""
         data = self.model_image(mosaic)
         bitmap = self.mtmd.mtmd_helper_bitmap_init_from_buf(
-            self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False)
+            self.ctx, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)), len(data), False
+        )
         text = self.mtmd.mtmd_input_text()
         encoded = self.prompt.encode()
         text.text, text.text_len, text.add_special, text.parse_special = encoded, len(encoded), False, True
@@ -155,8 +166,12 @@ class GGUFReader(Reader):
         chunks = self.prompt_chunks(mosaic)
         try:
             past = llama.llama_pos(0)
-            if self.mtmd.mtmd_helper_eval_chunks(self.ctx, self.llm.ctx, chunks, 0, 0, self.llm.n_batch, True,
-                                                 ctypes.byref(past)) != 0:
+            if (
+                self.mtmd.mtmd_helper_eval_chunks(
+                    self.ctx, self.llm.ctx, chunks, 0, 0, self.llm.n_batch, True, ctypes.byref(past)
+                )
+                != 0
+            ):
                 raise GGUFError("llama.cpp could not evaluate the prompt with the mosaic")
         finally:
             self.mtmd.mtmd_input_chunks_free(chunks)

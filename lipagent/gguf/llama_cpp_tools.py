@@ -21,14 +21,20 @@ from types import ModuleType
 
 from lipagent.model.reading import ReaderError
 
-INSTALL_HINT = ('llama.cpp is not installed: pip install -e ".[gguf]" (builds llama.cpp from source; about 3 minutes '
-                "on 2 cores)")
+INSTALL_HINT = (
+    'llama.cpp is not installed: pip install -e ".[gguf]" (builds llama.cpp from source; about 3 minutes on 2 cores)'
+)
 CONVERTER_ENV = "LIPAGENT_LLAMA_CPP_CONVERTER"
 """A llama.cpp checkout whose convert_hf_to_gguf.py to use instead of the one unpacked from the sdist."""
 CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion", "gguf-py")
 
-QUANT_TYPES = {"Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-               "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
+QUANT_TYPES = {
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+}
 """--quant choices that llama.cpp's quantizer makes from the f16 GGUF; f16 and f32 are the converter's own."""
 QUANT_CHOICES = (*QUANT_TYPES, "f16", "f32")
 
@@ -75,20 +81,39 @@ def fetch_converter(version: str, folder: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".converter-") as work:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             f"llama-cpp-python=={version}", "--dest", work], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={version}",
+                "--dest",
+                work,
+            ],
+            capture_output=True,
+            text=True,
+        )
         archives = sorted(Path(work).glob("llama_cpp_python-*.tar.gz"))
         if result.returncode != 0 or not archives:
             last = (result.stderr.strip().splitlines() or ["no archive"])[-1]
-            raise GGUFError(f"could not fetch llama.cpp's converter (llama-cpp-python=={version} source): {last}; "
-                            f"set {CONVERTER_ENV} to a llama.cpp checkout instead")
+            raise GGUFError(
+                f"could not fetch llama.cpp's converter (llama-cpp-python=={version} source): {last}; "
+                f"set {CONVERTER_ENV} to a llama.cpp checkout instead"
+            )
         prefix = f"{archives[0].name.removesuffix('.tar.gz')}/vendor/llama.cpp/"
         staging = Path(work) / "converter"
         with tarfile.open(archives[0]) as archive:
-            members = [m for m in archive.getmembers()
-                       if m.name.startswith(prefix) and m.name[len(prefix):].split("/")[0] in CONVERTER_FILES]
+            members = [
+                m
+                for m in archive.getmembers()
+                if m.name.startswith(prefix) and m.name[len(prefix) :].split("/")[0] in CONVERTER_FILES
+            ]
             for member in members:
-                member.name = member.name[len(prefix):]
+                member.name = member.name[len(prefix) :]
             archive.extractall(staging, members=members, filter="data")
         if not (staging / "convert_hf_to_gguf.py").is_file():
             raise GGUFError(f"llama-cpp-python=={version}'s source has no convert_hf_to_gguf.py")

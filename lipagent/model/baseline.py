@@ -38,8 +38,10 @@ def mosaic_cells(mosaic: Image.Image | bytes, config: MosaicConfig, arch: Baseli
     Grey, because the mouth's shape is what carries the words and colour triples the first layer's cost."""
     image = np.asarray(mosaic_image(mosaic))
     if image.shape[:2] != (config.height, config.width):
-        raise ReaderError(f"a mosaic of {image.shape[1]}x{image.shape[0]} was given; this reader was trained on "
-                          f"{config.width}x{config.height} ({config.rows}x{config.cols} cells)")
+        raise ReaderError(
+            f"a mosaic of {image.shape[1]}x{image.shape[0]} was given; this reader was trained on "
+            f"{config.width}x{config.height} ({config.rows}x{config.cols} cells)"
+        )
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     cells = grey.reshape(config.rows, config.cell_height, config.cols, config.cell_width).swapaxes(1, 2)
     cells = cells.reshape(config.num_frames, config.cell_height, config.cell_width)
@@ -64,20 +66,26 @@ class SlotReader(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for out in arch.channels:
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             channels = out
         self.cnn = nn.Sequential(*layers)
         shrink = 2 ** len(arch.channels)
         flat = channels * (arch.cell_height // shrink) * (arch.cell_width // shrink)
-        self.frame = nn.Sequential(nn.Flatten(), nn.Dropout(arch.dropout), nn.Linear(flat, arch.frame_features),
-                                   nn.ReLU(inplace=True))
+        self.frame = nn.Sequential(
+            nn.Flatten(), nn.Dropout(arch.dropout), nn.Linear(flat, arch.frame_features), nn.ReLU(inplace=True)
+        )
         self.gru = nn.GRU(arch.frame_features, arch.temporal_hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(arch.dropout)
         # Each head sees every time step in place (flattened, not pooled): which frames show a slot's word is
         # fairly fixed in GRID's fixed word order, and a head can learn where to look.
-        self.heads = nn.ModuleDict({slot: nn.Linear(num_frames * 2 * arch.temporal_hidden, len(vocabulary[slot]))
-                                    for slot in SLOT_NAMES})
+        self.heads = nn.ModuleDict(
+            {slot: nn.Linear(num_frames * 2 * arch.temporal_hidden, len(vocabulary[slot])) for slot in SLOT_NAMES}
+        )
         # oneDNN's convolutions, pooling and batch norm run about twice as fast on a CPU in channels-last layout.
         self.to(memory_format=torch.channels_last)
 
@@ -93,8 +101,10 @@ class SlotReader(nn.Module):
 def labels_of(texts: Sequence[str]) -> np.ndarray:
     """(N, 6) indices of each slot's word in the grammar's vocabulary."""
     index = {slot: {w: i for i, w in enumerate(SLOTS[slot])} for slot in SLOT_NAMES}
-    return np.array([[index[slot][word] for slot, word in zip(SLOT_NAMES, text.split(), strict=True)]
-                     for text in texts], dtype=np.int64)
+    return np.array(
+        [[index[slot][word] for slot, word in zip(SLOT_NAMES, text.split(), strict=True)] for text in texts],
+        dtype=np.int64,
+    )
 
 
 def sentences_of(logits: dict[str, torch.Tensor]) -> list[str]:
@@ -112,8 +122,16 @@ class BaselineRecord:
     training: dict[str, Any]
 
     def to_json(self) -> str:
-        return json.dumps({"model_type": BASELINE_MODEL_TYPE, "arch": asdict(self.arch), "vocabulary": SLOTS,
-                           "mosaic": self.mosaic.to_dict(), "training": self.training}, indent=2)
+        return json.dumps(
+            {
+                "model_type": BASELINE_MODEL_TYPE,
+                "arch": asdict(self.arch),
+                "vocabulary": SLOTS,
+                "mosaic": self.mosaic.to_dict(),
+                "training": self.training,
+            },
+            indent=2,
+        )
 
     @classmethod
     def load(cls, folder: Path) -> BaselineRecord:
@@ -122,8 +140,9 @@ class BaselineRecord:
             raise ReaderError(f"{folder / CONFIG_FILE} is not a baseline lip reader's config")
         if {k: tuple(v) for k, v in values.get("vocabulary", {}).items()} != SLOTS:
             raise ReaderError(f"{folder} was trained on another GRID vocabulary than this LipAgent's grammar")
-        return cls(BaselineArch.from_dict(values["arch"]), MosaicConfig.from_dict(values["mosaic"]),
-                   values.get("training", {}))
+        return cls(
+            BaselineArch.from_dict(values["arch"]), MosaicConfig.from_dict(values["mosaic"]), values.get("training", {})
+        )
 
 
 def pick_device(device: str | None) -> str:
@@ -153,8 +172,9 @@ class BaselineReader(Reader):
 
         folder = Path(folder)
         if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-            raise ReaderError(f"{folder} lacks {WEIGHTS_FILE} or {CONFIG_FILE}; pass a folder `lipagent baseline "
-                              "train --out` wrote")
+            raise ReaderError(
+                f"{folder} lacks {WEIGHTS_FILE} or {CONFIG_FILE}; pass a folder `lipagent baseline train --out` wrote"
+            )
         record = BaselineRecord.load(folder)
         model = SlotReader(record.arch, record.mosaic.num_frames, SLOTS)
         model.load_state_dict(load_file(folder / WEIGHTS_FILE))

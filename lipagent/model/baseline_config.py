@@ -26,8 +26,9 @@ class BaselineArch:
     def __post_init__(self) -> None:
         shrink = 2 ** len(self.channels)
         if self.cell_width < shrink or self.cell_height < shrink:
-            raise ValueError(f"cells of {self.cell_width}x{self.cell_height} are too small for {len(self.channels)} "
-                             "pooling stages")
+            raise ValueError(
+                f"cells of {self.cell_width}x{self.cell_height} are too small for {len(self.channels)} pooling stages"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BaselineArch:

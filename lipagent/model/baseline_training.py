@@ -55,14 +55,17 @@ class CellSet:
 def load_cells(rows: datasets.Dataset, mosaic: MosaicConfig, arch: BaselineArch, desc: str) -> CellSet:
     """Decode a split's mosaics into (N, frames, H, W) uint8 cells with their labels."""
     rows = rows.cast_column("image", datasets.Image(decode=False))
-    cells = [mosaic_cells(image["bytes"], mosaic, arch)
-             for image in tqdm(rows["image"], desc=f"Decoding {desc}", unit=" mosaics", leave=False)]
+    cells = [
+        mosaic_cells(image["bytes"], mosaic, arch)
+        for image in tqdm(rows["image"], desc=f"Decoding {desc}", unit=" mosaics", leave=False)
+    ]
     texts = list(rows["text"])
     return CellSet(np.stack(cells), labels_of(texts), list(rows["video_id"]), texts, list(rows["speaker"]))
 
 
-def load_dataset_cells(dataset: str, splits: list[str], arch: BaselineArch,
-                       max_samples: int | None = None) -> tuple[MosaicConfig, dict[str, CellSet]]:
+def load_dataset_cells(
+    dataset: str, splits: list[str], arch: BaselineArch, max_samples: int | None = None
+) -> tuple[MosaicConfig, dict[str, CellSet]]:
     """The dataset's mosaic settings (from its card) and the asked splits as cells (`max_samples` caps the first)."""
     folder = resolve_dataset(dataset)
     mosaic = dataset_mosaic_config(folder)
@@ -117,8 +120,13 @@ def predict_logits(model: SlotReader, cells: np.ndarray, batch_size: int = 64) -
     return {slot: torch.cat([p[slot] for p in parts]) for slot in SLOT_NAMES}
 
 
-def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evaluation: CellSet | None = None,
-        progress: bool = True) -> tuple[SlotReader, list[dict[str, Any]]]:
+def fit(
+    train: CellSet,
+    args: BaselineTrainingArgs,
+    mosaic: MosaicConfig,
+    evaluation: CellSet | None = None,
+    progress: bool = True,
+) -> tuple[SlotReader, list[dict[str, Any]]]:
     """Train a fresh network on `train`; returns it and its per-epoch history (loss, training accuracy on the
     augmented batches, and validation WER when `evaluation` is given)."""
     args.check()
@@ -132,8 +140,8 @@ def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evalua
     # Linear warm-up then cosine decay: the usual schedule for a network trained from scratch in few steps. With a peak
     # of 3e-3 and no clipping, 2 runs in 6 stalled 10 points worse than the others; 1e-3 and clipping at 1 did not.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     labels = torch.from_numpy(train.labels)
     history: list[dict[str, Any]] = []
@@ -157,19 +165,24 @@ def fit(train: CellSet, args: BaselineTrainingArgs, mosaic: MosaicConfig, evalua
             schedule.step()
             losses.append(loss.item())
             accuracies.append(slot_accuracy(logits, labels[index]))
-        entry: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                                 "train_slot_accuracy": float(np.mean(accuracies))}
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "train_slot_accuracy": float(np.mean(accuracies)),
+        }
         if evaluation is not None and len(evaluation):
-            entry["eval_wer"] = 1 - slot_accuracy(predict_logits(model, evaluation.cells),
-                                                  torch.from_numpy(evaluation.labels))
+            entry["eval_wer"] = 1 - slot_accuracy(
+                predict_logits(model, evaluation.cells), torch.from_numpy(evaluation.labels)
+            )
         history.append(entry)
         bar.set_postfix({k: f"{v:.3f}" for k, v in entry.items() if k != "epoch"})
     model.eval()
     return model, history
 
 
-def save_baseline(model: SlotReader, record: BaselineRecord, history: list[dict[str, Any]], out: Path,
-                  overwrite: bool) -> Path:
+def save_baseline(
+    model: SlotReader, record: BaselineRecord, history: list[dict[str, Any]], out: Path, overwrite: bool
+) -> Path:
     """model.safetensors, config.json and history.json, staged beside `out` and renamed into place."""
     from safetensors.torch import save_file
 
@@ -202,6 +215,9 @@ def _train(args: BaselineTrainingArgs, out: Path, progress: bool) -> tuple[Path,
     mosaic, cells = load_dataset_cells(args.dataset, splits, args.arch, args.max_samples)
     model, history = fit(cells[args.train_split], args, mosaic, cells.get(args.eval_split or ""), progress)
     training = {key: value for key, value in asdict(args).items() if key not in ("out", "arch", "overwrite")}
-    training.update(num_train_samples=len(cells[args.train_split]), seconds=round(time.perf_counter() - started, 1),
-                    torch_threads=torch.get_num_threads())
+    training.update(
+        num_train_samples=len(cells[args.train_split]),
+        seconds=round(time.perf_counter() - started, 1),
+        torch_threads=torch.get_num_threads(),
+    )
     return save_baseline(model, BaselineRecord(args.arch, mosaic, training), history, out, args.overwrite), history

@@ -48,8 +48,10 @@ def open_source(camera: int | None, source: str | None) -> tuple[cv2.VideoCaptur
     capture = cv2.VideoCapture(camera) if source is None else cv2.VideoCapture(source)
     what = f"camera {camera}" if source is None else source
     if not capture.isOpened():
-        raise ReaderError(f"{what} cannot be opened" + (" (is a camera attached, and free?)" if source is None else
-                                                        " as a video or stream"))
+        raise ReaderError(
+            f"{what} cannot be opened"
+            + (" (is a camera attached, and free?)" if source is None else " as a video or stream")
+        )
     fps = capture.get(cv2.CAP_PROP_FPS)
     return capture, fps if 1 <= fps <= 240 else 25.0, source is None
 
@@ -95,10 +97,16 @@ class LiveStats:
     latencies: list[float] = field(default_factory=list)
 
     def summary(self) -> str:
-        latency = (f"; latency from end of speech to text: median {np.median(self.latencies):.2f} s, "
-                   f"max {max(self.latencies):.2f} s" if self.latencies else "")
-        return (f"{self.frames} frames ({self.frames / self.fps:.1f} s), {self.utterances} utterances read, "
-                f"{self.dropped} dropped (model busy), {self.late_frames} frames processed late{latency}")
+        latency = (
+            f"; latency from end of speech to text: median {np.median(self.latencies):.2f} s, "
+            f"max {max(self.latencies):.2f} s"
+            if self.latencies
+            else ""
+        )
+        return (
+            f"{self.frames} frames ({self.frames / self.fps:.1f} s), {self.utterances} utterances read, "
+            f"{self.dropped} dropped (model busy), {self.late_frames} frames processed late{latency}"
+        )
 
 
 class Segmenter:
@@ -127,8 +135,14 @@ class Segmenter:
         kept = {f.index: f for f in self.buffer}
         first = max(start, min(kept))
         self.count += 1
-        return Utterance(self.count, first, end, [kept[i].image for i in range(first, end + 1)], kept[end].captured,
-                         truncated=first > start)
+        return Utterance(
+            self.count,
+            first,
+            end,
+            [kept[i].image for i in range(first, end + 1)],
+            kept[end].captured,
+            truncated=first > start,
+        )
 
     def close(self) -> None:
         self.landmarker.close()
@@ -141,9 +155,19 @@ def save_utterance(folder: Path, utterance: Utterance, mosaic: bytes, text: str,
     for offset, image in enumerate(utterance.frames):
         cv2.imwrite(str(target / f"frame-{utterance.start + offset:06d}.png"), image)
     (target / "mosaic.jpg").write_bytes(mosaic)
-    (target / "utterance.json").write_text(json.dumps({
-        "start_frame": utterance.start, "end_frame": utterance.end, "start_s": utterance.start / fps,
-        "end_s": (utterance.end + 1) / fps, "text": text, "truncated": utterance.truncated}, indent=2))
+    (target / "utterance.json").write_text(
+        json.dumps(
+            {
+                "start_frame": utterance.start,
+                "end_frame": utterance.end,
+                "start_s": utterance.start / fps,
+                "end_s": (utterance.end + 1) / fps,
+                "text": text,
+                "truncated": utterance.truncated,
+            },
+            indent=2,
+        )
+    )
 
 
 def timestamp(frame: int, fps: float) -> str:
@@ -154,8 +178,9 @@ def timestamp(frame: int, fps: float) -> str:
 class Transcriber(threading.Thread):
     """Reads utterances off a queue, away from the capture loop, and prints one line for each."""
 
-    def __init__(self, reader: Reader, fps: float, stats: LiveStats, emit: Callable[[str], None],
-                 save: Path | None) -> None:
+    def __init__(
+        self, reader: Reader, fps: float, stats: LiveStats, emit: Callable[[str], None], save: Path | None
+    ) -> None:
         super().__init__(daemon=True, name="lipagent-transcriber")
         self.reader, self.fps, self.stats, self.emit, self.save = reader, fps, stats, emit, save
         self.queue: queue.Queue[Utterance | None] = queue.Queue(maxsize=QUEUE_SIZE)
@@ -167,8 +192,9 @@ class Transcriber(threading.Thread):
             self.queue.put_nowait(utterance)
         except queue.Full:
             self.stats.dropped += 1
-            print(f"utterance at {timestamp(utterance.start, self.fps)} dropped: the model is still busy",
-                  file=sys.stderr)
+            print(
+                f"utterance at {timestamp(utterance.start, self.fps)} dropped: the model is still busy", file=sys.stderr
+            )
 
     def run(self) -> None:
         from lipagent.transform.pipeline import ClipRejected, prepare_frames
@@ -215,14 +241,26 @@ def show(frame: Frame, box: tuple[float, float, float, float] | None, last: tupl
     return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
 
-def run_live(reader: Reader, *, camera: int | None = 0, source: str | None = None, pace: bool = True,
-             display: bool = False, save: Path | None = None, emit: Callable[[str], None] = print,
-             speech: SpeechConfig = DEFAULT_SPEECH) -> LiveStats:
+def run_live(
+    reader: Reader,
+    *,
+    camera: int | None = 0,
+    source: str | None = None,
+    pace: bool = True,
+    display: bool = False,
+    save: Path | None = None,
+    emit: Callable[[str], None] = print,
+    speech: SpeechConfig = DEFAULT_SPEECH,
+) -> LiveStats:
     """Read a camera (or a file/URL with `source`) until it ends or Ctrl-C; one `emit` line per utterance."""
-    if display and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
-                                                              os.environ.get("WAYLAND_DISPLAY")):
-        raise ReaderError("--show needs a display (DISPLAY is not set); drop --show, "
-                          "or use --save to keep what was read")
+    if (
+        display
+        and sys.platform.startswith("linux")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):
+        raise ReaderError(
+            "--show needs a display (DISPLAY is not set); drop --show, or use --save to keep what was read"
+        )
     capture, fps, live = open_source(camera, source)
     stats = LiveStats(fps=fps)
     segmenter = Segmenter(reader.config, fps, speech)

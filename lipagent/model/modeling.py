@@ -26,8 +26,10 @@ def quantization_record(config: Any | None) -> dict[str, Any] | None:
     """The parts of a 4-bit BitsAndBytesConfig that the weights depend on, for lipagent.json (None: not 4-bit)."""
     if config is None or not getattr(config, "load_in_4bit", False):
         return None
-    return {"bnb_4bit_quant_type": config.bnb_4bit_quant_type,
-            "bnb_4bit_use_double_quant": bool(config.bnb_4bit_use_double_quant)}
+    return {
+        "bnb_4bit_quant_type": config.bnb_4bit_quant_type,
+        "bnb_4bit_use_double_quant": bool(config.bnb_4bit_use_double_quant),
+    }
 
 
 def nf4_config(compute_dtype: Any, record: dict[str, Any] | None = None) -> Any:
@@ -36,8 +38,12 @@ def nf4_config(compute_dtype: Any, record: dict[str, Any] | None = None) -> Any:
     from transformers import BitsAndBytesConfig
 
     settings = {**DEFAULT_NF4, **(record or {})}
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute_dtype,
-                              llm_int8_skip_modules=list(QUANTIZATION_SKIP_MODULES), **settings)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+        llm_int8_skip_modules=list(QUANTIZATION_SKIP_MODULES),
+        **settings,
+    )
 
 
 def register_stand_in_models(model: str) -> None:

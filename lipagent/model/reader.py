@@ -78,17 +78,20 @@ def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bi
         chosen, reason = getattr(torch, dtype), f"{dtype} as asked"
     elif device.startswith("cuda"):
         bf16 = torch.cuda.is_bf16_supported()
-        chosen, reason = ((torch.bfloat16, "bf16 (GPU supports it)") if bf16
-                          else (torch.float32, "fp32 (no bf16 on this GPU)"))
+        chosen, reason = (
+            (torch.bfloat16, "bf16 (GPU supports it)") if bf16 else (torch.float32, "fp32 (no bf16 on this GPU)")
+        )
     elif device == "mps":
         new_enough = hasattr(torch.backends.mps, "is_macos_or_newer") and torch.backends.mps.is_macos_or_newer(14, 0)
-        chosen, reason = ((torch.bfloat16, "bf16 (macOS 14+)") if new_enough
-                          else (torch.float32, "fp32 (bf16 needs macOS 14+)"))
+        chosen, reason = (
+            (torch.bfloat16, "bf16 (macOS 14+)") if new_enough else (torch.float32, "fp32 (bf16 needs macOS 14+)")
+        )
     else:
         chosen, reason = torch.float32, "fp32 (CPU)"
     where = f"{device} ({platform.machine()})" if device == "cpu" else device
-    return DevicePlan(device, chosen, load_in_4bit,
-                      f"running on {where} in {reason}{', 4-bit NF4' if load_in_4bit else ''}")
+    return DevicePlan(
+        device, chosen, load_in_4bit, f"running on {where} in {reason}{', 4-bit NF4' if load_in_4bit else ''}"
+    )
 
 
 def base_model_of(adapter: str) -> str:
@@ -121,8 +124,14 @@ def chat_prompt(processor: Any) -> str:
 class LipReader(Reader):
     """Transcribe lip movements with a Gemma 3n + LoRA adapter."""
 
-    def __init__(self, model: Any, processor: Any, plan: DevicePlan, decoding: str = "constrained",
-                 config: MosaicConfig = DEFAULT_CONFIG) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        plan: DevicePlan,
+        decoding: str = "constrained",
+        config: MosaicConfig = DEFAULT_CONFIG,
+    ) -> None:
         if decoding not in DECODINGS:
             raise LipReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
@@ -153,7 +162,9 @@ class LipReader(Reader):
         recorded = (adapter_record(folder) or {}).get("quantization")
         quantization = nf4_config(plan.dtype, recorded) if load_in_4bit else None
         model = AutoModelForImageTextToText.from_pretrained(
-            base, dtype=plan.dtype, quantization_config=quantization,
+            base,
+            dtype=plan.dtype,
+            quantization_config=quantization,
             device_map=plan.device if load_in_4bit else None,
         )
         model = PeftModel.from_pretrained(model, adapter)
@@ -166,8 +177,14 @@ class LipReader(Reader):
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
         images = [[mosaic_image(m)] for m in mosaics]
         prompts = [chat_prompt(self.processor)] * len(images)
-        return self.processor(images=images, text=prompts, padding=True, padding_side="left",
-                              return_tensors="pt", add_special_tokens=False)
+        return self.processor(
+            images=images,
+            text=prompts,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
 
     def generation_kwargs(self) -> dict[str, Any]:
         """Token budget and end tokens of a GRID answer, plus the grammar mask when constrained (a fresh
@@ -183,9 +200,10 @@ class LipReader(Reader):
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.plan.dtype)
         tokenizer = self.processor.tokenizer
-        output = self.model.generate(**inputs, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                     **self.generation_kwargs())
-        answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        output = self.model.generate(
+            **inputs, do_sample=False, pad_token_id=tokenizer.pad_token_id, **self.generation_kwargs()
+        )
+        answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [normalize(a) for a in answers]
 
 

@@ -55,8 +55,12 @@ def adapter_mosaic_config(adapter: Path) -> MosaicConfig:
     record = adapter_record(adapter)
     if record is not None:
         return MosaicConfig.from_dict(record.get("mosaic", {}))
-    logger.warning("%s has no %s: using the LipAgent 0.1 mosaic settings it must have been trained on (%s)",
-                   adapter, READING_RECORD, ", ".join(f"{k}={v}" for k, v in LEGACY_SETTINGS.items()))
+    logger.warning(
+        "%s has no %s: using the LipAgent 0.1 mosaic settings it must have been trained on (%s)",
+        adapter,
+        READING_RECORD,
+        ", ".join(f"{k}={v}" for k, v in LEGACY_SETTINGS.items()),
+    )
     return MosaicConfig.from_dict({})
 
 
@@ -118,9 +122,11 @@ def resolve_model(name: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(name)))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
-        raise ReaderError(f"{name}: no such local folder, and the Hub did not give it ({error.__class__.__name__}: "
-                          f"{str(error).splitlines()[0]}); "
-                          "with HF_HUB_OFFLINE=1 it must already be in the cache") from None
+        raise ReaderError(
+            f"{name}: no such local folder, and the Hub did not give it ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0]}); "
+            "with HF_HUB_OFFLINE=1 it must already be in the cache"
+        ) from None
 
 
 def model_kind(folder: Path) -> str:
@@ -138,8 +144,10 @@ def model_kind(folder: Path) -> str:
             pass
     if (folder / "adapter_config.json").is_file():
         return "adapter"
-    raise ReaderError(f"{folder} is neither a baseline lip reader (config.json of a `lipagent baseline train` "
-                      "run) nor a LoRA adapter (adapter_config.json) nor a `lipagent export --gguf` folder")
+    raise ReaderError(
+        f"{folder} is neither a baseline lip reader (config.json of a `lipagent baseline train` "
+        "run) nor a LoRA adapter (adapter_config.json) nor a `lipagent export --gguf` folder"
+    )
 
 
 def recorded_config(model: str | Path) -> MosaicConfig:
@@ -190,25 +198,53 @@ def gguf_folder(value: str) -> Path:
 def add_reader_arguments(parser: Any) -> None:
     """The reading flags `lipagent transcribe` and `eval/run_eval.py` share (one definition for both)."""
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", "--adapter", dest="model",
-                       help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, "
-                       "or a Hub id of either (--adapter is the same flag)")
-    which.add_argument("--gguf", dest="model", type=gguf_folder,
-                       help="a folder written by `lipagent export --gguf`: read with llama.cpp (CPU or Metal) under "
-                       "the GRID grammar; needs the gguf extra")
-    parser.add_argument("--base_model", "--base-model", dest="base_model",
-                        help="adapters only: base model (default: the one named in adapter_config.json)")
-    parser.add_argument("--load_in_4bit", "--load-in-4bit", dest="load_in_4bit", action="store_true",
-                        help="adapters only: load the base model in 4-bit NF4 (CUDA only)")
-    parser.add_argument("--decoding", choices=("constrained", "free"), default="constrained",
-                        help="adapters only: constrained = only valid GRID sentences; free = plain greedy decoding "
-                        "(a baseline always gives a valid sentence)")
+    which.add_argument(
+        "--model",
+        "--adapter",
+        dest="model",
+        help="a baseline folder (`lipagent baseline train --out`) or a LoRA adapter folder, "
+        "or a Hub id of either (--adapter is the same flag)",
+    )
+    which.add_argument(
+        "--gguf",
+        dest="model",
+        type=gguf_folder,
+        help="a folder written by `lipagent export --gguf`: read with llama.cpp (CPU or Metal) under "
+        "the GRID grammar; needs the gguf extra",
+    )
+    parser.add_argument(
+        "--base_model",
+        "--base-model",
+        dest="base_model",
+        help="adapters only: base model (default: the one named in adapter_config.json)",
+    )
+    parser.add_argument(
+        "--load_in_4bit",
+        "--load-in-4bit",
+        dest="load_in_4bit",
+        action="store_true",
+        help="adapters only: load the base model in 4-bit NF4 (CUDA only)",
+    )
+    parser.add_argument(
+        "--decoding",
+        choices=("constrained", "free"),
+        default="constrained",
+        help="adapters only: constrained = only valid GRID sentences; free = plain greedy decoding "
+        "(a baseline always gives a valid sentence)",
+    )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
-                        help="adapters only (default: chosen for the device)")
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16", "float16"), help="adapters only (default: chosen for the device)"
+    )
 
 
 def reader_from_args(args: Any) -> Reader:
     """`load_reader` with the flags of `add_reader_arguments`."""
-    return load_reader(args.model, base_model=args.base_model, load_in_4bit=args.load_in_4bit, device=args.device,
-                       dtype=args.dtype, decoding=args.decoding)
+    return load_reader(
+        args.model,
+        base_model=args.base_model,
+        load_in_4bit=args.load_in_4bit,
+        device=args.device,
+        dtype=args.dtype,
+        decoding=args.decoding,
+    )

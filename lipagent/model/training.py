@@ -156,8 +156,9 @@ def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.Datase
             raise TrainingSetupError(f"--dataset_name {name} is a file; pass the folder `lipagent prepare --out` wrote")
         return datasets.load_dataset(str(local), name=config)
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a path, not an owner/name Hub id
-        raise TrainingSetupError(f"--dataset_name {name}: no such folder; write it with "
-                                 f"`lipagent prepare --out {name}` or fix the path")
+        raise TrainingSetupError(
+            f"--dataset_name {name}: no such folder; write it with `lipagent prepare --out {name}` or fix the path"
+        )
     try:
         return datasets.load_dataset(resolve_dataset(name), name=config)
     except Exception as error:  # the Hub client raises many types; all mean the same thing to the user
@@ -174,13 +175,13 @@ def to_training_rows(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {key: [row[key] for row in rows] for key in ("prompt", "completion", "images")}
 
 
-def training_split(
-    dataset: datasets.DatasetDict, split: str, max_samples: int | None = None
-) -> datasets.Dataset:
+def training_split(dataset: datasets.DatasetDict, split: str, max_samples: int | None = None) -> datasets.Dataset:
     """One split, optionally its first `max_samples` rows, presented to TRL as prompt/completion samples."""
     if split not in dataset:
-        raise TrainingSetupError(f"the dataset has no {split!r} split (it has {', '.join(dataset)}); pick one with "
-                                 "--dataset_train_split/--dataset_test_split")
+        raise TrainingSetupError(
+            f"the dataset has no {split!r} split (it has {', '.join(dataset)}); pick one with "
+            "--dataset_train_split/--dataset_test_split"
+        )
     rows = dataset[split]
     missing = [column for column in REQUIRED_COLUMNS if column not in rows.column_names]
     if missing:
@@ -236,8 +237,10 @@ def _device_map(training_args: SFTConfig, quantized: bool) -> dict[str, int] | N
     distributed = training_args.distributed_state.distributed_type
     if not torch.cuda.is_available() or distributed in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         if quantized and distributed == DistributedType.FSDP:
-            raise TrainingSetupError("4-bit training is not supported with FSDP here: use "
-                                     "train/configs/accelerate/multi_gpu_ddp.yaml (each GPU holds the 4-bit model)")
+            raise TrainingSetupError(
+                "4-bit training is not supported with FSDP here: use "
+                "train/configs/accelerate/multi_gpu_ddp.yaml (each GPU holds the 4-bit model)"
+            )
         return None
     return {"": PartialState().local_process_index}
 
@@ -322,12 +325,15 @@ def resolve_checkpoint(value: str | None, output_dir: str | Path) -> str | None:
     if value.lower() in RESUME_LATEST:
         latest = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
         if latest is None:
-            raise TrainingSetupError(f"--resume_from_checkpoint {value}: no checkpoint-N folder in {output_dir} yet; "
-                                     "start without the flag")
+            raise TrainingSetupError(
+                f"--resume_from_checkpoint {value}: no checkpoint-N folder in {output_dir} yet; start without the flag"
+            )
         return latest
     if not Path(value).is_dir():
-        raise TrainingSetupError(f"--resume_from_checkpoint {value}: no such folder; pass a checkpoint-N folder "
-                                 f"written by an earlier run, or 'last'")
+        raise TrainingSetupError(
+            f"--resume_from_checkpoint {value}: no such folder; pass a checkpoint-N folder "
+            f"written by an earlier run, or 'last'"
+        )
     return value
 
 
@@ -340,8 +346,10 @@ def reading_record(dataset_name: str) -> dict[str, Any]:
     try:
         mosaic = dataset_mosaic_config(folder)
     except ValueError as error:
-        raise TrainingSetupError(f"{error}; an adapter must record the mosaic settings it learned from, so that "
-                                 "inference can build the same mosaics") from None
+        raise TrainingSetupError(
+            f"{error}; an adapter must record the mosaic settings it learned from, so that "
+            "inference can build the same mosaics"
+        ) from None
     return {"mosaic": mosaic.to_dict(), "prompt": PROMPT, "dataset": dataset_name}
 
 

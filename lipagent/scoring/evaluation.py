@@ -35,14 +35,31 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     add_reader_arguments(parser)
     parser.add_argument("--dataset", required=True, help="dataset folder written by `lipagent prepare`, or Hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--out", "--output", dest="output", type=Path, required=True,
-                        help="folder for metrics.json, predictions.jsonl, report.png (--output is the same flag)")
+    parser.add_argument(
+        "--out",
+        "--output",
+        dest="output",
+        type=Path,
+        required=True,
+        help="folder for metrics.json, predictions.jsonl, report.png (--output is the same flag)",
+    )
     parser.add_argument("--baseline", help="a baseline folder (or Hub id) to score on the same clips, for comparison")
     # Dashes as in every lipagent command; the underscore spellings stay for the commands users already have.
-    parser.add_argument("--max-samples", "--max_samples", dest="max_samples", type=positive_int,
-                        help="evaluate only the first N samples")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=8,
-                        help="mosaics per generate call (default: 8)")
+    parser.add_argument(
+        "--max-samples",
+        "--max_samples",
+        dest="max_samples",
+        type=positive_int,
+        help="evaluate only the first N samples",
+    )
+    parser.add_argument(
+        "--batch-size",
+        "--batch_size",
+        dest="batch_size",
+        type=positive_int,
+        default=8,
+        help="mosaics per generate call (default: 8)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,9 +102,11 @@ def check_mosaic_settings(reader: Reader, dataset: str) -> None:
     built = dataset_mosaic_config(resolve_dataset(dataset))
     if built != reader.config:
         differ = [k for k, v in built.to_dict().items() if reader.config.to_dict()[k] != v]
-        raise ValueError(f"{dataset} was built with other mosaic settings than the model was trained on "
-                         f"({', '.join(f'{k}: {built.to_dict()[k]} vs {reader.config.to_dict()[k]}' for k in differ)})"
-                         "; rebuild the dataset with the model's settings")
+        raise ValueError(
+            f"{dataset} was built with other mosaic settings than the model was trained on "
+            f"({', '.join(f'{k}: {built.to_dict()[k]} vs {reader.config.to_dict()[k]}' for k in differ)})"
+            "; rebuild the dataset with the model's settings"
+        )
 
 
 def score(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str) -> tuple[dict, list[str], float]:
@@ -117,23 +136,29 @@ def run(args: argparse.Namespace) -> dict:
     check_mosaic_settings(reader, args.dataset)
     decoding = getattr(reader, "decoding", "slot classifier")
     metrics, predictions, speed = score(reader, rows, args.batch_size, f"Transcribing ({decoding})")
-    metrics.update(model=str(args.model), dataset=args.dataset, split=args.split, decoding=decoding,
-                   clips_per_second=speed)
+    metrics.update(
+        model=str(args.model), dataset=args.dataset, split=args.split, decoding=decoding, clips_per_second=speed
+    )
     title = f"{args.model} on {args.dataset} [{args.split}], {decoding}"
     if args.baseline:
         baseline = load_reader(args.baseline, device=args.device)
         check_mosaic_settings(baseline, args.dataset)
         base_metrics, _, _ = score(baseline, rows, args.batch_size, "Baseline")
-        metrics["baseline"] = {"model": str(args.baseline), **{k: base_metrics[k] for k in (
-            "wer", "wer_interval", "cer", "sentence_accuracy", "slot_accuracy")}}
+        metrics["baseline"] = {
+            "model": str(args.baseline),
+            **{k: base_metrics[k] for k in ("wer", "wer_interval", "cer", "sentence_accuracy", "slot_accuracy")},
+        }
         title += f"; baseline WER {base_metrics['wer']:.1%}"
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(args.output / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for video_id, speaker, reference, prediction in zip(rows["video_id"], rows["speaker"], rows["text"],
-                                                            predictions):
-            handle.write(json.dumps({"video_id": video_id, "speaker": speaker, "reference": reference,
-                                     "prediction": prediction}) + "\n")
+        for video_id, speaker, reference, prediction in zip(
+            rows["video_id"], rows["speaker"], rows["text"], predictions
+        ):
+            handle.write(
+                json.dumps({"video_id": video_id, "speaker": speaker, "reference": reference, "prediction": prediction})
+                + "\n"
+            )
     draw_report(metrics, predictions, list(rows["text"]), confusions, MISSING_WORD, args.output / "report.png", title)
     return metrics
 
@@ -143,16 +168,20 @@ def baseline_line(metrics: dict) -> str:
     from lipagent.data.card import baseline_gap
 
     base = metrics["baseline"]
-    return (f"baseline {base['model']}: WER {base['wer']:.2%} on the same clips; the model {baseline_gap(metrics)} "
-            "(a fine-tuned Gemma should beat this small CNN clearly)")
+    return (
+        f"baseline {base['model']}: WER {base['wer']:.2%} on the same clips; the model {baseline_gap(metrics)} "
+        "(a fine-tuned Gemma should beat this small CNN clearly)"
+    )
 
 
 def report_line(metrics: dict, output: Path) -> str:
     low, high = metrics["wer_interval"]
-    return (f"WER {metrics['wer']:.2%} (95% CI {low:.1%} to {high:.1%} over clips)  CER {metrics['cer']:.2%}  "
-            f"sentences {metrics['sentence_accuracy']:.2%}  "
-            f"valid {metrics['valid_sentence_rate']:.2%}  ({metrics['num_samples']} clips, "
-            f"{metrics['clips_per_second']:.1f}/s) -> {output}")
+    return (
+        f"WER {metrics['wer']:.2%} (95% CI {low:.1%} to {high:.1%} over clips)  CER {metrics['cer']:.2%}  "
+        f"sentences {metrics['sentence_accuracy']:.2%}  "
+        f"valid {metrics['valid_sentence_rate']:.2%}  ({metrics['num_samples']} clips, "
+        f"{metrics['clips_per_second']:.1f}/s) -> {output}"
+    )
 
 
 def run_and_report(args: argparse.Namespace) -> int:
@@ -171,4 +200,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"run_eval: error: {error}", file=sys.stderr)
         return 2
-

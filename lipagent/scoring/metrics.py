@@ -35,9 +35,7 @@ MISSING_WORD = "<missing>"
 """The predicted word recorded by `confusions` when the prediction has no word at that slot."""
 
 
-def _check_inputs(
-    predictions: Sequence[str], references: Sequence[str], speakers: Sequence[str] | None = None
-) -> None:
+def _check_inputs(predictions: Sequence[str], references: Sequence[str], speakers: Sequence[str] | None = None) -> None:
     """Fail loudly on inputs that would otherwise give silently meaningless scores."""
     if len(predictions) == 0 or len(references) == 0:
         raise ValueError("GRID metric needs at least one prediction/reference pair; got empty input.")
@@ -73,9 +71,7 @@ def _scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, 
         "cer": float(jiwer.cer(reference=refs, hypothesis=hyps)),
         "sentence_accuracy": sum(h == r for h, r in zip(hyps, refs)) / count,
         "valid_sentence_rate": sum(is_valid_sentence(h) for h in hyps) / count,
-        "slot_accuracy": {
-            slot: sum(sample[i] for sample in hits) / count for i, slot in enumerate(SLOT_NAMES)
-        },
+        "slot_accuracy": {slot: sum(sample[i] for sample in hits) / count for i, slot in enumerate(SLOT_NAMES)},
     }
 
 
@@ -106,8 +102,9 @@ def clip_word_errors(predictions: Sequence[str], references: Sequence[str]) -> l
     return errors
 
 
-def wer_interval(predictions: Sequence[str], references: Sequence[str], draws: int = 2000, seed: int = 0
-                 ) -> tuple[float, float]:
+def wer_interval(
+    predictions: Sequence[str], references: Sequence[str], draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Bootstrap 95% interval of the corpus WER, resampling whole clips (a clip's words share its speaker, light
     and crop, so they are not independent); seeded, so a report is reproducible."""
     import numpy as np

@@ -25,15 +25,24 @@ def confusion_matrix(pairs: dict[tuple[str, str], int], words: Sequence[str], mi
     return matrix
 
 
-def draw_report(metrics: dict, predictions: Sequence[str], references: Sequence[str], confusions: Confusions,
-                missing: str, out: Path, title: str) -> Path:
+def draw_report(
+    metrics: dict,
+    predictions: Sequence[str],
+    references: Sequence[str],
+    confusions: Confusions,
+    missing: str,
+    out: Path,
+    title: str,
+) -> Path:
     figure, axes = plt.subplots(1, 3, figsize=(20, 6.5), gridspec_kw={"width_ratios": [1, 2.2, 1.2]})
     accuracy = [metrics["slot_accuracy"][s] for s in SLOT_NAMES]
     bars = axes[0].bar(SLOT_NAMES, accuracy, color="#4c72b0")
     axes[0].bar_label(bars, labels=[f"{a:.0%}" for a in accuracy])
     axes[0].set_ylim(0, 1.05)
-    axes[0].set_title(f"Per-slot accuracy\nWER {metrics['wer']:.1%}, sentences {metrics['sentence_accuracy']:.1%}, "
-                      f"valid {metrics['valid_sentence_rate']:.0%}")
+    axes[0].set_title(
+        f"Per-slot accuracy\nWER {metrics['wer']:.1%}, sentences {metrics['sentence_accuracy']:.1%}, "
+        f"valid {metrics['valid_sentence_rate']:.0%}"
+    )
     axes[0].tick_params(axis="x", rotation=30)
     for axis, slot in zip(axes[1:], ("letter", "digit")):
         words = list(SLOTS[slot])
@@ -46,8 +55,15 @@ def draw_report(metrics: dict, predictions: Sequence[str], references: Sequence[
         axis.set_ylabel("reference")
         axis.set_title(f"{slot} confusions (row-normalised)")
         for r, c in zip(*np.nonzero(matrix)):
-            axis.text(c, r, str(matrix[r, c]), ha="center", va="center", fontsize=7,
-                      color="white" if rates[r, c] > 0.5 else "black")
+            axis.text(
+                c,
+                r,
+                str(matrix[r, c]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[r, c] > 0.5 else "black",
+            )
     figure.suptitle(title)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

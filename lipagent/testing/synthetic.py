@@ -82,8 +82,9 @@ def video_id_for(sentence: GridSentence) -> str:
     files never repeat one, which is what lets videos and alignments be paired by id alone.
     """
     digit = "z" if sentence.digit == "zero" else str(SLOTS["digit"].index(sentence.digit))
-    return "".join((sentence.command[0], sentence.color[0], sentence.preposition[0], sentence.letter, digit,
-                    sentence.adverb[0]))
+    return "".join(
+        (sentence.command[0], sentence.color[0], sentence.preposition[0], sentence.letter, digit, sentence.adverb[0])
+    )
 
 
 def word_opening(word: str) -> float:

@@ -64,8 +64,14 @@ EOI_ID, IMAGE_TOKEN_ID = TEXT_VOCAB_SIZE, TEXT_VOCAB_SIZE + 1
 EOA_ID, AUDIO_TOKEN_ID = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE, TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + 1
 VOCAB_SIZE = TEXT_VOCAB_SIZE + VISION_VOCAB_SIZE + AUDIO_VOCAB_SIZE
 
-LLAMA_CPP_SHAPE = {"hidden_size": 2048, "hidden_size_per_layer_input": 256, "laurel_rank": 64,
-                   "intermediate_size": 256, "num_kv_shared_layers": 0, "activation_sparsity_pattern": [0.95] * 4}
+LLAMA_CPP_SHAPE = {
+    "hidden_size": 2048,
+    "hidden_size_per_layer_input": 256,
+    "laurel_rank": 64,
+    "intermediate_size": 256,
+    "num_kv_shared_layers": 0,
+    "activation_sparsity_pattern": [0.95] * 4,
+}
 """Text-model widths for `build_config(llama_cpp_shape=True)`, the tiny model a GGUF export is tested with.
 llama.cpp's Gemma 3n graph hard-codes what E2B and E4B share: per-layer inputs of 256, LAUREL rank 64, activation
 sparsity in the first 10 layers, a KV cache of their own in the first 20 (so 4 layers share none), and its mmproj
@@ -309,6 +315,7 @@ def build_tokenizer() -> transformers.GemmaTokenizer:
 
 def _protobuf_field(number: int, value: bytes | str | int | float) -> bytes:
     """One protobuf field: length-delimited for bytes/str, varint for int and bool, 32-bit for float."""
+
     def varint(n: int) -> bytes:
         out = bytearray()
         while True:
@@ -316,6 +323,7 @@ def _protobuf_field(number: int, value: bytes | str | int | float) -> bytes:
             n >>= 7
             if not n:
                 return bytes(out)
+
     if isinstance(value, str):
         value = value.encode("utf-8")
     if isinstance(value, bytes):
@@ -334,21 +342,44 @@ def sentencepiece_model(vocab: dict[str, int], special: set[str], ids: dict[str,
     normal, unknown, control, unused, byte = 1, 2, 3, 5, 6
     pieces = b""
     for token, i in sorted(vocab.items(), key=lambda item: item[1]):
-        kind = (unknown if i == ids["unk"] else control if token in special
-                else byte if token.startswith("<0x") else unused if token.startswith("<") else normal)
+        kind = (
+            unknown
+            if i == ids["unk"]
+            else control
+            if token in special
+            else byte
+            if token.startswith("<0x")
+            else unused
+            if token.startswith("<")
+            else normal
+        )
         score = 0.0 if len(token) > 1 and kind == normal else -1.0 - i
         pieces += _protobuf_field(1, _protobuf_field(1, token) + _protobuf_field(2, score) + _protobuf_field(3, kind))
-    trainer = b"".join(_protobuf_field(number, value) for number, value in [
-        (3, 2), (4, len(vocab)), (35, True), (40, ids["unk"]), (41, ids["bos"]), (42, ids["eos"]), (43, ids["pad"])])
-    normalizer = b"".join(_protobuf_field(number, value) for number, value in [
-        (1, "identity"), (3, False), (4, False), (5, True)])
+    trainer = b"".join(
+        _protobuf_field(number, value)
+        for number, value in [
+            (3, 2),
+            (4, len(vocab)),
+            (35, True),
+            (40, ids["unk"]),
+            (41, ids["bos"]),
+            (42, ids["eos"]),
+            (43, ids["pad"]),
+        ]
+    )
+    normalizer = b"".join(
+        _protobuf_field(number, value) for number, value in [(1, "identity"), (3, False), (4, False), (5, True)]
+    )
     return pieces + _protobuf_field(2, trainer) + _protobuf_field(3, normalizer)
 
 
 def build_sentencepiece_model() -> bytes:
     """The tiny vocabulary as `tokenizer.model`."""
-    return sentencepiece_model(_vocab(), set(SPECIAL_TOKEN_IDS) | {"[multimodal]"},
-                               {"unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID, "pad": PAD_ID})
+    return sentencepiece_model(
+        _vocab(),
+        set(SPECIAL_TOKEN_IDS) | {"[multimodal]"},
+        {"unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID, "pad": PAD_ID},
+    )
 
 
 def build_processor() -> transformers.Gemma3nProcessor:
@@ -379,8 +410,9 @@ def save_tiny_model(directory: str | Path, seed: int = 0, llama_cpp_shape: bool 
     return directory
 
 
-def save_random_adapter(base: str | Path, directory: str | Path, lora: Any = None, std: float = 0.5,
-                        dtype: torch.dtype | None = None) -> Path:
+def save_random_adapter(
+    base: str | Path, directory: str | Path, lora: Any = None, std: float = 0.5, dtype: torch.dtype | None = None
+) -> Path:
     """A LoRA adapter on a saved model (the tiny one, or the random E4B of the benchmarks), as training leaves one:
     lora_B weights drawn from N(0, std), not zero, so merging and exporting matter; the base's processor; the
     reading record (default mosaic settings, the prompt). `lora`: a peft LoraConfig (default: rank 4 on the

@@ -27,8 +27,9 @@ def pixel_box(box: FloatBox, width: int, height: int) -> Box:
     return left, top, left + w, top + h
 
 
-def crop_cell(frame: np.ndarray, box: FloatBox, width: int, height: int, resampling: str = "linear",
-              subpixel: bool = False) -> np.ndarray:
+def crop_cell(
+    frame: np.ndarray, box: FloatBox, width: int, height: int, resampling: str = "linear", subpixel: bool = False
+) -> np.ndarray:
     """The box cut from the frame and resized to one `width` x `height` mosaic cell.
 
     `subpixel` samples the exact float box through an affine warp (bilinear); otherwise the box is rounded
@@ -38,8 +39,13 @@ def crop_cell(frame: np.ndarray, box: FloatBox, width: int, height: int, resampl
         sx, sy = (x1 - x0) / width, (y1 - y0) / height
         # Cell pixel centre u + 0.5 maps to frame point x0 + (u + 0.5) * sx, whose pixel index is that minus 0.5.
         matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
-        return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            frame,
+            matrix,
+            (width, height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     x0, y0, x1, y1 = pixel_box(box, frame.shape[1], frame.shape[0])
     crop = frame[y0:y1, x0:x1]
     if crop.size == 0:
@@ -56,8 +62,10 @@ def tile(cells: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
 
 def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[FloatBox], config: MosaicConfig) -> np.ndarray:
     """The mosaic (BGR, config.height x config.width) of one crop per sampled frame, cut as `config` says."""
-    cells = [crop_cell(f, b, config.cell_width, config.cell_height, config.resampling, config.subpixel_crop)
-             for f, b in zip(frames, boxes, strict=True)]
+    cells = [
+        crop_cell(f, b, config.cell_width, config.cell_height, config.resampling, config.subpixel_crop)
+        for f, b in zip(frames, boxes, strict=True)
+    ]
     return tile(cells, config.rows, config.cols)
 
 

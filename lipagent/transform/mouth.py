@@ -144,4 +144,3 @@ def process_landmarker(config: MosaicConfig, mode: str | None = None) -> LipLand
     if key not in _LANDMARKERS:
         _LANDMARKERS[key] = LipLandmarker(config, mode)
     return _LANDMARKERS[key]
-

@@ -63,8 +63,9 @@ def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConf
         )
 
 
-def find_speech(frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG,
-                speech: SpeechConfig = DEFAULT_SPEECH) -> tuple[int, int]:
+def find_speech(
+    frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
+) -> tuple[int, int]:
     """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
     tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
     Raises `lipagent.transform.speech.NoSpeechFound`."""
@@ -72,8 +73,12 @@ def find_speech(frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CON
     return detect_span([mouth_opening(p) for p in points], speech)
 
 
-def clip_mosaic(frames: Sequence[np.ndarray], speech: tuple[int, int], config: MosaicConfig = DEFAULT_CONFIG,
-                landmarker: LipLandmarker | None = None) -> Mosaic:
+def clip_mosaic(
+    frames: Sequence[np.ndarray],
+    speech: tuple[int, int],
+    config: MosaicConfig = DEFAULT_CONFIG,
+    landmarker: LipLandmarker | None = None,
+) -> Mosaic:
     """The mosaic of an already decoded clip: `config.num_frames` frames spread over `speech` (inclusive)."""
     _check_coverage(speech, len(frames), config)
     indices = sample_indices(*speech, config.num_frames, len(frames))
@@ -93,27 +98,32 @@ class PreparedClip:
         """One line for stderr: what was read."""
         start, end = self.span
         source = {"given": "as given", "auto": "detected from the mouth", "whole": "the whole clip"}[self.how]
-        return (f"reading frames {start}-{end} of {self.mosaic.num_frames} ({source}; "
-                f"{(end - start + 1) / 25:.2f} s at 25 fps)")
+        return (
+            f"reading frames {start}-{end} of {self.mosaic.num_frames} ({source}; "
+            f"{(end - start + 1) / 25:.2f} s at 25 fps)"
+        )
 
 
 def _span(frames: Sequence[np.ndarray], speech: Speech, config: MosaicConfig) -> tuple[tuple[int, int], str]:
     if isinstance(speech, tuple):
         return (int(speech[0]), int(speech[1])), "given"
     if speech not in SPEECH_MODES:
-        raise ValueError(f"speech must be a (start, end) frame pair or one of {', '.join(SPEECH_MODES)}, "
-                         f"got {speech!r}")
+        raise ValueError(
+            f"speech must be a (start, end) frame pair or one of {', '.join(SPEECH_MODES)}, got {speech!r}"
+        )
     if speech == "whole":
         return (0, len(frames) - 1), "whole"
     return find_speech(frames, config), "auto"
 
 
-def prepare_frames(frames: Sequence[np.ndarray], speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG
-                   ) -> PreparedClip:
+def prepare_frames(
+    frames: Sequence[np.ndarray], speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG
+) -> PreparedClip:
     """Decoded frames (a camera's, say) -> the mosaic training would have made, sampled over `speech`."""
     if len(frames) < config.num_frames:
-        raise ClipRejected(SkipReason.TOO_FEW_FRAMES,
-                           f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}")
+        raise ClipRejected(
+            SkipReason.TOO_FEW_FRAMES, f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}"
+        )
     span, how = _span(frames, speech, config)
     return PreparedClip(clip_mosaic(frames, span, config), span, how)
 

@@ -171,7 +171,7 @@ class SpanTracker:
         self._start = None
         if span is None or span.frames < self.config.min_frames:
             return None
-        moving = sum(change >= self.config.still_change for change in self._changes[:span.frames])
+        moving = sum(change >= self.config.still_change for change in self._changes[: span.frames])
         return span if moving >= self.config.min_moving_frames else None
 
     def finish(self) -> list[Span]:
@@ -204,6 +204,8 @@ def detect_span(openings: Sequence[float], config: SpeechConfig = DEFAULT_SPEECH
         raise NoSpeechFound("no face was found in any frame, so no speech either")
     spans = segment(openings, config)
     if not spans:
-        raise NoSpeechFound(f"the mouth never moved like speech in {len(openings)} frames "
-                            f"(activity never above {config.start_threshold} for {config.min_frames} frames)")
+        raise NoSpeechFound(
+            f"the mouth never moved like speech in {len(openings)} frames "
+            f"(activity never above {config.start_threshold} for {config.min_frames} frames)"
+        )
     return spans[0].start, spans[-1].end

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from lipagent.arguments import positive_int
-from lipagent.config import CROP_SHAPES, DEFAULT_CONFIG, LANDMARK_MODES, RESAMPLINGS, SPEECH_SPANS, ZenodoRecord
+from lipagent.config import (
+    CROP_SHAPES,
+    DEFAULT_CONFIG,
+    LANDMARK_MODES,
+    RESAMPLINGS,
+    SPEECH_ONSETS,
+    SPEECH_SPANS,
+    ZenodoRecord,
+)
 from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
 
 
@@ -103,6 +111,13 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
         "read clips that have no alignment)",
     )
     mosaic.add_argument(
+        "--speech-onset",
+        choices=SPEECH_ONSETS,
+        default=DEFAULT_CONFIG.speech_onset,
+        help="where a detected span starts: where the mouth's activity crosses the threshold, or at the first "
+        "sharp opening after it (recorded, so readers of this data find spans the same way)",
+    )
+    mosaic.add_argument(
         "--subpixel-crop",
         action=argparse.BooleanOptionalAction,
         default=DEFAULT_CONFIG.subpixel_crop,
@@ -125,6 +140,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
             "resampling": args.resampling,
             "subpixel_crop": str(args.subpixel_crop),
             "speech_span": args.speech_span,
+            "speech_onset": args.speech_onset,
         }
     )
     options = PrepareOptions(
@@ -566,7 +582,11 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_command_line(argv)
+    try:
+        args = parse_command_line(argv)
+    except KeyboardInterrupt:  # before the command's own handler: Python's default raised it
+        print("lipagent: interrupted while starting; nothing was written", file=sys.stderr)
+        return 130
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         with main_process_handles_ctrl_c():

@@ -22,6 +22,10 @@ SPEECH_SPANS: tuple[str, ...] = ("aligned", "detected")
 """Where a dataset's 12 frames are spread: over the spoken part GRID's `.align` timings give (aligned), or over the
 span the visual detector finds (detected), as inference without alignments finds it."""
 
+SPEECH_ONSETS: tuple[str, ...] = ("threshold", "jump")
+"""Where the speech-span detector starts an utterance (`lipagent.transform.speech.SpeechConfig.onset`): where the
+mouth's activity crosses the start threshold, or just before the first sharp opening after that."""
+
 RESAMPLINGS: tuple[str, ...] = ("linear", "area")
 """OpenCV interpolation from crop to cell. A lip box (~60x25 px in GRID) is *enlarged* to 100x80, where
 `area` behaves like nearest-neighbour."""
@@ -46,6 +50,7 @@ class MosaicConfig:
     resampling: str = "linear"
     subpixel_crop: bool = False
     speech_span: str = "aligned"
+    speech_onset: str = "jump"
     jpeg_quality: int = 95
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
@@ -58,6 +63,7 @@ class MosaicConfig:
             ("crop", self.crop, CROP_SHAPES),
             ("resampling", self.resampling, RESAMPLINGS),
             ("speech_span", self.speech_span, SPEECH_SPANS),
+            ("speech_onset", self.speech_onset, SPEECH_ONSETS),
         ):
             if value not in allowed:
                 raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
@@ -134,8 +140,10 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "resampling": "area",
     "subpixel_crop": False,
     "speech_span": "aligned",
+    "speech_onset": "threshold",
 }
-"""How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1)."""
+"""How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1; the
+speech onset since the detector came, until it was recorded)."""
 
 DEFAULT_CONFIG = MosaicConfig()
 

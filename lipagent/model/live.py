@@ -114,8 +114,10 @@ class Segmenter:
 
     def __init__(self, config: MosaicConfig, fps: float, speech: SpeechConfig = DEFAULT_SPEECH) -> None:
         self.landmarker = LipLandmarker(config, mode="tracking")
+        speech = speech.following(config)
         self.tracker = SpanTracker(speech)
-        self.buffer: deque[Frame] = deque(maxlen=int(MAX_UTTERANCE_S * fps) + speech.hangover + speech.lookahead + 2)
+        spare = speech.hangover + speech.lookahead + speech.onset_back + speech.onset_lead + 2
+        self.buffer: deque[Frame] = deque(maxlen=int(MAX_UTTERANCE_S * fps) + spare)
         self.count = 0
         self.last_box: tuple[float, float, float, float] | None = None
 

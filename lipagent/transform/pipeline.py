@@ -70,7 +70,7 @@ def find_speech(
     tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
     Raises `lipagent.transform.speech.NoSpeechFound`."""
     points = process_landmarker(config, mode="tracking").clip_points(frames)
-    return detect_span([mouth_opening(p) for p in points], speech)
+    return detect_span([mouth_opening(p) for p in points], speech.following(config))
 
 
 def clip_mosaic(

@@ -17,7 +17,13 @@ from lipagent.config import (
     SPEECH_SPANS,
     ZenodoRecord,
 )
-from lipagent.interrupt import interrupted, main_process_handles_ctrl_c
+from lipagent.interrupt import (
+    GIVE_UP_AFTER_S,
+    interrupted,
+    main_process_handles_ctrl_c,
+    said_farewell,
+    stop_pool_handlers,
+)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -588,15 +594,15 @@ def main(argv: list[str] | None = None) -> int:
         print("lipagent: interrupted while starting; nothing was written", file=sys.stderr)
         return 130
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    farewell = f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}"
     try:
-        with main_process_handles_ctrl_c():
+        with main_process_handles_ctrl_c(farewell, GIVE_UP_AFTER_S if args.command == "prepare" else None):
             return COMMANDS[args.command](args)
     except BaseException as error:
         if interrupted():  # whatever surfaced while the interrupted work was torn down
-            print(
-                f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}",
-                file=sys.stderr,
-            )
+            stop_pool_handlers()
+            print(farewell, file=sys.stderr)
+            said_farewell()
             return 130
         if isinstance(error, (ValueError, OSError, ConnectionError)):
             print(f"lipagent {args.command}: error: {error}", file=sys.stderr)

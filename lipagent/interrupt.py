@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 import multiprocess
 
+GIVE_UP_AFTER_S = 3.0
+"""Seconds an interrupted `prepare` may take to tear down its worker pools (0.3-0.5 s measured) before it is ended
+by force."""
+
 _main_pid = os.getpid()
 _interrupted = False
+_farewell: str | None = None
+_give_up_after: float | None = None
+_watchdog: threading.Timer | None = None
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -26,16 +34,44 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     if os.getpid() != _main_pid:
         return  # a worker or the queue manager: the main process stops them
     _interrupted = True
+    _start_watchdog()
     raise KeyboardInterrupt
 
 
+def _start_watchdog() -> None:
+    global _watchdog
+    if _watchdog is None and _give_up_after is not None:
+        _watchdog = threading.Timer(_give_up_after, _give_up)
+        _watchdog.daemon = True
+        _watchdog.start()
+
+
+def _give_up() -> None:
+    """The teardown hung: a pool terminated while a worker held its task queue's lock waits for it forever
+    (seen about once in 30 interrupts on a busy machine, inside `datasets`' `with Pool`). Outputs are written
+    through staging folders, so ending here loses nothing but the wait; workers are killed, not orphaned."""
+    for child in multiprocess.active_children():
+        child.kill()
+    if _farewell:
+        os.write(2, f"{_farewell} (its teardown hung and was cut short)\n".encode())
+    os._exit(130)
+
+
+def said_farewell() -> None:
+    """The command has printed its one line; a forced end after this prints nothing more."""
+    global _farewell
+    _farewell = None
+
+
 @contextmanager
-def main_process_handles_ctrl_c() -> Iterator[None]:
+def main_process_handles_ctrl_c(farewell: str = "interrupted", give_up_after: float | None = None) -> Iterator[None]:
     """Install the handler for the length of a command (the process that enters is the main one). After an
     interruption Ctrl-C stays ignored: the command is on its way out, and a second one must not turn a clean exit
-    into a traceback."""
-    global _main_pid, _interrupted
-    _main_pid, _interrupted = os.getpid(), False
+    into a traceback. With `give_up_after`, an interrupted command whose teardown has not ended that many seconds
+    later prints `farewell` and exits 130 (for commands whose pools can hang; not for one that finishes a model
+    call or prints a summary on its way out)."""
+    global _main_pid, _interrupted, _farewell, _give_up_after
+    _main_pid, _interrupted, _farewell, _give_up_after = os.getpid(), False, farewell, give_up_after
     previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
@@ -61,3 +97,19 @@ def interrupted() -> bool:
     """Whether Ctrl-C stopped the command (the exception that surfaced may be another one, raised while the
     interrupted work was being torn down)."""
     return _interrupted
+
+
+def stop_pool_handlers() -> None:
+    """After an interrupted command: tell every process pool's worker handler to stop replacing workers.
+
+    A Ctrl-C that lands while `datasets` makes or tears down its map pool (forking, so more often on a busy machine)
+    can leave a pool never terminated. At interpreter exit its workers are terminated (one of them holding the task
+    queue's lock), its handler thread replaces them, and the replacement, orphaned, waits for that lock forever while
+    holding the terminal's pipes: the run printed its line and exited, yet its caller never got control back. With
+    the handler's state set to TERMINATE (what Pool.terminate sets), it wakes at the first worker's exit and stops
+    instead. multiprocess gives no handle on a pool another library made, so the threads are found by their target."""
+    from multiprocess.pool import TERMINATE
+
+    for thread in threading.enumerate():
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "_handle_workers":
+            thread._state = TERMINATE

@@ -1,0 +1,57 @@
+"""What an interrupted command leaves behind: nothing running (lipagent/interrupt.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import multiprocess
+
+from lipagent.interrupt import stop_pool_handlers
+
+
+def _children_after_a_task(pool) -> list:
+    """Run one task; with maxtasksperchild=1 its worker then exits, as workers do when interpreter exit kills them."""
+    assert pool.apply_async(sum, ([1, 2],)).get(timeout=30) == 3
+    time.sleep(1.0)
+    return multiprocess.active_children()
+
+
+def test_a_pool_an_interrupt_left_running_stops_replacing_its_workers():
+    """A Ctrl-C during a pool's set-up or teardown leaves it never terminated: its handler thread replaced each
+    worker that exited (at interpreter exit: all of them), and the replacement outlived the command."""
+    pool = multiprocess.Pool(2, maxtasksperchild=1)
+    try:
+        assert len(_children_after_a_task(pool)) == 2, "a running pool replaces a worker that exits"
+        stop_pool_handlers()
+        assert _children_after_a_task(pool) == [], "once stopped it replaces none, and winds the others down"
+        pool._worker_handler.join(timeout=10)
+        assert not pool._worker_handler.is_alive()
+    finally:
+        pool.terminate()
+    assert multiprocess.active_children() == []
+
+
+HUNG_TEARDOWN = """
+import os, signal, time
+import multiprocess
+from lipagent.interrupt import main_process_handles_ctrl_c
+
+worker = multiprocess.Process(target=time.sleep, args=(60,), daemon=True)
+worker.start()
+with main_process_handles_ctrl_c("demo: interrupted", give_up_after=0.5):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        time.sleep(60)  # a teardown that never ends, as a pool's did
+"""
+
+
+def test_a_teardown_that_hangs_is_cut_short_with_its_one_line_and_no_worker_left():
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", HUNG_TEARDOWN], capture_output=True, text=True, timeout=30)
+    # communicate() returns only once every holder of the pipes is gone: the worker was killed, not orphaned.
+    assert run.returncode == 130 and time.monotonic() - started < 15, run
+    assert run.stderr.strip() == "demo: interrupted (its teardown hung and was cut short)", run.stderr

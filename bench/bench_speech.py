@@ -78,7 +78,7 @@ def clip_conditions(
     sampled = time.perf_counter()
     cost["decode every frame"].append(decoded - started)
     cost["Face Mesh (tracking) on every frame"].append(tracked - decoded)
-    cost["12-frame mosaic (static Face Mesh, crop, JPEG)"].append(sampled - tracked)
+    cost["12-frame mosaic (Face Mesh, crop, JPEG)"].append(sampled - tracked)
     spans: dict[str, tuple[int, int] | None] = {}
     for name, detector in detectors.items():
         try:
@@ -98,6 +98,18 @@ def clip_conditions(
         except ClipRejected:
             pass
     return mosaics, spans
+
+
+def merged_sets(*sets: CellSet) -> CellSet:
+    """One training set holding every clip once per set (a clip's copies share its id, so they share its fold)."""
+    return CellSet(
+        *(
+            np.concatenate([getattr(s, f.name) for s in sets])
+            if f.name in ("cells", "labels")
+            else sum((list(getattr(s, f.name)) for s in sets), [])
+            for f in fields(CellSet)
+        )
+    )
 
 
 def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch) -> np.ndarray:
@@ -132,7 +144,7 @@ def run(args: argparse.Namespace) -> dict:
     cost: dict[str, list[float]] = {
         "decode every frame": [],
         "Face Mesh (tracking) on every frame": [],
-        "12-frame mosaic (static Face Mesh, crop, JPEG)": [],
+        "12-frame mosaic (Face Mesh, crop, JPEG)": [],
     }
     for n, video_id in enumerate(aligned.video_ids):
         speaker = aligned.speakers[n]
@@ -154,16 +166,23 @@ def run(args: argparse.Namespace) -> dict:
     index = {v: i for i, v in enumerate(aligned.video_ids)}
     folds = {v: fold_of(v, args.folds) for v in aligned.video_ids}
     trained_on = {"aligned": aligned}
-    for detector in detectors if args.train_on_detected else []:
+
+    def detector_set(detector: str) -> CellSet:
         with_detected = [v for v in aligned.video_ids if detector in mosaics[v]]
         pick = np.array([index[v] for v in with_detected])
-        trained_on[detector] = CellSet(
+        return CellSet(
             cells_of(mosaics, with_detected, detector, arch),
             aligned.labels[pick],
             with_detected,
             [aligned.texts[i] for i in pick],
             [aligned.speakers[i] for i in pick],
         )
+
+    for detector in detectors if args.train_on_detected else []:
+        trained_on[detector] = detector_set(detector)
+    if args.train_on_mix:
+        first = next(iter(detectors))
+        trained_on[f"aligned + {first}"] = merged_sets(aligned, detector_set(first))
     predictions: dict[str, dict[int, dict[str, str]]] = {}
     for seed in args.seeds:
         for k in range(args.folds):
@@ -183,9 +202,12 @@ def run(args: argparse.Namespace) -> dict:
                     dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed * 1000 + k, arch=arch
                 )
                 model, _ = fit(train, training, mosaic, progress=False)
-                read = conditions if source == "aligned" else [source]
+                read = conditions if source == "aligned" else [source.removeprefix("aligned + ")]
                 for condition in read:
-                    name = condition if source == "aligned" else f"{condition}, reader trained on its spans"
+                    name = condition
+                    if source != "aligned":
+                        mix = source.startswith("aligned + ")
+                        name += f", reader trained on {'aligned + its' if mix else 'its'} spans"
                     sentences = sentences_of(predict_logits(model, cells_of(mosaics, test_ids, condition, arch)))
                     predictions.setdefault(name, {}).setdefault(seed, {}).update(zip(test_ids, sentences))
                 print(
@@ -306,6 +328,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-on-detected",
         action="store_true",
         help="also train a reader on each detector's spans and read its spans",
+    )
+    parser.add_argument(
+        "--train-on-mix",
+        action="store_true",
+        help="also train a reader on aligned and first-detector spans together (each clip twice) and read the "
+        "detector's spans: span variety as augmentation",
     )
     parser.add_argument("--num-proc", type=int, help="workers for building the dataset")
     parser.add_argument("--work", type=Path, default=Path("bench-speech"), help="working folder (reused by reruns)")

@@ -7,7 +7,7 @@ import json
 import bench_speech
 
 
-def test_smoke_run_measures_spans_and_trains_a_reader_per_detector(grid_dir, tmp_path, capsys):
+def test_smoke_run_measures_spans_and_trains_the_readers_it_compares(grid_dir, tmp_path, capsys):
     code = bench_speech.main(
         [
             "--detector",
@@ -15,6 +15,7 @@ def test_smoke_run_measures_spans_and_trains_a_reader_per_detector(grid_dir, tmp
             "--detector",
             "onset=threshold",
             "--train-on-detected",
+            "--train-on-mix",
             "--grid-dir",
             str(grid_dir),
             "--limit",
@@ -40,4 +41,5 @@ def test_smoke_run_measures_spans_and_trains_a_reader_per_detector(grid_dir, tmp
     conditions = {row["condition"] for row in table["wer"]}
     assert {"aligned span", "whole clip", "detected span, reader trained on its spans"} <= conditions
     assert "detected (onset=threshold), reader trained on its spans" in conditions
+    assert "detected span, reader trained on aligned + its spans" in conditions
     assert "| start within 3 |" in capsys.readouterr().out

@@ -9,6 +9,7 @@ KeyboardInterrupt, and the main process tears the pool down through the normal e
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import threading
@@ -35,7 +36,23 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         return  # a worker or the queue manager: the main process stops them
     _interrupted = True
     _start_watchdog()
+    if _inside_import(frame):
+        # A KeyboardInterrupt raised inside an import can reach a C extension that prints it as a traceback and
+        # carries on (seen in protobuf's descriptor pool); so the import finishes, then the main thread is
+        # interrupted again, 50 ms later, where it can stop cleanly.
+        retry = threading.Timer(0.05, _thread.interrupt_main)
+        retry.daemon = True
+        retry.start()
+        return
     raise KeyboardInterrupt
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _start_watchdog() -> None:

@@ -55,3 +55,30 @@ def test_a_teardown_that_hangs_is_cut_short_with_its_one_line_and_no_worker_left
     # communicate() returns only once every holder of the pipes is gone: the worker was killed, not orphaned.
     assert run.returncode == 130 and time.monotonic() - started < 15, run
     assert run.stderr.strip() == "demo: interrupted (its teardown hung and was cut short)", run.stderr
+
+
+INTERRUPTED_IMPORT = """
+import pathlib, sys, tempfile, time
+from lipagent.interrupt import main_process_handles_ctrl_c
+
+folder = tempfile.mkdtemp()
+pathlib.Path(folder, "slow_module.py").write_text(
+    "import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(0.2)\\nDONE = True\\n"
+)
+sys.path.insert(0, folder)
+with main_process_handles_ctrl_c():
+    try:
+        import slow_module
+        print("imported", slow_module.DONE)
+        time.sleep(5)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted after the import")
+"""
+
+
+def test_a_ctrl_c_during_an_import_stops_the_command_once_the_import_is_done():
+    """Raised inside an import, KeyboardInterrupt reached C extensions that printed it as a traceback and went on
+    (protobuf's descriptor pool, in CI): the handler lets the import finish and interrupts right after it."""
+    run = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=30)
+    assert run.stdout.split("\n")[:2] == ["imported True", "interrupted after the import"], run

@@ -6,6 +6,7 @@ default turns a Ctrl-C into a traceback from whichever import it hit (about the 
 
 from __future__ import annotations
 
+import os
 import sys
 
 STARTING = "lipagent: interrupted while starting; nothing was written"
@@ -15,8 +16,11 @@ def main() -> int:
     try:
         from lipagent.cli import main as run_command
     except KeyboardInterrupt:
-        print(STARTING, file=sys.stderr)
-        return 130
+        print(STARTING, file=sys.stderr, flush=True)
+        # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
+        # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
+        # -2) whatever the exit code (1 run in about 100). Nothing has been written yet, so nothing is lost.
+        os._exit(130)
     return run_command()
 
 

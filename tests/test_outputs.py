@@ -18,6 +18,16 @@ from lipagent.outputs import OutputError, move_into_place, output_lock, staging_
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _stderr_of(run: subprocess.Popen) -> str:
+    """The interrupted run's stderr; one still running after a minute is hung: killed, with its group, and failed."""
+    try:
+        return run.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        raise AssertionError("the run was still going a minute after one Ctrl-C") from None
+
+
 def _siblings(folder: Path) -> list[str]:
     """What a run may leave beside its --out: staging folders and locks (pytest keeps its own `.lock` above)."""
     return sorted(
@@ -141,7 +151,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_too(after, grid_dir, tmp_pa
     )
     time.sleep(after)
     os.killpg(run.pid, signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+    err = _stderr_of(run)
     said = [line for line in err.replace("\r", "\n").splitlines() if "interrupted" in line]
     assert run.returncode == 130 and len(said) == 1 and "Traceback" not in err, (run.returncode, err[-2000:])
     assert not out.exists() and _siblings(tmp_path) == []
@@ -182,7 +192,7 @@ def test_one_ctrl_c_stops_prepare_in_seconds_with_one_line(after, grid_dir, tmp_
     time.sleep(after)
     sent = time.monotonic()
     os.killpg(run.pid, signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+    err = _stderr_of(run)
     stopped = time.monotonic() - sent
     said = [line for line in err.replace("\r", "\n").splitlines() if "interrupted" in line]
     assert run.returncode == 130 and stopped < 5, (run.returncode, stopped, err[-2000:])

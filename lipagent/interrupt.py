@@ -87,13 +87,16 @@ def main_process_handles_ctrl_c(farewell: str = "interrupted", give_up_after: fl
     into a traceback. With `give_up_after`, an interrupted command whose teardown has not ended that many seconds
     later prints `farewell` and exits 130 (for commands whose pools can hang; not for one that finishes a model
     call or prints a summary on its way out)."""
-    global _main_pid, _interrupted, _farewell, _give_up_after
+    global _main_pid, _interrupted, _farewell, _give_up_after, _watchdog
     _main_pid, _interrupted, _farewell, _give_up_after = os.getpid(), False, farewell, give_up_after
     previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN if _interrupted else previous)
+        if _watchdog is not None:  # the teardown ended: a process that goes on (a notebook, a test) must live
+            _watchdog.cancel()
+            _watchdog = None
 
 
 def ignore_in_workers() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
 
 import multiprocess
+import pytest
 
 from lipagent.interrupt import stop_pool_handlers
 
@@ -36,6 +38,7 @@ def test_a_pool_an_interrupt_left_running_stops_replacing_its_workers():
 HUNG_TEARDOWN = """
 import os, signal, time
 import multiprocess
+import pytest
 from lipagent.interrupt import main_process_handles_ctrl_c
 
 worker = multiprocess.Process(target=time.sleep, args=(60,), daemon=True)
@@ -82,3 +85,16 @@ def test_a_ctrl_c_during_an_import_stops_the_command_once_the_import_is_done():
     (protobuf's descriptor pool, in CI): the handler lets the import finish and interrupts right after it."""
     run = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=30)
     assert run.stdout.split("\n")[:2] == ["imported True", "interrupted after the import"], run
+
+
+def test_a_teardown_that_ends_in_time_leaves_no_watchdog_behind():
+    """A command run in-process (a notebook, `lipagent demo`) that was interrupted and stopped cleanly must not
+    have its host killed by the watchdog afterwards."""
+    from lipagent import interrupt
+
+    with pytest.raises(KeyboardInterrupt), interrupt.main_process_handles_ctrl_c("x", give_up_after=0.3):
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(2)
+    time.sleep(0.5)
+    assert interrupt._watchdog is None and interrupt.interrupted()
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -13,15 +13,17 @@ STARTING = "lipagent: interrupted while starting; nothing was written"
 
 
 def main() -> int:
+    """Run the command; a Ctrl-C before it installs its own handler (imports, parsing) ends here."""
     try:
         from lipagent.cli import main as run_command
+
+        return run_command()
     except KeyboardInterrupt:
         print(STARTING, file=sys.stderr, flush=True)
         # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
         # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
-        # -2) whatever the exit code (1 run in about 100). Nothing has been written yet, so nothing is lost.
+        # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
         os._exit(130)
-    return run_command()
 
 
 if __name__ == "__main__":

@@ -588,11 +588,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_command_line(argv)
-    except KeyboardInterrupt:  # before the command's own handler: Python's default raised it
-        print("lipagent: interrupted while starting; nothing was written", file=sys.stderr)
-        return 130
+    args = parse_command_line(argv)  # a Ctrl-C here is Python's KeyboardInterrupt: lipagent/__main__.py's to handle
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     farewell = f"lipagent {args.command}: interrupted; {INTERRUPTED.get(args.command, 'nothing was written')}"
     try:

@@ -15,15 +15,23 @@ STARTING = "lipagent: interrupted while starting; nothing was written"
 def main() -> int:
     """Run the command; a Ctrl-C before it installs its own handler (imports, parsing) ends here."""
     try:
+        import multiprocess
+
         from lipagent.cli import main as run_command
 
-        return run_command()
+        code = run_command()
     except KeyboardInterrupt:
         print(STARTING, file=sys.stderr, flush=True)
         # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
         # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
         # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
         os._exit(130)
+    if code == 130:  # interrupted, its line printed: end now rather than in a pool's exit-time teardown
+        for child in multiprocess.active_children():
+            child.kill()
+        sys.stdout.flush()
+        os._exit(130)
+    return code
 
 
 if __name__ == "__main__":

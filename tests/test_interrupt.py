@@ -98,3 +98,4 @@ def test_a_teardown_that_ends_in_time_leaves_no_watchdog_behind():
     time.sleep(0.5)
     assert interrupt._watchdog is None and interrupt.interrupted()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupt._interrupted = False  # this process goes on to run other commands' tests

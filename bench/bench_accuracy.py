@@ -24,7 +24,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -101,8 +101,9 @@ def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
     return out
 
 
-def merged(cells: dict[str, CellSet]) -> CellSet:
-    parts = list(cells.values())
+def merged(parts: Iterable[CellSet]) -> CellSet:
+    """The sets as one; a clip in several keeps its id in each (so its copies share a cross-fitting fold)."""
+    parts = list(parts)
     return CellSet(
         np.concatenate([p.cells for p in parts]),
         np.concatenate([p.labels for p in parts]),
@@ -136,7 +137,7 @@ def predictions_for(
     if args.folds == 1:
         runs.append((cells["train"], cells["test"]))
     else:
-        everything = merged(cells)
+        everything = merged(cells.values())
         folds = np.array([fold_of(v, args.folds) for v in everything.video_ids])
         runs += [(subset(everything, folds != k), subset(everything, folds == k)) for k in range(args.folds)]
     predicted: dict[str, str] = {}

@@ -24,7 +24,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import Variant, build, fold_of, paired_interval, report, word_errors
+from bench_accuracy import Variant, build, fold_of, merged, paired_interval, report, word_errors
 
 from lipagent.config import DEFAULT_CONFIG
 from lipagent.data.align import parse_alignment
@@ -100,18 +100,6 @@ def clip_conditions(
     return mosaics, spans
 
 
-def merged_sets(*sets: CellSet) -> CellSet:
-    """One training set holding every clip once per set (a clip's copies share its id, so they share its fold)."""
-    return CellSet(
-        *(
-            np.concatenate([getattr(s, f.name) for s in sets])
-            if f.name in ("cells", "labels")
-            else sum((list(getattr(s, f.name)) for s in sets), [])
-            for f in fields(CellSet)
-        )
-    )
-
-
 def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch) -> np.ndarray:
     return np.stack([mosaic_cells(mosaics[v][condition], DEFAULT_CONFIG, arch) for v in ids])
 
@@ -126,14 +114,7 @@ def run(args: argparse.Namespace) -> dict:
     arch = BaselineArch()
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     mosaic, cells = load_dataset_cells(str(dataset), present, arch)
-    parts = list(cells.values())
-    aligned = CellSet(
-        np.concatenate([p.cells for p in parts]),
-        np.concatenate([p.labels for p in parts]),
-        sum((p.video_ids for p in parts), []),
-        sum((p.texts for p in parts), []),
-        sum((p.speakers for p in parts), []),
-    )
+    aligned = merged(cells.values())
     clips = args.work / "clips"
     if not (clips / args.speakers[0]).is_dir():
         unpack(args.grid_dir, clips, args.speakers[0])
@@ -182,7 +163,7 @@ def run(args: argparse.Namespace) -> dict:
         trained_on[detector] = detector_set(detector)
     if args.train_on_mix:
         first = next(iter(detectors))
-        trained_on[f"aligned + {first}"] = merged_sets(aligned, detector_set(first))
+        trained_on[f"aligned + {first}"] = merged([aligned, detector_set(first)])
     predictions: dict[str, dict[int, dict[str, str]]] = {}
     for seed in args.seeds:
         for k in range(args.folds):

@@ -15,9 +15,8 @@ STARTING = "lipagent: interrupted while starting; nothing was written"
 def main() -> int:
     """Run the command; a Ctrl-C before it installs its own handler (imports, parsing) ends here."""
     try:
-        import multiprocess
-
         from lipagent.cli import main as run_command
+        from lipagent.interrupt import end_interrupted
 
         code = run_command()
     except KeyboardInterrupt:
@@ -27,10 +26,8 @@ def main() -> int:
         # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
         os._exit(130)
     if code == 130:  # interrupted, its line printed: end now rather than in a pool's exit-time teardown
-        for child in multiprocess.active_children():
-            child.kill()
         sys.stdout.flush()
-        os._exit(130)
+        end_interrupted()
     return code
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import NoReturn
 
 import multiprocess
 
@@ -67,10 +68,16 @@ def _give_up() -> None:
     """The teardown hung: a pool terminated while a worker held its task queue's lock waits for it forever
     (seen about once in 30 interrupts on a busy machine, inside `datasets`' `with Pool`). Outputs are written
     through staging folders, so ending here loses nothing but the wait; workers are killed, not orphaned."""
+    end_interrupted(f"{_farewell} (its teardown hung and was cut short)" if _farewell else None)
+
+
+def end_interrupted(line: str | None = None) -> NoReturn:
+    """End an interrupted process now: its worker processes killed, `line` on stderr, status 130, no exit-time
+    teardown (a pool's can hang)."""
     for child in multiprocess.active_children():
         child.kill()
-    if _farewell:
-        os.write(2, f"{_farewell} (its teardown hung and was cut short)\n".encode())
+    if line:
+        os.write(2, f"{line}\n".encode())
     os._exit(130)
 
 

@@ -12,28 +12,23 @@ printed. --dry-run writes exactly what would be uploaded to --stage-dir and stop
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import Any
 
-from huggingface_hub import HfApi
-
-from lipagent.hub import HubError, add_push_arguments, run_push
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_push_arguments(parser)
-    return parser.parse_args(argv)
+from lipagent.__main__ import run_script
 
 
-def main(argv: list[str] | None = None, api: HfApi | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        run_push(args, api)
-    except (HubError, OSError, ValueError) as error:
-        print(f"push_to_hub: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+def main(argv: list[str] | None = None, api: Any = None) -> int:
+    """`lipagent.hub.main` with this docstring as `--help`, imported with a Ctrl-C during start-up ending in one line
+    (`api`: a stand-in for `HfApi`, for tests)."""
+    return run_script(
+        "push_to_hub.py",
+        "lipagent.hub:main",
+        argv,
+        "nothing was published unless the upload's commit had gone through; the same command publishes it",
+        api=api,
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":

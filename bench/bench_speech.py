@@ -179,16 +179,25 @@ def run(args: argparse.Namespace) -> dict:
                     [train_set.speakers[i] for i in pick],
                 )
                 started = time.perf_counter()
+                mix = source.startswith("aligned + ")
                 training = BaselineTrainingArgs(
-                    dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed * 1000 + k, arch=arch
+                    dataset=str(dataset),
+                    out=Path("unused"),
+                    epochs=args.mix_epochs if mix else args.epochs,
+                    seed=seed * 1000 + k,
+                    arch=arch,
                 )
                 model, _ = fit(train, training, mosaic, progress=False)
                 read = conditions if source == "aligned" else [source.removeprefix("aligned + ")]
+                if mix:  # its own aligned-span reading too: what detected spans cost the same reader
+                    read = ["aligned span", *read]
                 for condition in read:
                     name = condition
-                    if source != "aligned":
-                        mix = source.startswith("aligned + ")
-                        name += f", reader trained on {'aligned + its' if mix else 'its'} spans"
+                    if mix:
+                        epochs = f"{args.mix_epochs} epoch{'s' * (args.mix_epochs != 1)}"
+                        name += f", reader trained on aligned + detected spans ({epochs})"
+                    elif source != "aligned":
+                        name += ", reader trained on its spans"
                     sentences = sentences_of(predict_logits(model, cells_of(mosaics, test_ids, condition, arch)))
                     predictions.setdefault(name, {}).setdefault(seed, {}).update(zip(test_ids, sentences))
                 print(
@@ -313,8 +322,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--train-on-mix",
         action="store_true",
-        help="also train a reader on aligned and first-detector spans together (each clip twice) and read the "
-        "detector's spans: span variety as augmentation",
+        help="also train a reader on aligned and first-detector spans together (each clip twice, as `prepare "
+        "--speech-span both` builds its train split) and read both kinds of span: span variety as augmentation",
+    )
+    parser.add_argument(
+        "--mix-epochs",
+        type=int,
+        help="epochs of the --train-on-mix reader (default: half of --epochs, so it takes as many optimizer steps "
+        "as the other readers on its twice-as-long training set)",
     )
     parser.add_argument("--num-proc", type=int, help="workers for building the dataset")
     parser.add_argument("--work", type=Path, default=Path("bench-speech"), help="working folder (reused by reruns)")
@@ -322,6 +337,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
     args.detector = args.detector or ["default"]
+    args.mix_epochs = args.mix_epochs or max(1, args.epochs // 2)
     if args.folds < 2:
         parser.error("--folds must be at least 2 (every clip is read by a model that never saw it)")
     return args

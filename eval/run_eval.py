@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import sys
 
-from lipagent.scoring.evaluation import main, parse_args
+from lipagent.__main__ import run_script
 
-__all__ = ["main", "parse_args"]
+
+def main(argv: list[str] | None = None) -> int:
+    """`lipagent.scoring.evaluation.main`, imported with a Ctrl-C during start-up ending in one line."""
+    return run_script("run_eval.py", "lipagent.scoring.evaluation:main", argv, "nothing was written")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,14 +2,26 @@
 
 The command's own Ctrl-C handler (lipagent.interrupt) is installed once the command runs; before that, Python's
 default turns a Ctrl-C into a traceback from whichever import it hit (about the first 0.3 s of every command).
+The scripts (train/sft.py, eval/run_eval.py, push_to_hub.py) start through `run_script` for the same reason.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-STARTING = "lipagent: interrupted while starting; nothing was written"
+STARTING = "interrupted while starting; nothing was written"
+
+
+def _ended_while_starting(program: str) -> NoReturn:
+    print(f"{program}: {STARTING}", file=sys.stderr, flush=True)
+    # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
+    # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
+    # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
+    os._exit(130)
 
 
 def main() -> int:
@@ -20,15 +32,31 @@ def main() -> int:
 
         code = run_command()
     except KeyboardInterrupt:
-        print(STARTING, file=sys.stderr, flush=True)
-        # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
-        # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
-        # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
-        os._exit(130)
+        _ended_while_starting("lipagent")
     if code == 130:  # interrupted, its line printed: end now rather than in a pool's exit-time teardown
         sys.stdout.flush()
         end_interrupted()
     return code
+
+
+def run_script(program: str, target: str, argv: list[str] | None, interrupted: str, **kwargs: Any) -> int:
+    """A script's `main`: import `module:function` (the script's work, in the library) and call it with `argv` (and
+    `kwargs`).
+
+    A Ctrl-C while importing ends in one line and status 130, as in `main`; one while it runs, in one line saying
+    what an interrupted run keeps (`interrupted`) and status 130, instead of a traceback."""
+    module, _, name = target.partition(":")
+    try:
+        function: Callable[..., int | None] = getattr(importlib.import_module(module), name)
+    except KeyboardInterrupt:
+        _ended_while_starting(program)
+    try:
+        return function(argv, **kwargs) or 0
+    except KeyboardInterrupt:
+        from lipagent.interrupt import end_interrupted
+
+        sys.stdout.flush()
+        end_interrupted(f"{program}: interrupted; {interrupted}")  # os._exit: see `_ended_while_starting`
 
 
 if __name__ == "__main__":

@@ -112,9 +112,9 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
         "--speech-span",
         choices=SPEECH_SPANS,
         default=DEFAULT_CONFIG.speech_span,
-        help="spread the 12 frames over the .align speech span, or over the span the mouth shows "
-        "(as inference without alignments finds it: build with `detected` for a model that will "
-        "read clips that have no alignment)",
+        help="spread the 12 frames over the .align speech span, over the span the mouth shows (as inference "
+        "without alignments finds it), or both: each training clip once per span, the evaluation splits over "
+        "the detected span (what the recipe builds for a model that will read clips with no alignment)",
     )
     mosaic.add_argument(
         "--speech-onset",
@@ -604,7 +604,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lipagent {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,9 +18,11 @@ LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
 CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
 """The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
 
-SPEECH_SPANS: tuple[str, ...] = ("aligned", "detected")
-"""Where a dataset's 12 frames are spread: over the spoken part GRID's `.align` timings give (aligned), or over the
-span the visual detector finds (detected), as inference without alignments finds it."""
+SPEECH_SPANS: tuple[str, ...] = ("aligned", "detected", "both")
+"""Where a dataset's 12 frames are spread: over the spoken part GRID's `.align` timings give (aligned), over the
+span the visual detector finds (detected), as inference without alignments finds it, or both: each training clip
+twice, once per span (span variety as augmentation, measured by `bench/bench_speech.py --train-on-mix`), and the
+evaluation splits over the detected span, which is what the model will read."""
 
 SPEECH_ONSETS: tuple[str, ...] = ("threshold", "jump")
 """Where the speech-span detector starts an utterance (`lipagent.transform.speech.SpeechConfig.onset`): where the
@@ -123,10 +125,30 @@ class MosaicConfig:
                     raise ValueError(f"mosaic setting {name} takes a {kind.__name__}, got {text!r}") from None
         return replace(self, **values)
 
+    def spans_of_split(self, split: str) -> tuple[str, ...]:
+        """The spans (`aligned`, `detected`) a dataset built with this config holds each clip of `split` over."""
+        if self.speech_span != "both":
+            return (self.speech_span,)
+        return ("aligned", "detected") if split == "train" else ("detected",)
+
+    def describe_span(self) -> str:
+        """Where the frames of a mosaic were taken, in words (for cards)."""
+        aligned = "the spoken part of the clip (from the `.align` word timings)"
+        detected = "the spoken part the mouth shows (found by LipAgent's visual speech-span detector, as when reading)"
+        if self.speech_span == "aligned":
+            return aligned
+        if self.speech_span == "detected":
+            return detected
+        return f"{aligned} and, as a second row of the same clip, {detected} in `train`; over the latter only elsewhere"
+
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
-        span = ", frames over the detected speech span" if self.speech_span == "detected" else ""
+        span = {
+            "aligned": "",
+            "detected": ", frames over the detected speech span",
+            "both": ", training clips over the aligned and the detected speech span, others over the detected",
+        }[self.speech_span]
         return (
             f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
             f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -185,3 +186,20 @@ def run_push(args: Any, api: HfApi | None = None) -> str:
         url = publish(stage, args.repo, repo_type, private=not args.public, login=login, api=api)
         print(f"published {'public' if args.public else 'private'} {repo_type} {url}")
         return url
+
+
+def main(argv: list[str] | None = None, api: HfApi | None = None, description: str | None = None) -> int:
+    """push_to_hub.py's work: parse, stage, publish; a mistake or an unreachable Hub is one line and status 2."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="push_to_hub.py", description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_push_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run_push(args, api)
+    except (HubError, OSError, ValueError) as error:
+        print(f"push_to_hub: error: {error}", file=sys.stderr)
+        return 2
+    return 0

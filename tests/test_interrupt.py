@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import multiprocess
 import pytest
 
 from lipagent.interrupt import stop_pool_handlers
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _children_after_a_task(pool) -> list:
@@ -99,3 +103,36 @@ def test_a_teardown_that_ends_in_time_leaves_no_watchdog_behind():
     assert interrupt._watchdog is None and interrupt.interrupted()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt._interrupted = False  # this process goes on to run other commands' tests
+
+
+def test_a_script_interrupted_while_it_imports_says_one_line():
+    """train/sft.py spends its first seconds importing torch, transformers and TRL: a Ctrl-C there was a traceback."""
+    run = subprocess.Popen(
+        [sys.executable, "train/sft.py", "--help"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(1.5)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    line = "sft.py: interrupted while starting; nothing was written"
+    assert run.returncode == 130 and err.strip() == line and out == "", (run.returncode, err[-2000:])
+
+
+def test_a_script_interrupted_while_it_runs_says_what_it_keeps():
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys\n"
+            "from lipagent.__main__ import run_script\n"
+            "sys.exit(run_script('demo.py', 'signal:raise_signal', signal.SIGINT, 'what was kept'))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 130 and run.stderr.strip() == "demo.py: interrupted; what was kept", run

@@ -123,7 +123,7 @@ def test_a_transcription_prints_no_library_noise(tiny_adapter, unpacked):
         [
             sys.executable,
             "-m",
-            "lipagent.cli",
+            "lipagent",
             "transcribe",
             str(unpacked / "s1" / "sgib8n.mpg"),
             "--model",

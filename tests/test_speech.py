@@ -180,3 +180,44 @@ def test_a_dataset_built_on_detected_spans_holds_what_inference_reads(grid_dir, 
     for row in rows.cast_column("image", datasets.Image(decode=False)):
         read = prepare_video(unpacked / row["speaker"] / f"{row['video_id']}.mpg", "auto", config)
         assert row["image"]["bytes"] == read.mosaic.jpeg and tuple(row["frame_indices"]) == read.mosaic.frame_indices
+
+
+def test_a_dataset_built_on_both_spans_trains_on_each_and_evaluates_on_what_inference_reads(
+    grid_dir, unpacked, tmp_path
+):
+    import shutil
+
+    import datasets
+
+    from lipagent.data.card import dataset_mosaic_config
+    from lipagent.data.prepare import PrepareOptions, prepare
+    from lipagent.data.validate import validate_folder
+
+    config = DEFAULT_CONFIG.with_overrides({"speech_span": "both"})
+    out = tmp_path / "both"
+    options = PrepareOptions(
+        speakers=("s1",), out=out, grid_dir=grid_dir, limit=6, cache_dir=tmp_path / "cache", num_proc=1, config=config
+    )
+    summary = prepare(options)
+    assert dataset_mosaic_config(out) == config and summary.split_sizes == {"train": 10, "validation": 1, "test": 0}
+    splits = datasets.load_dataset(str(out))
+    for split, rows in splits.items():
+        by_clip: dict[str, list[tuple[bytes, tuple[int, ...]]]] = {}
+        for row in rows.cast_column("image", datasets.Image(decode=False)):
+            by_clip.setdefault(row["video_id"], []).append((row["image"]["bytes"], tuple(row["frame_indices"])))
+        for video_id, got in by_clip.items():
+            path = unpacked / "s1" / f"{video_id}.mpg"
+            detected = prepare_video(path, "auto", config).mosaic
+            expected = [(detected.jpeg, detected.frame_indices)]
+            if split == "train":
+                aligned = prepare_video(path, _aligned(unpacked, video_id), config).mosaic
+                expected.insert(0, (aligned.jpeg, aligned.frame_indices))
+            assert got == expected, (split, video_id)
+    assert validate_folder(out).ok, validate_folder(out).problems
+    assert "as a second row of the same clip" in (out / "README.md").read_text()
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    validation = next((tampered / "data").glob("validation-*.parquet"))
+    datasets.concatenate_datasets([splits["validation"]] * 2).to_parquet(str(validation))
+    report = validate_folder(tampered)
+    assert any("bbas2p 2 times in validation" in p for p in report.problems), report.problems

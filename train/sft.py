@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import sys
 
-from lipagent.model.training import TrainingSetupError, parse_args, train
+from lipagent.__main__ import run_script
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        train(*parse_args(argv, description=__doc__))
-    except TrainingSetupError as error:
-        sys.exit(f"error: {error}")
+def main(argv: list[str] | None = None) -> int:
+    """Training, imported with a Ctrl-C during start-up ending in one line; this docstring is its `--help`."""
+    return run_script(
+        "sft.py",
+        "lipagent.model.training:main",
+        argv,
+        "checkpoints saved so far are kept; the same command with --resume_from_checkpoint last resumes",
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -147,8 +147,8 @@ def _body(summary: BuildSummary, name: str) -> str:
 
 Mouth-region mosaics of the [GRID audio-visual corpus](https://doi.org/10.5281/zenodo.3625687), made by
 LipAgent for fine-tuning vision-language models to read lips. Each row is one
-three-second GRID video: `image` holds {crops} mouth crops taken evenly over the spoken part of the
-clip (from the `.align` word timings), tiled {mosaic["rows"]} rows x {mosaic["cols"]} columns in time order
+three-second GRID video: `image` holds {crops} mouth crops taken evenly over
+{MosaicConfig.from_dict(mosaic).describe_span()}, tiled {mosaic["rows"]} rows x {mosaic["cols"]} columns in time order
 ({image_size} RGB JPEG), and `text` is the six-word transcription.
 
 ```python

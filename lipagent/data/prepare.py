@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -174,13 +174,26 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     kept: dict[str, datasets.Dataset] = {}
     skipped: list[dict] = []
     for split in [s for s in SPLITS if s in sources]:
-        mapped = map_in_chunks(sources[split], options.config, num_proc, options.chunk_size, split)
+        spans = options.config.spans_of_split(split)
+        parts = [
+            map_in_chunks(
+                sources[split],
+                replace(options.config, speech_span=span),
+                num_proc,
+                options.chunk_size,
+                f"{split}, {span} spans" if len(spans) > 1 else split,
+            )
+            for span in spans
+        ]
+        mapped = datasets.concatenate_datasets(parts)
         reasons = mapped["skip_reason"]
         kept[split] = mapped.select([i for i, r in enumerate(reasons) if r is None]).select_columns(
             list(OUTPUT_COLUMNS)
         )
         details = mapped.select_columns(["video_id", "speaker", "skip_reason", "skip_detail"])
-        skipped += [details[i] for i, r in enumerate(reasons) if r is not None]
+        for row in (details[i] for i, r in enumerate(reasons) if r is not None):
+            if row not in skipped:  # a clip with no face is skipped once, not once per span
+                skipped.append(row)
     summary = BuildSummary(
         speakers=list(builder.config.speakers),
         # The folder's name, not its path: the card is published, and a local path means nothing elsewhere.

@@ -114,6 +114,8 @@ def _check_split(
         return
     rows = dataset.cast_column("image", datasets.Image(decode=False))
     bad_text, bad_image, moved, repeated = [], [], [], []
+    copies: dict[str, int] = {}
+    allowed = len(config.spans_of_split(split))
     for row in tqdm(rows, desc=f"Checking {split}", unit=" mosaics", leave=False, disable=None):
         vid = row["video_id"]
         if not is_valid_sentence(row["text"]) or normalize(row["text"]) != row["text"]:
@@ -121,8 +123,11 @@ def _check_split(
         image = Image.open(io.BytesIO(row["image"]["bytes"]))
         if image.size != (config.width, config.height) or image.mode != "RGB" or image.format != "JPEG":
             bad_image.append(f"{vid}: {image.format} {image.mode} {image.size[0]}x{image.size[1]}")
-        if vid in seen:
+        copies[vid] = copies.get(vid, 0) + 1
+        if vid in seen and seen[vid] != split:
             repeated.append(f"{vid} in {seen[vid]} and {split}")
+        elif copies[vid] == allowed + 1:  # `speech_span: both` holds a training clip once per span
+            repeated.append(f"{vid} {copies[vid]} times in {split}")
         seen[vid] = split
         if assign_split(vid, row["speaker"], scheme) != split:
             moved.append(vid)

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,3 +398,13 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
     trainer.accelerator.print(f"adapter written to {final}")
     trainer.end()
     return trainer
+
+
+def main(argv: list[str] | None = None, description: str | None = None) -> int:
+    """train/sft.py's work: parse, train; a setup mistake is one line and status 2."""
+    try:
+        train(*parse_args(argv, description=description))
+    except TrainingSetupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

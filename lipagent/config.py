@@ -131,6 +131,11 @@ class MosaicConfig:
             return (self.speech_span,)
         return ("aligned", "detected") if split == "train" else ("detected",)
 
+    def as_evaluated(self) -> MosaicConfig:
+        """This config as its evaluation splits were built: a `both` dataset's are detected spans, so a model trained
+        on one reads a `detected` dataset as its own test split, and the other way round."""
+        return replace(self, speech_span=self.spans_of_split("test")[-1])
+
     def describe_span(self) -> str:
         """Where the frames of a mosaic were taken, in words (for cards)."""
         aligned = "the spoken part of the clip (from the `.align` word timings)"

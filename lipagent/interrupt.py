@@ -73,7 +73,16 @@ def _give_up() -> None:
 
 def end_interrupted(line: str | None = None) -> NoReturn:
     """End an interrupted process now: its worker processes killed, `line` on stderr, status 130, no exit-time
-    teardown (a pool's can hang)."""
+    teardown (a pool's can hang).
+
+    A pool's worker handler replaces a worker that dies: told to stop first, and given a moment to finish a
+    replacement it had begun, so that no new worker outlives this process, orphaned, waiting forever for the task
+    queue's lock while it holds the caller's pipes."""
+    handlers = stop_pool_handlers()
+    for child in multiprocess.active_children():
+        child.kill()
+    for thread in handlers:
+        thread.join(0.5)
     for child in multiprocess.active_children():
         child.kill()
     if line:
@@ -126,7 +135,7 @@ def interrupted() -> bool:
     return _interrupted
 
 
-def stop_pool_handlers() -> None:
+def stop_pool_handlers() -> list[threading.Thread]:
     """After an interrupted command: tell every process pool's worker handler to stop replacing workers.
 
     A Ctrl-C that lands while `datasets` makes or tears down its map pool (forking, so more often on a busy machine)
@@ -137,6 +146,11 @@ def stop_pool_handlers() -> None:
     instead. multiprocess gives no handle on a pool another library made, so the threads are found by their target."""
     from multiprocess.pool import TERMINATE
 
-    for thread in threading.enumerate():
-        if getattr(getattr(thread, "_target", None), "__name__", "") == "_handle_workers":
-            thread._state = TERMINATE
+    handlers = [
+        thread
+        for thread in threading.enumerate()
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "_handle_workers"
+    ]
+    for thread in handlers:
+        thread._state = TERMINATE
+    return handlers

@@ -274,6 +274,10 @@ def test_eval_refuses_mosaics_cut_otherwise_than_the_model_learned(trained_dir, 
     (other / CONFIG_FILE).write_text(json.dumps(config))
     assert run_eval_main(["--model", str(other), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
     assert "landmarks: tracking vs static" in capsys.readouterr().err
+    config["mosaic"].update(landmarks="tracking", speech_span="both")  # its test split: detected spans
+    (other / CONFIG_FILE).write_text(json.dumps(config))
+    assert run_eval_main(["--model", str(other), "--dataset", str(out), "--output", str(tmp_path / "e")]) == 2
+    assert "speech_span: aligned vs detected" in capsys.readouterr().err
 
 
 def test_hub_ids_load_offline_from_the_cache(trained_dir, prepared, tmp_path, cache_snapshot):

@@ -117,3 +117,13 @@ def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
     assert MosaicConfig.from_dict(old_card) == MosaicConfig(**{**old_card, **LEGACY_SETTINGS})
     assert MosaicConfig.from_dict(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
     assert "tracking mode" in DEFAULT_CONFIG.describe() and "stretched" in DEFAULT_CONFIG.describe()
+
+
+def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():
+    both, detected = (DEFAULT_CONFIG.with_overrides({"speech_span": span}) for span in ("both", "detected"))
+    assert both.spans_of_split("train") == ("aligned", "detected")
+    assert both.spans_of_split("validation") == both.spans_of_split("test") == ("detected",)
+    assert DEFAULT_CONFIG.spans_of_split("train") == ("aligned",)
+    assert both.as_evaluated() == detected.as_evaluated() == detected
+    assert DEFAULT_CONFIG.as_evaluated() == DEFAULT_CONFIG
+    assert "aligned and the detected" in both.describe()

@@ -99,12 +99,13 @@ def check_mosaic_settings(reader: Reader, dataset: str) -> None:
     from lipagent.data.card import dataset_mosaic_config
     from lipagent.hub import resolve_dataset
 
-    built = dataset_mosaic_config(resolve_dataset(dataset))
-    if built != reader.config:
-        differ = [k for k, v in built.to_dict().items() if reader.config.to_dict()[k] != v]
+    built = dataset_mosaic_config(resolve_dataset(dataset)).as_evaluated()
+    trained = reader.config.as_evaluated()
+    if built != trained:
+        differ = [k for k, v in built.to_dict().items() if trained.to_dict()[k] != v]
         raise ValueError(
             f"{dataset} was built with other mosaic settings than the model was trained on "
-            f"({', '.join(f'{k}: {built.to_dict()[k]} vs {reader.config.to_dict()[k]}' for k in differ)})"
+            f"({', '.join(f'{k}: {built.to_dict()[k]} vs {trained.to_dict()[k]}' for k in differ)})"
             "; rebuild the dataset with the model's settings"
         )
 

@@ -144,7 +144,11 @@ class MosaicConfig:
             return aligned
         if self.speech_span == "detected":
             return detected
-        return f"{aligned} and, as a second row of the same clip, {detected} in `train`; over the latter only elsewhere"
+        return (
+            "the spoken part of the clip: in `train` each clip is two rows, one over its `.align` word timings and one "
+            "over the span LipAgent's visual speech-span detector finds (as when reading a clip with no alignment); "
+            "in the other splits one row, over the detected span"
+        )
 
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""

@@ -214,7 +214,7 @@ def test_a_dataset_built_on_both_spans_trains_on_each_and_evaluates_on_what_infe
                 expected.insert(0, (aligned.jpeg, aligned.frame_indices))
             assert got == expected, (split, video_id)
     assert validate_folder(out).ok, validate_folder(out).problems
-    assert "as a second row of the same clip" in (out / "README.md").read_text()
+    assert "each clip is two rows" in (out / "README.md").read_text() and "from 6 clips" in summary.text()
     tampered = tmp_path / "tampered"
     shutil.copytree(out, tampered)
     validation = next((tampered / "data").glob("validation-*.parquet"))

@@ -44,6 +44,8 @@ class BuildSummary:
     split_bytes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     num_proc: int = 1
+    clips: int = 0
+    """Source clips looked at; a `speech_span: both` build makes two training rows of one (0: kept + skipped)."""
 
     @property
     def present_splits(self) -> list[str]:
@@ -61,7 +63,7 @@ class BuildSummary:
         """The summary printed at the end of `prepare`."""
         sizes = ", ".join(f"{split} {self.split_sizes.get(split, 0)}" for split in SPLITS)
         lines = [
-            f"{self.kept} mosaics ({sizes}) from {self.kept + len(self.skipped)} clips of "
+            f"{self.kept} mosaics ({sizes}) from {self.clips or self.kept + len(self.skipped)} clips of "
             f"{', '.join(self.speakers)} in {self.seconds:.1f} s with {self.num_proc} process(es)",
         ]
         counts = self.skipped_counts()

@@ -206,6 +206,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
         split_sizes={split: len(kept[split]) if split in kept else 0 for split in SPLITS},
         skipped=sorted(skipped, key=lambda r: r["video_id"]),
         num_proc=num_proc,
+        clips=sum(len(sources[split]) for split in sources),
     )
     if not summary.present_splits:
         raise ValueError(f"no clip became a mosaic, so nothing was written:\n{summary.text()}")

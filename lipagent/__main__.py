@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -17,6 +18,7 @@ STARTING = "interrupted while starting; nothing was written"
 
 
 def _ended_while_starting(program: str) -> NoReturn:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C deferred out of an import may still be on its way
     print(f"{program}: {STARTING}", file=sys.stderr, flush=True)
     # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
     # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
@@ -27,8 +29,10 @@ def _ended_while_starting(program: str) -> NoReturn:
 def main() -> int:
     """Run the command; a Ctrl-C before it installs its own handler (imports, parsing) ends here."""
     try:
+        from lipagent.interrupt import end_interrupted, handle_ctrl_c_while_starting
+
+        handle_ctrl_c_while_starting()
         from lipagent.cli import main as run_command
-        from lipagent.interrupt import end_interrupted
 
         code = run_command()
     except KeyboardInterrupt:
@@ -45,16 +49,19 @@ def run_script(program: str, target: str, argv: list[str] | None, interrupted: s
 
     A Ctrl-C while importing ends in one line and status 130, as in `main`; one while it runs, in one line saying
     what an interrupted run keeps (`interrupted`) and status 130, instead of a traceback."""
+    from lipagent.interrupt import end_interrupted, handle_ctrl_c_while_starting, interrupted_while_starting
+
     module, _, name = target.partition(":")
     try:
+        handle_ctrl_c_while_starting()
         function: Callable[..., int | None] = getattr(importlib.import_module(module), name)
     except KeyboardInterrupt:
+        _ended_while_starting(program)
+    if interrupted_while_starting():  # a Ctrl-C that an imported library swallowed
         _ended_while_starting(program)
     try:
         return function(argv, **kwargs) or 0
     except KeyboardInterrupt:
-        from lipagent.interrupt import end_interrupted
-
         sys.stdout.flush()
         end_interrupted(f"{program}: interrupted; {interrupted}")  # os._exit: see `_ended_while_starting`
 

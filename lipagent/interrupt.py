@@ -18,14 +18,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-import multiprocess
-
 GIVE_UP_AFTER_S = 3.0
 """Seconds an interrupted `prepare` may take to tear down its worker pools (0.3-0.5 s measured) before it is ended
 by force."""
 
 _main_pid = os.getpid()
 _interrupted = False
+_starting_interrupted = False
 _farewell: str | None = None
 _give_up_after: float | None = None
 _watchdog: threading.Timer | None = None
@@ -41,11 +40,39 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         # A KeyboardInterrupt raised inside an import can reach a C extension that prints it as a traceback and
         # carries on (seen in protobuf's descriptor pool); so the import finishes, then the main thread is
         # interrupted again, 50 ms later, where it can stop cleanly.
-        retry = threading.Timer(0.05, _thread.interrupt_main)
-        retry.daemon = True
-        retry.start()
+        _interrupt_again_soon()
         return
     raise KeyboardInterrupt
+
+
+def handle_ctrl_c_while_starting() -> None:
+    """From a program's first line until its command installs `main_process_handles_ctrl_c`: a Ctrl-C raises
+    KeyboardInterrupt as Python's default does, but not inside an import (see `_on_sigint`), and it is remembered,
+    so that one a library swallows (a bare `except` around an import) still stops the command when its handler is
+    installed. Without this, a Ctrl-C 0.1 s after launch once vanished and the build ran to the end (clean-clone CI)."""
+    global _main_pid
+    _main_pid = os.getpid()
+    signal.signal(signal.SIGINT, _on_sigint_while_starting)
+
+
+def interrupted_while_starting() -> bool:
+    return _starting_interrupted
+
+
+def _on_sigint_while_starting(signum: int, frame: FrameType | None) -> None:
+    global _starting_interrupted
+    if os.getpid() == _main_pid:
+        _starting_interrupted = True
+        if _inside_import(frame):
+            _interrupt_again_soon()
+            return
+    raise KeyboardInterrupt
+
+
+def _interrupt_again_soon() -> None:
+    retry = threading.Timer(0.05, _thread.interrupt_main)
+    retry.daemon = True
+    retry.start()
 
 
 def _inside_import(frame: FrameType | None) -> bool:
@@ -78,6 +105,10 @@ def end_interrupted(line: str | None = None) -> NoReturn:
     A pool's worker handler replaces a worker that dies: told to stop first, and given a moment to finish a
     replacement it had begun, so that no new worker outlives this process, orphaned, waiting forever for the task
     queue's lock while it holds the caller's pipes."""
+    import multiprocess
+
+    if threading.current_thread() is threading.main_thread():  # a Ctrl-C deferred out of an import may be on its way
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     handlers = stop_pool_handlers()
     for child in multiprocess.active_children():
         child.kill()
@@ -104,6 +135,8 @@ def main_process_handles_ctrl_c(farewell: str = "interrupted", give_up_after: fl
     later prints `farewell` and exits 130 (for commands whose pools can hang; not for one that finishes a model
     call or prints a summary on its way out)."""
     global _main_pid, _interrupted, _farewell, _give_up_after, _watchdog
+    if _starting_interrupted:  # a start-up Ctrl-C that some library swallowed
+        raise KeyboardInterrupt
     _main_pid, _interrupted, _farewell, _give_up_after = os.getpid(), False, farewell, give_up_after
     previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
@@ -118,6 +151,8 @@ def main_process_handles_ctrl_c(farewell: str = "interrupted", give_up_after: fl
 def ignore_in_workers() -> None:
     """Called by work that runs in pool workers: one started fresh (forkserver) did not inherit the handler, so it
     ignores Ctrl-C from here on, as forked ones do."""
+    import multiprocess
+
     if multiprocess.current_process().name != "MainProcess":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -136,3 +136,28 @@ def test_a_script_interrupted_while_it_runs_says_what_it_keeps():
         timeout=30,
     )
     assert run.returncode == 130 and run.stderr.strip() == "demo.py: interrupted; what was kept", run
+
+
+SWALLOWED_AT_START = """
+import os, signal
+from lipagent.interrupt import handle_ctrl_c_while_starting, main_process_handles_ctrl_c
+
+handle_ctrl_c_while_starting()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10**6):
+        pass
+except KeyboardInterrupt:
+    pass  # a library's bare `except` around an import
+try:
+    with main_process_handles_ctrl_c():
+        print("went on")
+except KeyboardInterrupt:
+    print("stopped")
+"""
+
+
+def test_a_ctrl_c_swallowed_while_starting_stops_the_command_when_it_starts():
+    """In clean-clone CI a Ctrl-C 0.1 s after launch vanished and `prepare` ran to the end with status 0."""
+    run = subprocess.run([sys.executable, "-c", SWALLOWED_AT_START], capture_output=True, text=True, timeout=30)
+    assert run.stdout.strip() == "stopped", run

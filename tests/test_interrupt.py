@@ -65,10 +65,10 @@ def test_a_teardown_that_hangs_is_cut_short_with_its_one_line_and_no_worker_left
 
 
 INTERRUPTED_IMPORT = """
-import pathlib, sys, tempfile, time
+import pathlib, sys, time
 from lipagent.interrupt import main_process_handles_ctrl_c
 
-folder = tempfile.mkdtemp()
+folder = sys.argv[1]
 pathlib.Path(folder, "slow_module.py").write_text(
     "import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(0.2)\\nDONE = True\\n"
 )
@@ -84,10 +84,12 @@ with main_process_handles_ctrl_c():
 """
 
 
-def test_a_ctrl_c_during_an_import_stops_the_command_once_the_import_is_done():
+def test_a_ctrl_c_during_an_import_stops_the_command_once_the_import_is_done(tmp_path):
     """Raised inside an import, KeyboardInterrupt reached C extensions that printed it as a traceback and went on
     (protobuf's descriptor pool, in CI): the handler lets the import finish and interrupts right after it."""
-    run = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert run.stdout.split("\n")[:2] == ["imported True", "interrupted after the import"], run
 
 

@@ -56,6 +56,7 @@ def handle_ctrl_c_while_starting() -> None:
 
 
 def interrupted_while_starting() -> bool:
+    """Whether a Ctrl-C came while the program started (whatever became of its KeyboardInterrupt)."""
     return _starting_interrupted
 
 

@@ -24,7 +24,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import Variant, build, fold_of, merged, paired_interval, report, word_errors
+from bench_accuracy import Variant, build, fold_of, merged, paired_interval, report, subset, word_errors
 
 from lipagent.config import DEFAULT_CONFIG
 from lipagent.data.align import parse_alignment
@@ -149,15 +149,9 @@ def run(args: argparse.Namespace) -> dict:
     trained_on = {"aligned": aligned}
 
     def detector_set(detector: str) -> CellSet:
-        with_detected = [v for v in aligned.video_ids if detector in mosaics[v]]
-        pick = np.array([index[v] for v in with_detected])
-        return CellSet(
-            cells_of(mosaics, with_detected, detector, arch),
-            aligned.labels[pick],
-            with_detected,
-            [aligned.texts[i] for i in pick],
-            [aligned.speakers[i] for i in pick],
-        )
+        """The aligned set's clips for which the detector found speech, with the detector's mosaics."""
+        found = subset(aligned, np.array([detector in mosaics[v] for v in aligned.video_ids]))
+        return replace(found, cells=cells_of(mosaics, found.video_ids, detector, arch))
 
     for detector in detectors if args.train_on_detected else []:
         trained_on[detector] = detector_set(detector)
@@ -169,15 +163,7 @@ def run(args: argparse.Namespace) -> dict:
         for k in range(args.folds):
             test_ids = [v for v in usable if folds[v] == k]
             for source, train_set in trained_on.items():
-                keep = np.array([folds[v] != k for v in train_set.video_ids])
-                pick = np.flatnonzero(keep)
-                train = CellSet(
-                    train_set.cells[pick],
-                    train_set.labels[pick],
-                    [train_set.video_ids[i] for i in pick],
-                    [train_set.texts[i] for i in pick],
-                    [train_set.speakers[i] for i in pick],
-                )
+                train = subset(train_set, np.array([folds[v] != k for v in train_set.video_ids]))
                 started = time.perf_counter()
                 mix = source.startswith("aligned + ")
                 training = BaselineTrainingArgs(

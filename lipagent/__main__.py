@@ -8,8 +8,6 @@ The scripts (train/sft.py, eval/run_eval.py, push_to_hub.py) start through `run_
 from __future__ import annotations
 
 import importlib
-import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -18,12 +16,11 @@ STARTING = "interrupted while starting; nothing was written"
 
 
 def _ended_while_starting(program: str) -> NoReturn:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C deferred out of an import may still be on its way
-    print(f"{program}: {STARTING}", file=sys.stderr, flush=True)
-    # Not a return: a KeyboardInterrupt that passed through a C extension's PyRun_String while importing leaves
-    # CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter then ends itself by SIGINT (status
-    # -2) whatever the exit code (2 runs in about 120). Nothing has been written yet, so nothing is lost.
-    os._exit(130)
+    """Not a return but `end_interrupted` (why: its docstring; 2 start-up interrupts in about 120 ended -2 before).
+    Nothing has been written yet, so nothing is lost."""
+    from lipagent.interrupt import end_interrupted
+
+    end_interrupted(f"{program}: {STARTING}")
 
 
 def main() -> int:
@@ -38,7 +35,6 @@ def main() -> int:
     except KeyboardInterrupt:
         _ended_while_starting("lipagent")
     if code == 130:  # interrupted, its line printed: end now rather than in a pool's exit-time teardown
-        sys.stdout.flush()
         end_interrupted()
     return code
 
@@ -62,8 +58,7 @@ def run_script(program: str, target: str, argv: list[str] | None, interrupted: s
     try:
         return function(argv, **kwargs) or 0
     except KeyboardInterrupt:
-        sys.stdout.flush()
-        end_interrupted(f"{program}: interrupted; {interrupted}")  # os._exit: see `_ended_while_starting`
+        end_interrupted(f"{program}: interrupted; {interrupted}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ KeyboardInterrupt, and the main process tears the pool down through the normal e
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,18 +38,24 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         return  # a worker or the queue manager: the main process stops them
     _interrupted = True
     _start_watchdog()
+    _stop_main_thread(frame)
+
+
+def _stop_main_thread(frame: FrameType | None) -> None:
+    """Raise KeyboardInterrupt, unless `frame` is inside an import: raised there, it can reach a C extension that
+    prints it as a traceback and carries on (seen in protobuf's descriptor pool); so the import finishes, then the
+    main thread is interrupted again, 50 ms later, where it can stop cleanly."""
     if _inside_import(frame):
-        # A KeyboardInterrupt raised inside an import can reach a C extension that prints it as a traceback and
-        # carries on (seen in protobuf's descriptor pool); so the import finishes, then the main thread is
-        # interrupted again, 50 ms later, where it can stop cleanly.
-        _interrupt_again_soon()
+        retry = threading.Timer(0.05, _thread.interrupt_main)
+        retry.daemon = True
+        retry.start()
         return
     raise KeyboardInterrupt
 
 
 def handle_ctrl_c_while_starting() -> None:
     """From a program's first line until its command installs `main_process_handles_ctrl_c`: a Ctrl-C raises
-    KeyboardInterrupt as Python's default does, but not inside an import (see `_on_sigint`), and it is remembered,
+    KeyboardInterrupt as Python's default does, but not inside an import (`_stop_main_thread`), and it is remembered,
     so that one a library swallows (a bare `except` around an import) still stops the command when its handler is
     installed. Without this, a Ctrl-C 0.1 s after launch once vanished and the build ran to the end (clean-clone CI)."""
     global _main_pid
@@ -62,18 +70,10 @@ def interrupted_while_starting() -> bool:
 
 def _on_sigint_while_starting(signum: int, frame: FrameType | None) -> None:
     global _starting_interrupted
-    if os.getpid() == _main_pid:
-        _starting_interrupted = True
-        if _inside_import(frame):
-            _interrupt_again_soon()
-            return
-    raise KeyboardInterrupt
-
-
-def _interrupt_again_soon() -> None:
-    retry = threading.Timer(0.05, _thread.interrupt_main)
-    retry.daemon = True
-    retry.start()
+    if os.getpid() != _main_pid:
+        raise KeyboardInterrupt
+    _starting_interrupted = True
+    _stop_main_thread(frame)
 
 
 def _inside_import(frame: FrameType | None) -> bool:
@@ -101,15 +101,19 @@ def _give_up() -> None:
 
 def end_interrupted(line: str | None = None) -> NoReturn:
     """End an interrupted process now: its worker processes killed, `line` on stderr, status 130, no exit-time
-    teardown (a pool's can hang).
+    teardown (a pool's can hang; and a KeyboardInterrupt that passed through a C extension's PyRun_String while
+    importing leaves CPython's "unhandled KeyboardInterrupt" flag set, so the interpreter would end itself by SIGINT,
+    status -2, whatever the exit code).
 
     A pool's worker handler replaces a worker that dies: told to stop first, and given a moment to finish a
     replacement it had begun, so that no new worker outlives this process, orphaned, waiting forever for the task
     queue's lock while it holds the caller's pipes."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C deferred out of an import may still be on its way
+        with contextlib.suppress(OSError, ValueError):  # os._exit drops what is buffered; a closed pipe drops it too
+            sys.stdout.flush()  # (not from the watchdog's thread: the main thread may hold the buffer's lock)
     import multiprocess
 
-    if threading.current_thread() is threading.main_thread():  # a Ctrl-C deferred out of an import may be on its way
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     handlers = stop_pool_handlers()
     for child in multiprocess.active_children():
         child.kill()

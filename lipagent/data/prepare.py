@@ -172,7 +172,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     stop_if_interrupted()
     sources = builder.as_dataset()
     kept: dict[str, datasets.Dataset] = {}
-    skipped: list[dict] = []
+    skipped: dict[tuple, dict] = {}
     for split in [s for s in SPLITS if s in sources]:
         spans = options.config.spans_of_split(split)
         parts = [
@@ -192,8 +192,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
         )
         details = mapped.select_columns(["video_id", "speaker", "skip_reason", "skip_detail"])
         for row in (details[i] for i, r in enumerate(reasons) if r is not None):
-            if row not in skipped:  # a clip with no face is skipped once, not once per span
-                skipped.append(row)
+            skipped.setdefault(tuple(row.values()), row)  # a clip with no face is skipped once, not once per span
     summary = BuildSummary(
         speakers=list(builder.config.speakers),
         # The folder's name, not its path: the card is published, and a local path means nothing elsewhere.
@@ -204,7 +203,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
         limit=options.limit,
         mosaic=options.config.to_dict(),
         split_sizes={split: len(kept[split]) if split in kept else 0 for split in SPLITS},
-        skipped=sorted(skipped, key=lambda r: r["video_id"]),
+        skipped=sorted(skipped.values(), key=lambda r: r["video_id"]),
         num_proc=num_proc,
         clips=sum(len(sources[split]) for split in sources),
     )

@@ -5,7 +5,7 @@ PYTHON  ?= python3
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench mutation clean
 
 setup: $(STAMP)
 
@@ -27,5 +27,10 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/bench_pipeline.py
 
+# Hours on 2 cores: mutmut over the modules where a silent bug costs accuracy or data (bench/mutation.py).
+mutation: setup
+	$(VENV)/bin/pip install -q -c constraints.txt -e ".[mutation]"
+	$(VENV)/bin/python bench/mutation.py
+
 clean:
-	rm -rf demo-out .pytest_cache
+	rm -rf demo-out .pytest_cache mutants

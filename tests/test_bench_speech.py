@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bench_speech
+import numpy as np
+import pytest
+
+from lipagent.config import DEFAULT_CONFIG
+from lipagent.data.align import parse_alignment
+from lipagent.transform.mouth import process_landmarker
+from lipagent.transform.pipeline import decode_all
+from lipagent.transform.speech import SpeechConfig, detect_span, mouth_opening
 
 
-def test_smoke_run_measures_spans_and_trains_the_readers_it_compares(grid_dir, tmp_path, capsys):
+def span_errors(unpacked: Path, detector: SpeechConfig) -> tuple[list[int], list[int]]:
+    """Start and end errors (frames, detected - aligned) of the first 12 s1 clips by id, found here."""
+    starts, ends = [], []
+    for path in sorted((unpacked / "s1").glob("*.mpg"))[:12]:
+        alignment = parse_alignment((unpacked / "alignments" / "s1" / f"{path.stem}.align").read_text())
+        points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(decode_all(path))
+        start, end = detect_span([mouth_opening(p) for p in points], detector)
+        starts.append(start - alignment.speech_start_frame)
+        ends.append(end - alignment.speech_end_frame)
+    return starts, ends
+
+
+def test_smoke_run_measures_spans_and_trains_the_readers_it_compares(grid_dir, unpacked, tmp_path, capsys):
     code = bench_speech.main(
         [
             "--detector",
@@ -37,7 +58,12 @@ def test_smoke_run_measures_spans_and_trains_the_readers_it_compares(grid_dir, t
     assert code == 0
     table = json.loads((tmp_path / "table.json").read_text())
     assert [e["detector"] for e in table["span_errors"]] == ["detected span", "detected (onset=threshold)"]
-    assert all(0 <= e["start_within_3"] <= 1 and e["start_abs_mean"] >= 0 for e in table["span_errors"])
+    for errors, onset in zip(table["span_errors"], ("jump", "threshold"), strict=True):
+        assert errors["clips"] == 12 and errors["no_speech_found"] == 0
+        starts, ends = span_errors(unpacked, SpeechConfig(onset=onset))
+        assert errors["start_abs_mean"] == pytest.approx(np.mean(np.abs(starts)))
+        assert errors["start_within_3"] == pytest.approx(np.mean(np.abs(starts) <= 3))
+        assert errors["end_median"] == pytest.approx(np.median(ends))
     conditions = {row["condition"] for row in table["wer"]}
     assert {"aligned span", "whole clip", "detected span, reader trained on its spans"} <= conditions
     assert "detected (onset=threshold), reader trained on its spans" in conditions

@@ -174,6 +174,7 @@ def test_free_decoding_kwargs_differ_only_in_the_mask():
     tokenizer = tiny.build_tokenizer()
     constrained, free = grid_generation_kwargs(tokenizer), grid_generation_kwargs(tokenizer, constrained=False)
     assert "logits_processor" not in free
+    assert constrained["eos_token_id"] == [tiny.EOS_ID, tiny.END_OF_TURN_ID], "eos and <end_of_turn> both stop"
     assert free == {key: value for key, value in constrained.items() if key != "logits_processor"}
     assert grid_generation_kwargs(tokenizer)["logits_processor"][0] is not constrained["logits_processor"][0]
 
@@ -222,8 +223,11 @@ def test_constrained_output_is_always_a_grid_sentence(model, processor, inputs, 
     texts = processor.batch_decode(generated, skip_special_tokens=True)
     assert all(is_valid_sentence(text.strip()) for text in texts), texts
     assert all(text == text.strip() and text == text.lower() for text in texts)
-    end_ids = set(end_token_ids(processor))
-    assert all(end_ids & set(row) for row in generated), "each answer stops on its own end token"
+    # Rows that end first are filled up to the batch's length: greedy search fills with pad, beam search with eos.
+    end_ids, filler = set(end_token_ids(processor)), {processor.tokenizer.pad_token_id, tiny.EOS_ID}
+    for row in generated:
+        end = next(i for i, token in enumerate(row) if token in end_ids)
+        assert set(row[end + 1 :]) <= filler, f"generation goes on after its end token: {row}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -3,9 +3,11 @@
 import json
 
 import datasets
+import jiwer
+import pytest
 from huggingface_hub import ModelCard
 
-from lipagent.demo import run_demo
+from lipagent.demo import measured_line, run_demo
 from lipagent.grammar import is_valid_sentence
 
 
@@ -22,7 +24,14 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys):
     assert metrics["valid_sentence_rate"] == 1.0
     for reader in ("baseline read: ", "tiny Gemma read: "):
         assert is_valid_sentence(printed.split(reader)[1].splitlines()[0]), reader
-    assert metrics["baseline"]["wer"] <= 1.0 and "baseline" in str(artifacts["baseline"])
+    predictions = artifacts["metrics"].parent / "predictions.jsonl"
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    references = [record["reference"] for record in records]
+    assert len(records) == metrics["num_samples"]
+    assert metrics["wer"] == pytest.approx(jiwer.wer(references, [record["prediction"] for record in records]))
+    baseline_read = [record["baseline_prediction"] for record in records]
+    assert metrics["baseline"]["wer"] == pytest.approx(jiwer.wer(references, baseline_read))
+    assert measured_line(metrics) in printed, "the demo prints what it measured"
     assert (artifacts["baseline"] / "model.safetensors").is_file()
     staged = datasets.load_dataset(str(artifacts["staged dataset"]))
     assert {s: len(staged[s]) for s in staged} == {

@@ -228,3 +228,27 @@ def test_clip_errors_add_up_to_the_corpus_wer_and_the_interval_brackets_it(sourc
     assert low <= jiwer.wer(references, predictions) <= high and low < high
     assert source.wer_interval(predictions, references, draws=500) == (low, high), "seeded: reproducible"
     assert source.wer_interval(references, references, draws=100) == (0.0, 0.0)
+
+
+def test_the_interval_is_95_percent_wide(source: ModuleType) -> None:
+    """400 clips of 6 words with 0, 1, 2, 3 wrong words in turn: WER 0.25, and the clip mean's standard error is
+    sqrt(1.25 / 400) / 6 words, so a 95% interval spans 2 x 1.96 of it (0.0365); a 90% one would span 0.0307."""
+    reference = "bin blue at f two now"
+    wrong = ["bin blue at f two now", "lay blue at f two now", "lay red at f two now", "lay red by f two now"]
+    predictions = [wrong[i % 4] for i in range(400)]
+    low, high = source.wer_interval(predictions, [reference] * 400, draws=4000)
+    expected = 2 * 1.96 * (1.25 / 400) ** 0.5 / 6
+    assert (high - low) == pytest.approx(expected, rel=0.07), (low, high)
+    assert (low + high) / 2 == pytest.approx(0.25, abs=0.002)
+
+
+def test_chance_wer_is_what_random_sentences_score(source: ModuleType) -> None:
+    import random
+
+    from lipagent.grammar import SLOTS
+
+    rng = random.Random(0)
+    draw = lambda: " ".join(rng.choice(SLOTS[slot]) for slot in SLOT_NAMES)  # noqa: E731
+    references, guesses = [draw() for _ in range(4000)], [draw() for _ in range(4000)]
+    assert source.chance_wer() == pytest.approx(jiwer.wer(references, guesses), abs=0.01)
+    assert source.chance_wer() == pytest.approx(0.81)

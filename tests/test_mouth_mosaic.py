@@ -41,6 +41,8 @@ def test_crop_box_stays_inside_the_frame(aspect):
 def test_missing_boxes_borrow_the_nearest_neighbour():
     a, b = (1.0, 1.0, 2.0, 2.0), (5.0, 5.0, 6.0, 6.0)
     assert fill_missing([None, a, None, None, b, None]) == [a, a, a, b, b, b]
+    assert fill_missing([a, None, b]) == [a, a, b], "a tie goes to the earlier frame"
+    assert fill_missing([None, a, None, None, None, b]) == [a, a, a, a, b, b]
     with pytest.raises(ValueError):
         fill_missing([None, None])
 

@@ -198,3 +198,41 @@ def test_one_ctrl_c_stops_prepare_in_seconds_with_one_line(after, grid_dir, tmp_
     assert run.returncode == 130 and stopped < 5, (run.returncode, stopped, err[-2000:])
     assert len(said) == 1 and "the same command resumes" in said[0] and "Traceback" not in err, err[-2000:]
     assert not out.exists() and _siblings(tmp_path) == []
+
+
+NOT_LIPAGENTS = {
+    "notes": "# My thesis\n\nChapter 1 is in chapter1.tex.\n",
+    "another dataset's card": "---\nlicense: mit\npretty_name: Bird songs\n---\n# Birds\n",
+    "an empty lipagent key": "---\nlipagent: {}\n---\n",
+}
+
+
+@pytest.mark.parametrize("readme", NOT_LIPAGENTS.values(), ids=list(NOT_LIPAGENTS))
+def test_a_readme_does_not_make_a_folder_a_lipagent_dataset(readme, grid_dir, tmp_path, capsys):
+    precious = tmp_path / "theirs"
+    precious.mkdir()
+    (precious / "README.md").write_text(readme)
+    (precious / "songs.csv").write_text("months of recordings")
+    assert main(["prepare", "--grid-dir", str(grid_dir), "--out", str(precious), "--overwrite"]) == 2
+    assert "written by LipAgent, so --overwrite will not delete it" in capsys.readouterr().err
+    assert sorted(p.name for p in precious.iterdir()) == ["README.md", "songs.csv"]
+
+
+def test_a_model_folder_with_the_baselines_file_names_is_not_a_baseline(prepared, tmp_path, capsys):
+    out, _ = prepared
+    model = tmp_path / "gemma"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "gemma3n"}')
+    (model / "model.safetensors").write_bytes(b"weights")
+    assert main(["baseline", "train", str(out), "--out", str(model), "--overwrite", "--epochs", "1"]) == 2
+    assert "not a baseline written by LipAgent" in capsys.readouterr().err
+    assert (model / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_what_lipagent_wrote_is_recognised_as_its_own(prepared, baseline_dir):
+    from lipagent.data.card import is_lipagent_dataset
+    from lipagent.model.baseline_training import is_baseline_folder
+
+    out, _ = prepared
+    assert is_lipagent_dataset(out) and is_baseline_folder(baseline_dir)
+    assert not is_lipagent_dataset(baseline_dir) and not is_baseline_folder(out)

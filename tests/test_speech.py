@@ -221,3 +221,43 @@ def test_a_dataset_built_on_both_spans_trains_on_each_and_evaluates_on_what_infe
     datasets.concatenate_datasets([splits["validation"]] * 2).to_parquet(str(validation))
     report = validate_folder(tampered)
     assert any("bbas2p 2 times in validation" in p for p in report.problems), report.problems
+
+
+def alternating(frames: int) -> list[float]:
+    """Speech at its plainest: the mouth wide (0.3) and nearly shut (0.1) on alternate frames."""
+    return [0.3 if i % 2 == 0 else 0.1 for i in range(frames)]
+
+
+def test_exact_span_of_a_plain_utterance():
+    """Worked by hand. Speech fills frames 20-39 of a shut mouth. Smoothed over 3 frames, frame 19 already averages
+    in 0.3: activity 0.1 + change 0.1 > 0.05, so the threshold onset starts there. Frame 40 averages 0.033 (change
+    0.1) and frame 41 averages 0 (change 0.033), both above 0.02: the last active frame is 41. The jump onset finds
+    the sharp opening at frame 20, walks back over the flat mouth onset_back=3 frames to 17 and keeps
+    onset_lead=1 frame more: 16."""
+    openings = [0.0] * 20 + alternating(20) + [0.0] * 35
+    assert segment(openings, THRESHOLD_ONSET) == [Span(19, 41)]
+    assert segment(openings) == [Span(16, 41)]
+    assert detect_span(openings) == (16, 41)
+
+
+def test_an_utterance_cut_by_the_clips_end_ends_on_its_last_frame():
+    openings = [0.0] * 20 + alternating(30)
+    assert segment(openings, THRESHOLD_ONSET) == [Span(19, 49)]
+
+
+def test_a_pause_of_exactly_the_hangover_stays_inside_one_more_frame_splits():
+    """After speech in 20-39 the last active frame is 41; speech resuming at frame 40 + gap is active from frame
+    39 + gap, so the silent run is gap - 3 frames: 12 (the hangover) for a gap of 15, 13 for 16."""
+
+    def two_bursts(gap: int) -> list[float]:
+        return [0.0] * 20 + alternating(20) + [0.0] * gap + alternating(20) + [0.0] * 30
+
+    assert segment(two_bursts(15), THRESHOLD_ONSET) == [Span(19, 76)]
+    assert segment(two_bursts(16), THRESHOLD_ONSET) == [Span(19, 41), Span(55, 77)]
+
+
+def test_the_shortest_utterance_kept():
+    """An utterance spans its speech and 3 frames more (one before, two after): 9 frames of speech make the 12 of
+    min_frames, 8 are too few."""
+    assert segment([0.0] * 20 + alternating(9) + [0.0] * 30, THRESHOLD_ONSET) == [Span(19, 30)]
+    assert segment([0.0] * 20 + alternating(8) + [0.0] * 30, THRESHOLD_ONSET) == []

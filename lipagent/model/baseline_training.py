@@ -25,6 +25,7 @@ from lipagent.data.card import dataset_mosaic_config
 from lipagent.grammar import SLOT_NAMES, SLOTS
 from lipagent.hub import resolve_dataset
 from lipagent.model.baseline import (
+    BASELINE_MODEL_TYPE,
     CONFIG_FILE,
     HISTORY_FILE,
     WEIGHTS_FILE,
@@ -196,8 +197,14 @@ def save_baseline(
 
 
 def is_baseline_folder(folder: Path) -> bool:
-    """A folder `lipagent baseline train` wrote: the only kind `--overwrite` may replace."""
-    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+    """A folder `lipagent baseline train` wrote (its config names the baseline's model type, so a transformers model
+    folder with the same file names is not one): the only kind `--overwrite` may replace."""
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        return False
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text()).get("model_type") == BASELINE_MODEL_TYPE
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 def train_baseline(args: BaselineTrainingArgs, progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:

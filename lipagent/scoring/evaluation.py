@@ -141,10 +141,18 @@ def run(args: argparse.Namespace) -> dict:
         model=str(args.model), dataset=args.dataset, split=args.split, decoding=decoding, clips_per_second=speed
     )
     title = f"{args.model} on {args.dataset} [{args.split}], {decoding}"
+    records = [
+        {"video_id": video_id, "speaker": speaker, "reference": reference, "prediction": prediction}
+        for video_id, speaker, reference, prediction in zip(
+            rows["video_id"], rows["speaker"], rows["text"], predictions
+        )
+    ]
     if args.baseline:
         baseline = load_reader(args.baseline, device=args.device)
         check_mosaic_settings(baseline, args.dataset)
-        base_metrics, _, _ = score(baseline, rows, args.batch_size, "Baseline")
+        base_metrics, base_predictions, _ = score(baseline, rows, args.batch_size, "Baseline")
+        for record, prediction in zip(records, base_predictions, strict=True):
+            record["baseline_prediction"] = prediction
         metrics["baseline"] = {
             "model": str(args.baseline),
             **{k: base_metrics[k] for k in ("wer", "wer_interval", "cer", "sentence_accuracy", "slot_accuracy")},
@@ -153,13 +161,7 @@ def run(args: argparse.Namespace) -> dict:
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(args.output / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for video_id, speaker, reference, prediction in zip(
-            rows["video_id"], rows["speaker"], rows["text"], predictions
-        ):
-            handle.write(
-                json.dumps({"video_id": video_id, "speaker": speaker, "reference": reference, "prediction": prediction})
-                + "\n"
-            )
+        handle.writelines(json.dumps(record) + "\n" for record in records)
     draw_report(metrics, predictions, list(rows["text"]), confusions, MISSING_WORD, args.output / "report.png", title)
     return metrics
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import jiwer
 
-from lipagent.grammar import SLOT_NAMES, is_valid_sentence, normalize, parse_sentence
+from lipagent.grammar import SLOT_NAMES, SLOTS, is_valid_sentence, normalize, parse_sentence
 
 MISSING_WORD = "<missing>"
 """The predicted word recorded by `confusions` when the prediction has no word at that slot."""
@@ -90,6 +90,12 @@ def compute_grid_metrics(
             for speaker, indices in sorted(groups.items())
         }
     return result
+
+
+def chance_wer() -> float:
+    """The expected WER of a uniformly random GRID sentence: each slot is right by chance one time in its word
+    count, and the slots' words are disjoint, so a wrong word is exactly one substitution."""
+    return 1 - sum(1 / len(SLOTS[slot]) for slot in SLOT_NAMES) / len(SLOT_NAMES)
 
 
 def clip_word_errors(predictions: Sequence[str], references: Sequence[str]) -> list[int]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.skips import SkipReason
-from lipagent.transform.mosaic import build_mosaic, encode_jpeg
+from lipagent.transform.mosaic import FloatBox, build_mosaic, encode_jpeg
 from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
@@ -34,10 +34,11 @@ class Mosaic:
     num_frames: int
 
 
-def frames_to_mosaic(
+def crop_boxes(
     frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
-) -> tuple[bytes, int]:
-    """JPEG mosaic of exactly `config.num_frames` sampled BGR frames, and how many showed a face."""
+) -> tuple[list[FloatBox], int]:
+    """The crop box of each sampled BGR frame (a frame without a face borrows its neighbour's), and how many
+    frames showed a face. Raises ClipRejected when too few did."""
     boxes = landmarker.clip_boxes(frames)
     found = sum(b is not None for b in boxes)
     if found < min_faces(config):
@@ -50,6 +51,14 @@ def frames_to_mosaic(
     for frame, lips in zip(frames, fill_missing(boxes)):
         height, width = frame.shape[:2]
         crops.append(crop_box(lips, config.lip_padding, aspect, width, height))
+    return crops, found
+
+
+def frames_to_mosaic(
+    frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
+) -> tuple[bytes, int]:
+    """JPEG mosaic of exactly `config.num_frames` sampled BGR frames, and how many showed a face."""
+    crops, found = crop_boxes(frames, landmarker, config)
     return encode_jpeg(build_mosaic(frames, crops, config), config.jpeg_quality), found
 
 

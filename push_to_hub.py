@@ -15,21 +15,19 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from lipagent.__main__ import run_script
+from lipagent.interrupt import run_program, say_when_interrupted
 
 
 def main(argv: list[str] | None = None, api: Any = None) -> int:
-    """`lipagent.hub.main` with this docstring as `--help`, imported with a Ctrl-C during start-up ending in one line
-    (`api`: a stand-in for `HfApi`, for tests)."""
-    return run_script(
-        "push_to_hub.py",
-        "lipagent.hub:main",
-        argv,
-        "nothing was published unless the upload's commit had gone through; the same command publishes it",
-        api=api,
-        description=__doc__,
+    """`lipagent.hub.main` with this docstring as `--help` (`api`: a stand-in for `HfApi`, for tests)."""
+    from lipagent.hub import main as push
+
+    say_when_interrupted(
+        "push_to_hub.py: interrupted; nothing was published unless the upload's commit had gone through; the same "
+        "command publishes it"
     )
+    return push(argv, api=api, description=__doc__)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program("push_to_hub.py", main))

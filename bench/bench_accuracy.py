@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
-from lipagent.data.card import dataset_mosaic_config
 from lipagent.data.splits import SPLITS
 from lipagent.model.baseline import sentences_of
 from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
 from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits
+from lipagent.records import read_dataset_record
 from lipagent.scoring.metrics import compute_grid_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
         )
     )
     print("  " + summary.text().replace("\n", "\n  "), flush=True)
-    assert dataset_mosaic_config(out) == variant.config, "the dataset card must record the variant's settings"
+    assert read_dataset_record(out).mosaic == variant.config, "the dataset card must record the variant's settings"
     marker.write_text(json.dumps(wanted))
     return out
 

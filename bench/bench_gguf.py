@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 READ_ONE = """
 import json, sys, time
-from lipagent.gguf.gguf_reader import GGUFReader
+from lipagent.readers.gguf import GGUFReader
 started = time.perf_counter()
 reader = GGUFReader(sys.argv[1], threads=int(sys.argv[3]))
 loaded = time.perf_counter()
@@ -82,8 +82,8 @@ def build_adapter(base: Path, folder: Path) -> None:
 
 def quantized_copy(f16: Path, target: Path, quant: str) -> Path:
     """A sibling export folder whose text model is `quant`, through llama_cpp_tools.quantize."""
-    from lipagent.gguf.llama_cpp_tools import quantize
-    from lipagent.model.reading import READING_RECORD
+    from lipagent.gguf.llama import quantize
+    from lipagent.records import READING_RECORD
 
     target.mkdir(parents=True)
     record = json.loads((f16 / READING_RECORD).read_text())
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny model instead of E4B: checks the steps")
     parser.add_argument("--keep", action="store_true", help="keep the base model, adapter and f16 export")
     args = parser.parse_args(argv)
-    from lipagent.gguf.gguf_export import export_gguf
+    from lipagent.gguf.export import export_gguf
 
     args.work.mkdir(parents=True, exist_ok=True)
     figures: dict = {"model": "tiny (llama.cpp shape)" if args.tiny else "Gemma 3n E4B, random weights"}

@@ -1,7 +1,7 @@
 """Inference speed: end-to-end latency per clip (video in, text out) and batched evaluation throughput.
 
     python bench/bench_inference.py                       # tiny random Gemma 3n + LoRA, on this machine
-    python bench/bench_inference.py --adapter out/gemma3n-lipreader/final-adapter [--load_in_4bit]
+    python bench/bench_inference.py --model out/gemma3n-lipreader/final-adapter [--load-in-4bit]
 
 Clips are real GRID s1 videos from ../shared/grid. Latency is split into the mosaic (decode, Face Mesh, crops,
 JPEG) and generation; throughput is mosaics per second through `LipReader.transcribe_mosaics` per batch size.
@@ -24,7 +24,7 @@ ensure_torchvision_importable()
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lipagent.model.reader import LipReader  # noqa: E402
+from lipagent.readers.gemma import LipReader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,16 +62,16 @@ def _timed(function, *args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", help="adapter folder or Hub id (default: a tiny random one)")
+    parser.add_argument("--model", help="adapter folder or Hub id (default: a tiny random one)")
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--clips", type=int, default=8, help="clips for the latency figure")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per batch size (the best is kept)")
     parser.add_argument("--decoding", choices=("constrained", "free"), default="constrained")
-    parser.add_argument("--load_in_4bit", action="store_true")
+    parser.add_argument("--load-in-4bit", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        adapter = args.adapter or str(tiny_adapter(Path(tmp)))
+        adapter = args.model or str(tiny_adapter(Path(tmp)))
         reader = LipReader.from_pretrained(adapter, load_in_4bit=args.load_in_4bit, decoding=args.decoding)
         print(f"{adapter}: {reader.plan.reason}, {args.decoding} decoding, torch threads {torch.get_num_threads()}")
         videos = clips(args.grid_dir, max(args.clips, max(args.batch_sizes)), Path(tmp) / "clips")

@@ -27,9 +27,9 @@ import cv2
 import datasets
 import mediapipe as mp
 
-from builders.grid_mosaics import SOURCE_FEATURES
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
+from lipagent.data.builder import SOURCE_FEATURES
 from lipagent.data.prepare import map_in_chunks
 from lipagent.quiet import quiet_native_stderr
 from lipagent.transform.mouth import LipLandmarker

@@ -43,15 +43,10 @@ MODULES: dict[str, tuple[str, ...]] = {
         "lipagent.model.training.x_training_split__*",
         "lipagent.model.training.x__prepare_training_args__*",
     ),
-    "outputs and overwrite": (
-        "lipagent.outputs.*",
-        "lipagent.data.card.x_is_lipagent_dataset__*",
-        "lipagent.model.baseline_training.x_is_baseline_folder__*",
-        "lipagent.gguf.gguf_export.x_is_gguf_export__*",
-        "lipagent.gguf.gguf_export.x_gguf_export_record__*",
-    ),
+    "outputs and overwrite": ("lipagent.outputs.*",),
+    "records": ("lipagent.records.*",),
     "GGUF grammar": ("lipagent.gguf.gbnf.*",),
-    "GGUF reader": ("lipagent.gguf.gguf_reader.*",),
+    "GGUF reader": ("lipagent.readers.gguf.*",),
 }
 """Each module's mutants as mutmut names them (module path, then x_<function> or xǁ<class>ǁ<method>)."""
 

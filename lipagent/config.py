@@ -7,7 +7,7 @@ which is the point: the model must never see inputs made differently from those 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -18,12 +18,6 @@ LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
 CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
 """The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
 
-SPEECH_SPANS: tuple[str, ...] = ("aligned", "detected", "both")
-"""Where a dataset's 12 frames are spread: over the spoken part GRID's `.align` timings give (aligned), over the
-span the visual detector finds (detected), as inference without alignments finds it, or both: each training clip
-twice, once per span (span variety as augmentation, measured by `bench/bench_speech.py --train-on-mix`), and the
-evaluation splits over the detected span, which is what the model will read."""
-
 SPEECH_ONSETS: tuple[str, ...] = ("threshold", "jump")
 """Where the speech-span detector starts an utterance (`lipagent.transform.speech.SpeechConfig.onset`): where the
 mouth's activity crosses the start threshold, or just before the first sharp opening after that."""
@@ -33,38 +27,50 @@ RESAMPLINGS: tuple[str, ...] = ("linear", "area")
 `area` behaves like nearest-neighbour."""
 
 
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A MosaicConfig field with the words and choices its command-line flag shows."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
 class MosaicConfig:
     """Geometry, detector and resampling choices, and thresholds of the mouth mosaic.
 
-    The defaults are what `bench/bench_accuracy.py` measured to read best (README, "Accuracy"); change one
+    The defaults are what `bench/bench_accuracy.py` measured to read best (docs/results.md); change one
     only with that table's evidence. A dataset records its config in its card, a trained model beside its
     weights, and inference rebuilds mosaics from the recorded one.
     """
 
-    rows: int = 3
-    cols: int = 4
-    cell_width: int = 100
-    cell_height: int = 80
-    lip_padding: float = 0.15
-    landmarks: str = "tracking"
-    crop: str = "stretch"
-    resampling: str = "linear"
-    subpixel_crop: bool = False
-    speech_span: str = "aligned"
-    speech_onset: str = "jump"
-    jpeg_quality: int = 95
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    min_face_ratio: float = 0.8
-    min_speech_coverage: float = 0.9
+    rows: int = _setting(3, "rows of cells in the mosaic")
+    cols: int = _setting(4, "cells per row (frames run left to right, then top to bottom)")
+    cell_width: int = _setting(100, "width of one mouth cell in pixels")
+    cell_height: int = _setting(80, "height of one mouth cell in pixels")
+    lip_padding: float = _setting(0.15, "margin around the lip landmarks, as a share of the lip box on each side")
+    landmarks: str = _setting(
+        "tracking", "Face Mesh on each sampled frame afresh (static) or tracked from frame to frame", LANDMARK_MODES
+    )
+    crop: str = _setting(
+        "stretch", "the padded lip box stretched to the cell, or grown to the cell's aspect ratio first", CROP_SHAPES
+    )
+    resampling: str = _setting("linear", "interpolation from the crop to the cell", RESAMPLINGS)
+    subpixel_crop: bool = _setting(False, "cut the exact (fractional) lip box instead of rounding it to whole pixels")
+    speech_onset: str = _setting(
+        "jump",
+        "where a detected speech span starts: where the mouth's activity crosses the threshold, or at the first "
+        "sharp opening after it",
+        SPEECH_ONSETS,
+    )
+    jpeg_quality: int = _setting(95, "JPEG quality of the stored mosaic")
+    min_detection_confidence: float = _setting(0.5, "Face Mesh's face detection confidence")
+    min_tracking_confidence: float = _setting(0.5, "Face Mesh's landmark tracking confidence")
+    min_face_ratio: float = _setting(0.8, "share of sampled frames that must show a face, or the clip is skipped")
+    min_speech_coverage: float = _setting(0.9, "share of the speech span the video must hold, or the clip is skipped")
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("landmarks", self.landmarks, LANDMARK_MODES),
             ("crop", self.crop, CROP_SHAPES),
             ("resampling", self.resampling, RESAMPLINGS),
-            ("speech_span", self.speech_span, SPEECH_SPANS),
             ("speech_onset", self.speech_onset, SPEECH_ONSETS),
         ):
             if value not in allowed:
@@ -125,43 +131,13 @@ class MosaicConfig:
                     raise ValueError(f"mosaic setting {name} takes a {kind.__name__}, got {text!r}") from None
         return replace(self, **values)
 
-    def spans_of_split(self, split: str) -> tuple[str, ...]:
-        """The spans (`aligned`, `detected`) a dataset built with this config holds each clip of `split` over."""
-        if self.speech_span != "both":
-            return (self.speech_span,)
-        return ("aligned", "detected") if split == "train" else ("detected",)
-
-    def as_evaluated(self) -> MosaicConfig:
-        """This config as its evaluation splits were built: a `both` dataset's are detected spans, so a model trained
-        on one reads a `detected` dataset as its own test split, and the other way round."""
-        return replace(self, speech_span=self.spans_of_split("test")[-1])
-
-    def describe_span(self) -> str:
-        """Where the frames of a mosaic were taken, in words (for cards)."""
-        aligned = "the spoken part of the clip (from the `.align` word timings)"
-        detected = "the spoken part the mouth shows (found by LipAgent's visual speech-span detector, as when reading)"
-        if self.speech_span == "aligned":
-            return aligned
-        if self.speech_span == "detected":
-            return detected
-        return (
-            "the spoken part of the clip: in `train` each clip is two rows, one over its `.align` word timings and one "
-            "over the span LipAgent's visual speech-span detector finds (as when reading a clip with no alignment); "
-            "in the other splits one row, over the detected span"
-        )
-
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
-        span = {
-            "aligned": "",
-            "detected": ", frames over the detected speech span",
-            "both": ", training clips over the aligned and the detected speech span, others over the detected",
-        }[self.speech_span]
         return (
             f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
             f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
-            f"{self.resampling} resampling{cut}{span}"
+            f"{self.resampling} resampling{cut}"
         )
 
 
@@ -170,7 +146,6 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "crop": "cell_aspect",
     "resampling": "area",
     "subpixel_crop": False,
-    "speech_span": "aligned",
     "speech_onset": "threshold",
 }
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1; the

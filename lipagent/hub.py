@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, get_token, snapshot_download
+from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx as hub_http  # the Hub client's HTTP library, under whichever name it has
-
-from lipagent.model.reading import hub_id_shaped
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 NOT_PUBLISHED = ("README.md", "training_args.bin")
@@ -28,19 +26,6 @@ NOT_PUBLISHED = ("README.md", "training_args.bin")
 
 class HubError(ValueError):
     """A publishing problem a user can fix (token, repository, what is being pushed)."""
-
-
-def resolve_dataset(name: str | Path) -> str:
-    """A local folder for a dataset folder or Hub id: Hub datasets are fetched into (or, with
-    HF_HUB_OFFLINE=1, found in) the Hub cache and then read exactly like a folder `lipagent prepare` wrote."""
-    if Path(name).expanduser().exists():
-        return str(Path(name).expanduser())
-    if not hub_id_shaped(name):
-        raise FileNotFoundError(
-            f"{name}: no such dataset folder (write one with `lipagent prepare --out {name}`), "
-            "and not an owner/name Hub id"
-        )
-    return snapshot_download(str(name), repo_type="dataset")
 
 
 @dataclass(frozen=True)
@@ -121,7 +106,7 @@ def stage_adapter(
     for path in sorted(adapter.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in NOT_PUBLISHED:
             shutil.copy2(path, stage / path.name)
-    from lipagent.data.card import adapter_card  # datasets: imported when staging, not for --help
+    from lipagent.model.card import adapter_card  # datasets: imported when staging, not for --help
 
     adapter_card(adapter, repo_id, metrics, dataset).save(stage / "README.md")
     return stage

@@ -13,6 +13,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_UNFINISHED: set[Path] = set()
+"""Staging folders and locks of the runs in progress: what a forced end (lipagent.interrupt) must not leave behind."""
+
+
+def remove_unfinished() -> None:
+    """Remove every staging folder and lock this process holds (for an end that skips `finally` blocks)."""
+    for path in list(_UNFINISHED):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    _UNFINISHED.clear()
+
 
 class OutputError(FileExistsError):
     """An output folder that cannot be written as asked (exists, is a file, is not ours, is being written)."""
@@ -73,10 +86,12 @@ def output_lock(out: Path) -> Iterator[None]:
         break
     else:
         raise OutputError(f"could not take the lock {lock}; remove it if no run is writing {out}")
+    _UNFINISHED.add(lock)
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)
+        _UNFINISHED.discard(lock)
 
 
 @contextmanager
@@ -85,11 +100,14 @@ def staging_for(out: Path) -> Iterator[Path]:
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    _UNFINISHED.add(staging)
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        _UNFINISHED.discard(staging)
 
 
 def move_into_place(staging: Path, out: Path, overwrite: bool, is_ours: Callable[[Path], bool], what: str) -> Path:

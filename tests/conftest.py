@@ -72,6 +72,19 @@ def prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def few_prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 12 s1 clips prepared with one worker: real mosaics in seconds, for tests that need a few."""
+    from lipagent.data.prepare import PrepareOptions, prepare
+
+    root = tmp_path_factory.mktemp("few-prepared")
+    out = root / "grid-mosaics"
+    prepare(
+        PrepareOptions(speakers=("s1",), out=out, grid_dir=grid_dir, limit=12, cache_dir=root / "cache", num_proc=1)
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def baseline_dir(prepared, tmp_path_factory) -> Path:
     """`lipagent baseline train` on the real mosaics, as a user runs it (few epochs and clips, to stay quick)."""
     from lipagent.cli import main as lipagent_main

@@ -29,9 +29,9 @@ def test_run_eval_checks_its_counts_too(capsys):
     from eval.run_eval import main as run_eval_main
 
     with pytest.raises(SystemExit):
-        run_eval_main(["--model", "m", "--dataset", "d", "--max_samples", "0"])
+        run_eval_main(["--model", "m", "--dataset", "d", "--max-samples", "0"])
     err = capsys.readouterr().err
-    assert "argument --max-samples/--max_samples: must be 1 or more" in err
+    assert "argument --max-samples: must be 1 or more" in err
 
 
 def test_lipagent_eval_and_push_are_the_scripts_doors(baseline_dir, prepared, tmp_path, capsys):
@@ -48,9 +48,9 @@ def test_lipagent_eval_and_push_are_the_scripts_doors(baseline_dir, prepared, tm
                 str(baseline_dir),
                 "--dataset",
                 str(out),
-                "--output",
+                "--out",
                 str(tmp_path / "eval"),
-                "--max_samples",
+                "--max-samples",
                 "3",
             ]
         )
@@ -112,3 +112,23 @@ def test_preview_help_shows_its_defaults(capsys):
         main(["preview", "--help"])
     out = capsys.readouterr().out
     assert "(default: sheet.png)" in out and "(default: 4)" in out
+
+
+def test_the_mosaic_flags_are_every_mosaic_setting(capsys):
+    """`prepare` has one flag per MosaicConfig field, typed and checked as the field is."""
+    from dataclasses import fields
+
+    from lipagent.cli.commands import parse_command_line
+    from lipagent.cli.options import mosaic_config
+    from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    help_text = capsys.readouterr().out
+    for setting in fields(MosaicConfig):
+        assert "--" + setting.name.replace("_", "-") in help_text, setting.name
+    args = parse_command_line(["prepare", "--out", "o", "--lip-padding", "0.2", "--landmarks", "static", "--rows", "4"])
+    assert mosaic_config(args) == MosaicConfig(lip_padding=0.2, landmarks="static", rows=4) != DEFAULT_CONFIG
+    with pytest.raises(SystemExit):
+        parse_command_line(["prepare", "--out", "o", "--landmarks", "sometimes"])
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import jiwer
 import pytest
 from huggingface_hub import ModelCard
 
-from lipagent.demo import measured_line, run_demo
+from lipagent.cli.demo import measured_line, run_demo
 from lipagent.grammar import is_valid_sentence
 
 

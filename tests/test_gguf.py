@@ -18,7 +18,7 @@ from lipagent.cli import main as lipagent_main
 from lipagent.gguf.gbnf import grid_gbnf
 from lipagent.grammar import is_valid_sentence
 from lipagent.model.prompt import PROMPT
-from lipagent.model.reading import READING_RECORD
+from lipagent.records import READING_RECORD
 
 pytest.importorskip("llama_cpp", reason="the gguf extra is not installed (make setup installs it)")
 
@@ -37,15 +37,14 @@ def gguf_adapter(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(gguf_adapter, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gguf-f32") / "gguf"
-    assert lipagent_main(["export", "--gguf", str(out), "--adapter", str(gguf_adapter), "--quant", "f32"]) == 0
+    assert lipagent_main(["export", str(gguf_adapter), "--gguf", str(out), "--quant", "f32"]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
-def mosaics(prepared) -> list:
-    out, _ = prepared
-    test = datasets.load_dataset(str(out), split="test")
-    return [test[i]["image"] for i in range(4)]
+def mosaics(few_prepared) -> list:
+    train = datasets.load_dataset(str(few_prepared), split="train")
+    return [train[i]["image"] for i in range(4)]
 
 
 GRID_GBNF = "\n".join(
@@ -89,8 +88,8 @@ def test_export_writes_model_projector_grammar_and_what_reading_needs(exported, 
 
 def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
     """Same prompt tokens, first-step logits within LOGIT_TOLERANCE, same constrained transcriptions."""
-    from lipagent.gguf.gguf_reader import GGUFReader
-    from lipagent.model.reader import LipReader
+    from lipagent.readers.gemma import LipReader
+    from lipagent.readers.gguf import GGUFReader
 
     torch_reader = LipReader.from_pretrained(gguf_adapter, device="cpu")
     reader = GGUFReader(exported)
@@ -113,10 +112,10 @@ def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
 
 
 def test_a_q4_k_m_export_loads_and_reads_valid_sentences(gguf_adapter, mosaics, tmp_path):
-    from lipagent.gguf.gguf_reader import GGUFReader
+    from lipagent.readers.gguf import GGUFReader
 
     out = tmp_path / "gguf-q4"
-    assert lipagent_main(["export", "--gguf", str(out), "--adapter", str(gguf_adapter)]) == 0
+    assert lipagent_main(["export", str(gguf_adapter), "--gguf", str(out)]) == 0
     assert json.loads((out / READING_RECORD).read_text())["model"] == "model-Q4_K_M.gguf"
     assert (out / "model-Q4_K_M.gguf").stat().st_size < 0.5 * 171e6  # the f32 text model is 171 MB
     reader = GGUFReader(out)
@@ -133,34 +132,30 @@ def test_transcribe_gguf_reads_a_real_clip(exported, unpacked, capsys):
     assert is_valid_sentence(out.strip().splitlines()[-1]) and "llama.cpp: model-f32.gguf" in err
 
 
-def test_run_eval_scores_a_gguf_export(exported, prepared, tmp_path):
+def test_run_eval_scores_a_gguf_export(exported, few_prepared, tmp_path):
     from eval.run_eval import main as run_eval_main
 
-    out, _ = prepared
-    assert (
-        run_eval_main(
-            ["--gguf", str(exported), "--dataset", str(out), "--output", str(tmp_path / "eval"), "--max_samples", "3"]
-        )
-        == 0
-    )
+    argv = ["--gguf", str(exported), "--dataset", str(few_prepared), "--split", "train", "--max-samples", "3"]
+    assert run_eval_main([*argv, "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["valid_sentence_rate"] == 1.0 and metrics["decoding"] == "constrained"
 
 
 def test_bad_gguf_input_gets_one_line_errors(exported, gguf_adapter, tmp_path, capsys, monkeypatch):
-    assert lipagent_main(["export", "--gguf", str(exported), "--adapter", str(gguf_adapter)]) == 2
+    assert lipagent_main(["export", str(gguf_adapter), "--gguf", str(exported)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert lipagent_main(["export", "--gguf", str(tmp_path / "x"), "--adapter", str(tmp_path / "missing")]) == 2
-    assert "no such folder" in capsys.readouterr().err
-    assert lipagent_main(["export", "--adapter", str(gguf_adapter)]) == 2
-    assert "give either OUT" in capsys.readouterr().err
+    assert lipagent_main(["export", str(tmp_path / "missing"), "--gguf", str(tmp_path / "x")]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        lipagent_main(["export", str(gguf_adapter)])
+    assert usage.value.code == 2 and "one of the arguments --merged --gguf is required" in capsys.readouterr().err
 
     broken = tmp_path / "no-mmproj"
     shutil.copytree(exported, broken)
     (broken / "mmproj-f16.gguf").unlink()
     assert lipagent_main(["transcribe", str(tmp_path / "clip.mpg"), "--gguf", str(broken)]) == 2
-    from lipagent.gguf.gguf_reader import GGUFReader
-    from lipagent.gguf.llama_cpp_tools import GGUFError
+    from lipagent.gguf.llama import GGUFError
+    from lipagent.readers.gguf import GGUFReader
 
     with pytest.raises(GGUFError, match="lacks its vision projector"):
         GGUFReader(broken)
@@ -169,7 +164,7 @@ def test_bad_gguf_input_gets_one_line_errors(exported, gguf_adapter, tmp_path, c
     assert exit_info.value.code == 2 and "not a folder written by `lipagent export --gguf`" in capsys.readouterr().err
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if the extra were not installed
-    assert lipagent_main(["export", "--gguf", str(tmp_path / "y"), "--adapter", str(gguf_adapter)]) == 2
+    assert lipagent_main(["export", str(gguf_adapter), "--gguf", str(tmp_path / "y")]) == 2
     assert 'pip install -e ".[gguf]"' in capsys.readouterr().err
 
 
@@ -193,10 +188,9 @@ def test_a_base_model_llama_cpp_cannot_take_is_refused(tmp_path, capsys):
         lipagent_main(
             [
                 "export",
+                str(tmp_path / "adapter"),
                 "--gguf",
                 str(tmp_path / "out"),
-                "--adapter",
-                str(tmp_path / "adapter"),
                 "--base-model",
                 str(tmp_path / "llama"),
             ]

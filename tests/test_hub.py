@@ -90,6 +90,12 @@ def adapter_dir(tmp_path):
     return out
 
 
+def stage_adapter(adapter_dir: Path, stage: Path, *flags: str, repo: str = "team/x") -> ModelCard:
+    """`push_to_hub.py adapter ... --dry-run`: the staged folder's model card."""
+    assert push_main(["adapter", str(adapter_dir), "--repo", repo, *flags, "--dry-run", "--stage-dir", str(stage)]) == 0
+    return ModelCard.load(stage / "README.md")
+
+
 def test_dataset_dry_run_stages_exactly_what_loads(prepared, tmp_path):
     out, _ = prepared
     assert (
@@ -106,21 +112,8 @@ def test_dataset_dry_run_stages_exactly_what_loads(prepared, tmp_path):
 
 def test_adapter_card_carries_base_recipe_and_metrics(adapter_dir, tmp_path):
     stage = tmp_path / "s"
-    assert (
-        push_main(
-            [
-                "adapter",
-                str(adapter_dir),
-                "--repo",
-                "team/gemma3n-lipreader-lora",
-                "--eval",
-                str(tmp_path / "metrics.json"),
-                "--dry-run",
-                "--stage-dir",
-                str(stage),
-            ]
-        )
-        == 0
+    card = stage_adapter(
+        adapter_dir, stage, "--eval", str(tmp_path / "metrics.json"), repo="team/gemma3n-lipreader-lora"
     )
     assert sorted(p.name for p in stage.iterdir()) == [
         "README.md",
@@ -128,13 +121,12 @@ def test_adapter_card_carries_base_recipe_and_metrics(adapter_dir, tmp_path):
         "adapter_model.safetensors",
         "tokenizer_config.json",
     ]
-    card = ModelCard.load(stage / "README.md")
     assert card.data.base_model == "google/gemma-3n-E4B-it" and card.data.library_name == "peft"
     assert card.data.datasets == ["team/grid-mosaics"]
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results == {"wer": 0.25, "cer": 0.125, "sentence_accuracy": 0.5, "valid_sentence_rate": 1.0}
-    assert "lipagent transcribe clip.mp4 --adapter team/gemma3n-lipreader-lora" in card.text
-    assert 'LipReader.from_pretrained("team/gemma3n-lipreader-lora")' in card.text
+    assert "lipagent transcribe clip.mp4 --model team/gemma3n-lipreader-lora" in card.text
+    assert 'lipagent.load_reader("team/gemma3n-lipreader-lora")' in card.text
     assert "| r | 16 |" in card.text and "| epochs | 5 |" in card.text and "| final_train_loss | 0.1 |" in card.text
     assert "LipAgent 0.1" not in card.text and "tracking mode" in card.text, "no record: the legacy settings are named"
 
@@ -143,23 +135,8 @@ def test_adapter_card_shows_the_recorded_mosaics_and_the_baseline(adapter_dir, t
     (adapter_dir / "lipagent.json").write_text(json.dumps({"mosaic": DEFAULT_CONFIG.to_dict()}))
     (tmp_path / "metrics.json").write_text(json.dumps({**METRICS, "baseline": {"model": "baseline", "wer": 0.37}}))
     stage = tmp_path / "s"
-    assert (
-        push_main(
-            [
-                "adapter",
-                str(adapter_dir),
-                "--repo",
-                "team/x",
-                "--eval",
-                str(tmp_path / "metrics.json"),
-                "--dry-run",
-                "--stage-dir",
-                str(stage),
-            ]
-        )
-        == 0
-    )
-    text = " ".join(ModelCard.load(stage / "README.md").text.split())
+    card = stage_adapter(adapter_dir, stage, "--eval", str(tmp_path / "metrics.json"))
+    text = " ".join(card.text.split())
     assert (stage / "lipagent.json").is_file(), "the record travels with the adapter"
     assert DEFAULT_CONFIG.describe() in text
     assert "reads these clips at WER 37.00%; this adapter beats it by 12.0 WER points" in text
@@ -168,26 +145,8 @@ def test_adapter_card_shows_the_recorded_mosaics_and_the_baseline(adapter_dir, t
 def test_local_base_models_and_regex_targets_do_not_break_the_card(adapter_dir, tmp_path):
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     (adapter_dir / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path)}))
-    stage = tmp_path / "s"
-    assert (
-        push_main(
-            [
-                "adapter",
-                str(adapter_dir),
-                "--repo",
-                "team/x",
-                "--eval",
-                str(tmp_path / "metrics.json"),
-                "--dataset",
-                str(tmp_path / "grid-mosaics"),
-                "--dry-run",
-                "--stage-dir",
-                str(stage),
-            ]
-        )
-        == 0
-    )
-    card = ModelCard.load(stage / "README.md")
+    flags = ("--eval", str(tmp_path / "metrics.json"), "--dataset", str(tmp_path / "grid-mosaics"))
+    card = stage_adapter(adapter_dir, tmp_path / "s", *flags)
     assert card.data.base_model is None and not card.data.datasets, "a local path is no Hub id for the metadata"
     assert "huggingface.co//" not in card.text and "huggingface.co/datasets//" not in card.text
     assert f"`{tmp_path}` (a local copy)" in card.text
@@ -288,9 +247,9 @@ def test_hub_ids_load_offline_from_the_cache(prepared, tiny_dir, tmp_path, cache
     cache_snapshot(hub_cache, "model", "team/tiny-lipreader-lora", tmp_path / "adapter")
     script = (
         "import datasets\n"
-        "from lipagent.hub import resolve_dataset\n"
-        "from lipagent.model.reader import LipReader\n"
-        "rows = datasets.load_dataset(resolve_dataset('team/grid-mosaics'), split='test')\n"
+        "from lipagent.records import resolve\n"
+        "from lipagent.readers.gemma import LipReader\n"
+        "rows = datasets.load_dataset(str(resolve('team/grid-mosaics', 'dataset')), split='test')\n"
         "reader = LipReader.from_pretrained('team/tiny-lipreader-lora')\n"
         "print(len(rows), reader.transcribe_mosaic(rows[0]['image']))\n"
     )

@@ -10,8 +10,9 @@ import pytest
 
 from lipagent.cli import main as lipagent_main
 from lipagent.data.align import parse_alignment
-from lipagent.model.live import run_live
-from lipagent.model.reading import ReaderError, load_reader
+from lipagent.live import run_live
+from lipagent.readers.base import ReaderError
+from lipagent.readers.factory import load_reader
 from lipagent.transform.pipeline import decode_all, find_speech
 
 CLIPS = ("bbaf2n", "lrae3s", "pbwc9s", "swwp2s")
@@ -52,7 +53,7 @@ def test_one_utterance_per_clip_read_as_the_files_are(joined, baseline_dir, unpa
         path = unpacked / ("s2" if video_id == "swwp2s" else "s1") / f"{video_id}.mpg"
         alone = find_speech(decode_all(path))
         # The stream finds what reading the file finds (one tracker across the stream vs reset per file: +-1 frame),
-        # and that is where the alignment says speech is, within the detector's error (README's span table).
+        # and that is where the alignment says speech is, within the detector's error (docs/results.md).
         assert abs(begin - offset - alone[0]) <= 1 and abs(finish - 1 - offset - alone[1]) <= 1, (video_id, line, alone)
         assert -16 <= begin - offset - start <= 6 and abs(finish - 1 - offset - end) <= 8, (video_id, line)
         assert text == reader.transcribe_video(path), video_id

@@ -122,10 +122,12 @@ def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
 
 
 def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():
-    both, detected = (DEFAULT_CONFIG.with_overrides({"speech_span": span}) for span in ("both", "detected"))
-    assert both.spans_of_split("train") == ("aligned", "detected")
-    assert both.spans_of_split("validation") == both.spans_of_split("test") == ("detected",)
-    assert DEFAULT_CONFIG.spans_of_split("train") == ("aligned",)
-    assert both.as_evaluated() == detected.as_evaluated() == detected
-    assert DEFAULT_CONFIG.as_evaluated() == DEFAULT_CONFIG
-    assert "aligned and the detected" in both.describe()
+    from lipagent.data.recipe import describe_span, evaluated_span, spans_of_split
+
+    assert spans_of_split("both", "train") == ("aligned", "detected")
+    assert spans_of_split("both", "validation") == spans_of_split("both", "test") == ("detected",)
+    assert spans_of_split("aligned", "train") == ("aligned",) and spans_of_split("detected", "train") == ("detected",)
+    assert evaluated_span("both") == evaluated_span("detected") == "detected" and evaluated_span("aligned") == "aligned"
+    assert "two rows" in describe_span("both") and ".align" in describe_span("aligned")
+    with pytest.raises(ValueError, match="aligned, detected, both"):
+        spans_of_split("sometimes", "train")

@@ -4,9 +4,9 @@ import pytest
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
-from lipagent.data.skips import SkipReason
 from lipagent.transform.mouth import process_landmarker
 from lipagent.transform.pipeline import ClipRejected, video_to_mosaic
+from lipagent.transform.skips import SkipReason
 
 
 def _speech(unpacked, video_id):

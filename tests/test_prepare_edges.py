@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCard
 
 from lipagent.cli import main
 from lipagent.data.prepare import PrepareOptions, prepare
-from lipagent.data.skips import SkipReason
+from lipagent.transform.skips import SkipReason
 
 CLIPS = ("bbaf2n", "bbal6n", "bbal9a", "lrae3s")
 
@@ -74,48 +74,18 @@ def _grid_with(tmp_path, grid_dir, s2_bytes=None, extra_member=None):
     return root
 
 
-def test_corrupt_zip_is_a_clear_error_naming_the_file(grid_dir, tmp_path, capsys):
-    root = _grid_with(tmp_path, grid_dir, s2_bytes=(grid_dir / "s2.zip").read_bytes()[:500_000])
-    code = main(
-        [
-            "prepare",
-            "--grid-dir",
-            str(root),
-            "--speakers",
-            "s2",
-            "--out",
-            str(tmp_path / "o"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--num-proc",
-            "1",
-        ]
-    )
-    assert code == 2
-    assert "s2.zip" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
-
-
-def test_path_traversal_member_is_refused(grid_dir, tmp_path, capsys):
-    root = _grid_with(tmp_path, grid_dir, extra_member="../../escaped.mpg")
-    code = main(
-        [
-            "prepare",
-            "--grid-dir",
-            str(root),
-            "--speakers",
-            "s2",
-            "--out",
-            str(tmp_path / "o"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--num-proc",
-            "1",
-        ]
-    )
-    assert code == 2
-    assert "refusing" in capsys.readouterr().err
-    assert not list(tmp_path.rglob("escaped.mpg"))
+@pytest.mark.parametrize(
+    "broken, said",
+    [({"truncate_s2": True}, "s2.zip"), ({"extra_member": "../../escaped.mpg"}, "refusing")],
+    ids=["a truncated zip is named", "a member outside the folder is refused"],
+)
+def test_a_broken_zip_is_a_one_line_error_before_anything_is_written(broken, said, grid_dir, tmp_path, capsys):
+    s2 = (grid_dir / "s2.zip").read_bytes()[:500_000] if broken.get("truncate_s2") else None
+    root = _grid_with(tmp_path, grid_dir, s2_bytes=s2, extra_member=broken.get("extra_member"))
+    argv = ["prepare", "--grid-dir", str(root), "--speakers", "s2", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--cache-dir", str(tmp_path / "c"), "--num-proc", "1"]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.rglob("escaped.mpg"))
 
 
 def test_existing_output_is_not_overwritten_by_default(tmp_path, capsys):

@@ -11,12 +11,12 @@ from huggingface_hub import DatasetCard
 from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
-from lipagent.data.card import dataset_mosaic_config
 from lipagent.data.preview import preview
-from lipagent.data.skips import SkipReason
 from lipagent.data.splits import SPLITS, assign_split
 from lipagent.data.validate import validate_folder
 from lipagent.grammar import is_valid_sentence
+from lipagent.records import read_dataset_record
+from lipagent.transform.skips import SkipReason
 
 
 def _alignment_texts(grid_dir):
@@ -108,7 +108,7 @@ def test_skips_are_counted_in_summary_card_and_list(prepared):
     assert card.data.lipagent["skipped"][SkipReason.NO_VIDEO.value] == 550
     assert card.data.lipagent["split_scheme"] == "overlapped"
     assert "Cooke" in card.text and "alignment without video" in card.text
-    assert MosaicConfig.from_dict(card.data.lipagent["mosaic"]) == DEFAULT_CONFIG == dataset_mosaic_config(out)
+    assert MosaicConfig.from_dict(card.data.lipagent["mosaic"]) == DEFAULT_CONFIG == read_dataset_record(out).mosaic
     assert DEFAULT_CONFIG.describe() in " ".join(card.text.split())
     sizes = {s["name"]: s["num_examples"] for s in card.data.dataset_info["splits"]}
     assert sizes == summary.split_sizes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
 from lipagent.data.align import parse_alignment
 from lipagent.grammar import is_valid_sentence
 from lipagent.model.prompt import training_example
-from lipagent.model.reader import LipReader, LipReaderError, mosaic_image, plan_device
-from lipagent.model.reading import READING_RECORD, adapter_mosaic_config
+from lipagent.readers.base import ReaderError
+from lipagent.readers.gemma import LipReader, plan_device
+from lipagent.records import READING_RECORD, read_record
+from lipagent.transform.mosaic import mosaic_image
 from lipagent.transform.video import read_frames
 
 
@@ -43,9 +46,9 @@ def _speech(unpacked, video_id):
 def test_device_plan_on_this_machine():
     plan = plan_device()
     assert plan.device == "cpu" and plan.dtype == torch.float32 and "cpu" in plan.reason
-    with pytest.raises(LipReaderError, match="CUDA"):
+    with pytest.raises(ReaderError, match="CUDA"):
         plan_device(load_in_4bit=True)
-    with pytest.raises(LipReaderError, match="mps"):
+    with pytest.raises(ReaderError, match="mps"):
         plan_device(device="mps")
     assert plan_device(dtype="bfloat16").dtype == torch.bfloat16
 
@@ -84,12 +87,13 @@ def test_prompt_tokens_and_pixels_match_the_training_collator(tiny_adapter, prep
 
 
 def test_the_reader_builds_mosaics_as_the_adapter_recorded(reader, tiny_adapter, tmp_path, caplog):
-    assert reader.config == DEFAULT_CONFIG == adapter_mosaic_config(tiny_adapter)
+    assert reader.config == DEFAULT_CONFIG == read_record(tiny_adapter).mosaic
     recorded = MosaicConfig(landmarks="tracking", resampling="area")
-    (tmp_path / READING_RECORD).write_text(json.dumps({"mosaic": recorded.to_dict()}))
-    assert adapter_mosaic_config(tmp_path) == recorded
+    shutil.copy(tiny_adapter / "adapter_config.json", tmp_path)
+    (tmp_path / READING_RECORD).write_text(json.dumps({"mosaic": {**recorded.to_dict(), "speech_span": "both"}}))
+    assert read_record(tmp_path).mosaic == recorded and read_record(tmp_path).speech_span == "both"
     (tmp_path / READING_RECORD).unlink()
-    legacy = adapter_mosaic_config(tmp_path)
+    legacy = read_record(tmp_path).mosaic
     assert {k: getattr(legacy, k) for k in LEGACY_SETTINGS} == LEGACY_SETTINGS
     assert READING_RECORD in caplog.text, "an adapter without a record must say which settings it is read with"
 
@@ -168,13 +172,13 @@ def test_bad_inputs_are_clear_errors_before_any_model_loads(tiny_adapter, unpack
             assert message in capsys.readouterr().err
     assert (
         lipagent_main(
-            ["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--adapter", str(tiny_adapter), "--load_in_4bit"]
+            ["transcribe", str(unpacked / "s1" / "bbaf2n.mpg"), "--model", str(tiny_adapter), "--load-in-4bit"]
         )
         == 2
     )
     assert "CUDA" in capsys.readouterr().err
     reader = LipReader(model=None, processor=None, plan=plan_device())
-    with pytest.raises(LipReaderError, match="at least 12"):
+    with pytest.raises(ReaderError, match="at least 12"):
         reader.mosaic_for_frames([np.zeros((288, 360, 3), np.uint8)] * 5)
 
 
@@ -182,7 +186,7 @@ def test_export_merges_the_adapter(reader, tiny_adapter, tmp_path, prepared):
     from transformers import AutoModelForImageTextToText
 
     out, _ = prepared
-    assert lipagent_main(["export", "--merge", str(tiny_adapter), str(tmp_path / "merged"), "--dtype", "float32"]) == 0
+    assert lipagent_main(["export", str(tiny_adapter), "--merged", str(tmp_path / "merged"), "--dtype", "float32"]) == 0
     merged = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged").eval()
     assert (tmp_path / "merged" / READING_RECORD).read_text() == (tiny_adapter / READING_RECORD).read_text()
     inputs = reader.prompt_inputs([datasets.load_dataset(str(out), split="test")[0]["image"]])
@@ -211,11 +215,11 @@ def test_run_eval_writes_metrics_predictions_and_report(tiny_adapter, prepared, 
                 str(out),
                 "--split",
                 "test",
-                "--output",
+                "--out",
                 str(tmp_path / "eval"),
-                "--max_samples",
+                "--max-samples",
                 "5",
-                "--batch_size",
+                "--batch-size",
                 "2",
             ]
         )

@@ -164,18 +164,23 @@ def test_transcribe_samples_the_detected_span_by_default(unpacked):
 def test_a_dataset_built_on_detected_spans_holds_what_inference_reads(grid_dir, unpacked, tmp_path):
     import datasets
 
-    from lipagent.config import DEFAULT_CONFIG
-    from lipagent.data.card import dataset_mosaic_config
     from lipagent.data.prepare import PrepareOptions, prepare
+    from lipagent.records import read_dataset_record
 
-    config = DEFAULT_CONFIG.with_overrides({"speech_span": "detected"})
+    config = DEFAULT_CONFIG
     out = tmp_path / "detected"
     summary = prepare(
         PrepareOptions(
-            speakers=("s2",), out=out, grid_dir=grid_dir, cache_dir=tmp_path / "cache", num_proc=1, config=config
+            speakers=("s2",),
+            out=out,
+            grid_dir=grid_dir,
+            cache_dir=tmp_path / "cache",
+            num_proc=1,
+            speech_span="detected",
         )
     )
-    assert summary.kept >= 1 and dataset_mosaic_config(out) == config
+    record = read_dataset_record(out)
+    assert summary.kept >= 1 and (record.mosaic, record.speech_span) == (config, "detected")
     rows = datasets.concatenate_datasets(list(datasets.load_dataset(str(out)).values()))
     for row in rows.cast_column("image", datasets.Image(decode=False)):
         read = prepare_video(unpacked / row["speaker"] / f"{row['video_id']}.mpg", "auto", config)
@@ -189,17 +194,25 @@ def test_a_dataset_built_on_both_spans_trains_on_each_and_evaluates_on_what_infe
 
     import datasets
 
-    from lipagent.data.card import dataset_mosaic_config
     from lipagent.data.prepare import PrepareOptions, prepare
     from lipagent.data.validate import validate_folder
+    from lipagent.records import read_dataset_record
 
-    config = DEFAULT_CONFIG.with_overrides({"speech_span": "both"})
+    config = DEFAULT_CONFIG
     out = tmp_path / "both"
     options = PrepareOptions(
-        speakers=("s1",), out=out, grid_dir=grid_dir, limit=6, cache_dir=tmp_path / "cache", num_proc=1, config=config
+        speakers=("s1",),
+        out=out,
+        grid_dir=grid_dir,
+        limit=6,
+        cache_dir=tmp_path / "cache",
+        num_proc=1,
+        speech_span="both",
     )
     summary = prepare(options)
-    assert dataset_mosaic_config(out) == config and summary.split_sizes == {"train": 10, "validation": 1, "test": 0}
+    record = read_dataset_record(out)
+    assert (record.mosaic, record.speech_span) == (config, "both")
+    assert summary.split_sizes == {"train": 10, "validation": 1, "test": 0}
     splits = datasets.load_dataset(str(out))
     for split, rows in splits.items():
         by_clip: dict[str, list[tuple[bytes, tuple[int, ...]]]] = {}

@@ -24,10 +24,9 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from lipagent.config import MosaicConfig  # noqa: E402
-from lipagent.data.card import dataset_mosaic_config  # noqa: E402
 from lipagent.model import training  # noqa: E402
 from lipagent.model.prompt import PROMPT  # noqa: E402
-from lipagent.model.reading import READING_RECORD  # noqa: E402
+from lipagent.records import READING_RECORD, read_dataset_record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "train" / "configs"
@@ -64,21 +63,24 @@ def dataset_dir(prepared) -> Path:
     return prepared[0]
 
 
+def tiny_argv(tiny_dir: Path, dataset_dir: Path, out: Path, *extra: str) -> list[str]:
+    """A training command line with the tiny CPU config (train/sft.py's and `lipagent train`'s flags)."""
+    return [
+        "--config",
+        str(TINY_CPU),
+        "--model_name_or_path",
+        str(tiny_dir),
+        "--dataset_name",
+        str(dataset_dir),
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
+
+
 def tiny_args(tiny_dir: Path, dataset_dir: Path, out: Path, *extra: str):
-    """The CLI's arguments for the tiny CPU config, parsed by the script's own parser."""
-    return training.parse_args(
-        [
-            "--config",
-            str(TINY_CPU),
-            "--model_name_or_path",
-            str(tiny_dir),
-            "--dataset_name",
-            str(dataset_dir),
-            "--output_dir",
-            str(out),
-            *extra,
-        ]
-    )
+    """That command line parsed by the script's own parser."""
+    return training.parse_args(tiny_argv(tiny_dir, dataset_dir, out, *extra))
 
 
 def logged_losses(out: Path) -> dict[int, float]:
@@ -194,16 +196,7 @@ def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_pa
     command = [
         sys.executable,
         str(REPO / "train" / "sft.py"),
-        "--config",
-        str(TINY_CPU),
-        "--model_name_or_path",
-        str(tiny_dir),
-        "--dataset_name",
-        str(dataset_dir),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "2",
+        *tiny_argv(tiny_dir, dataset_dir, out, "--max_steps", "2"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -223,7 +216,7 @@ def test_cli_smoke_run_on_real_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_pa
     assert config["base_model_name_or_path"] == str(tiny_dir) and config["r"] == 16
     assert not (out / f"{training.FINAL_ADAPTER}.partial").exists()
     record = json.loads((final / READING_RECORD).read_text())
-    assert MosaicConfig.from_dict(record["mosaic"]) == dataset_mosaic_config(dataset_dir)
+    assert MosaicConfig.from_dict(record["mosaic"]) == read_dataset_record(dataset_dir).mosaic
     assert record["prompt"] == PROMPT and record["dataset"] == str(dataset_dir)
     assert record["quantization"] is None, "trained on unquantized weights"
 
@@ -233,24 +226,7 @@ def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_
     from lipagent.cli import main as lipagent_main
 
     out = tmp_path / "run"
-    assert (
-        lipagent_main(
-            [
-                "train",
-                "--config",
-                str(TINY_CPU),
-                "--model_name_or_path",
-                str(tiny_dir),
-                "--dataset_name",
-                str(dataset_dir),
-                "--output_dir",
-                str(out),
-                "--max_steps",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert lipagent_main(["train", *tiny_argv(tiny_dir, dataset_dir, out, "--max_steps", "1")]) == 0
     assert (out / training.FINAL_ADAPTER / "adapter_model.safetensors").is_file()
     assert lipagent_main(["train", "--config", str(RECIPE), "--output_dir", str(tmp_path / "x")]) == 2
     assert "tiny-cpu.yaml" in capsys.readouterr().err
@@ -367,7 +343,7 @@ def test_qlora_builds_nf4_and_trains_a_step_on_cpu(tiny_dir: Path, dataset_dir: 
 
 @pytest.mark.parametrize("nested", ["false", "true"])
 def test_reading_rebuilds_the_4bit_weights_training_used(tiny_dir: Path, dataset_dir: Path, tmp_path: Path, nested):
-    from lipagent.model.modeling import nf4_config, quantization_record
+    from lipagent.model.loading import nf4_config, quantization_record
 
     _, _, model_args = tiny_args(
         tiny_dir,
@@ -395,9 +371,9 @@ def test_dataset_errors_tell_what_to_pass(dataset_dir: Path, tmp_path: Path, mon
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(training.TrainingSetupError, match="Hub dataset id you can read"):
+    with pytest.raises(training.TrainingSetupError, match="the Hub did not give it .*in the cache"):
         training.load_mosaic_dataset("team/no-such-mosaics")
-    with pytest.raises(training.TrainingSetupError, match="no such folder"):
+    with pytest.raises(training.TrainingSetupError, match="no such dataset folder .*lipagent prepare"):
         training.load_mosaic_dataset(str(tmp_path / "grid-mosaics"))
     loaded = training.load_mosaic_dataset(str(dataset_dir))
     with pytest.raises(training.TrainingSetupError, match="no 'dev' split"):

@@ -27,19 +27,19 @@ from __future__ import annotations
 
 import sys
 
-from lipagent.__main__ import run_script
+from lipagent.interrupt import run_program, say_when_interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Training, imported with a Ctrl-C during start-up ending in one line; this docstring is its `--help`."""
-    return run_script(
-        "sft.py",
-        "lipagent.model.training:main",
-        argv,
-        "checkpoints saved so far are kept; the same command with --resume_from_checkpoint last resumes",
-        description=__doc__,
+    """Training; this docstring is its `--help`."""
+    from lipagent.model.training import main as train
+
+    say_when_interrupted(
+        "sft.py: interrupted; checkpoints saved so far are kept, and the same command with "
+        "--resume_from_checkpoint last resumes"
     )
+    return train(argv, description=__doc__)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program("sft.py", main))

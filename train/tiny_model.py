@@ -1,7 +1,7 @@
 """Write a tiny random Gemma 3n (model + processor) to a folder, for tests and CPU smoke runs of training.
 
-It loads offline with `AutoProcessor`/`AutoModelForImageTextToText.from_pretrained(folder)` once
-`lipagent.testing.tiny_gemma3n` has been imported (that import registers the tiny timm vision encoder).
+It loads offline with `AutoProcessor`/`AutoModelForImageTextToText.from_pretrained(folder)` once its vision encoder is
+known to timm (`lipagent.model.loading.register_tiny_encoder`, which the training and reading code call themselves).
 """
 
 from __future__ import annotations

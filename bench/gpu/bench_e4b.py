@@ -1,8 +1,8 @@
 """Gemma 3n E4B at its real size on one GPU, in one call: training speed and memory of the recipe and its
 variants, and reading latency and throughput with LipReader (constrained and free decoding).
 
-    bash bench/gpu/run.sh device           # on the lent GPU: bench_e4b.py --out "$OUT" after installing the wheels
-    bash bench/gpu/run.sh cpu-smoke DIR    # here: every section end to end on the tiny model
+    bash bench/gpu/run.sh                  # on a CUDA machine: bench_e4b.py --out "${OUT:-gpu-bench-out}"
+    bash bench/gpu/run.sh cpu-smoke DIR    # on a CPU: every section end to end on the tiny model
 
 Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.model.training.build_trainer,
 TRL's SFTTrainer, the recipe YAML) on the E4B architecture with random weights (speed and memory do not depend on
@@ -11,11 +11,11 @@ micro-batch of 16, QLoRA (NF4; skipped with a note when bitsandbytes is missing)
 of 16 under torch.compile (see TRAINING for why these). Reading
 builds the same random E4B plus a random LoRA and times `LipReader.transcribe_mosaics` from mosaic to text: per clip
 at batch 1 (median), and clips/s at batch 8 and 32. The mosaic itself (video decode + Face Mesh, CPU) is measured by
-bench/bench_pipeline.py, not here: MediaPipe cannot travel to the GPU machine.
+bench/bench_pipeline.py, not here: it runs on the CPU.
 
 Each section is isolated (an out-of-memory error in one is recorded and the next runs) and the figures are
-rewritten to OUT/gpu_bench.json and OUT/gpu_bench.md after every section, so a call cut short keeps what it
-measured. Targets (issue "Real-size figures"): the full recipe (4,000 samples x 5 epochs) within 10 minutes on one
+rewritten to OUT/gpu_bench.json and OUT/gpu_bench.md after every section, so a run cut short keeps what it
+measured. Targets: the full recipe (4,000 samples x 5 epochs) within 10 minutes on one
 H100; peak memory at most 24 GB for bf16 LoRA and 12 GB for QLoRA; under 0.5 s per clip at batch 1 and a 500-clip
 evaluation within a minute.
 """
@@ -51,7 +51,7 @@ TRAINING = [
     ("QLoRA (NF4), activation checkpointing", "qlora", ["--load_in_4bit", "true"]),
     ("bf16 LoRA, micro-batch 16 x 1, torch.compile", "bf16", [*MICRO_BATCH_16, "--torch_compile", "true"]),
 ]
-"""Measured on an H200 (README, GPU figures): the recipe is launch-bound (52,000 kernel launches a step), 16 x 1 is
+"""Measured on an H200 (docs/results.md): the recipe is launch-bound (52,000 kernel launches a step), 16 x 1 is
 1.55x faster on the same samples per step, and activation checkpointing buys no memory. torch.compile, fewer and
 fused kernels, is the next lever; it runs last, only when time is left (it compiles for minutes), and never in the
 CPU smoke run (minutes of CPU compilation for a tiny model)."""
@@ -122,8 +122,8 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     from peft import LoraConfig, get_peft_model
     from trl import ModelConfig
 
-    from lipagent.model.reader import LipReader, plan_device
     from lipagent.model.training import LORA_TARGET_MODULES
+    from lipagent.readers.gemma import LipReader, plan_device
 
     plan = plan_device()
     if args.cpu_smoke:
@@ -284,7 +284,7 @@ def measure(args: argparse.Namespace) -> int:
     }
     qlora = has_bitsandbytes()
     if not qlora:
-        results["notes"].append("QLoRA skipped: bitsandbytes is not installed (carry its wheel).")
+        results["notes"].append("QLoRA skipped: bitsandbytes is not installed.")
     for index, (name, kind, extra) in enumerate(TRAINING):
         if kind == "qlora" and not qlora:
             continue

@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over the timed steps of bench/bench_train.py's real trainer.
 
-    bash bench/gpu/run.sh device-profile --random-model e4b --config train/configs/gemma3n-e4b-lora.yaml  # GPU
+    bash bench/gpu/run.sh offline-profile --random-model e4b --config train/configs/gemma3n-e4b-lora.yaml  # GPU
     bash bench/gpu/run.sh profile --tiny --steps 1 --warmup-steps 1 --samples 8 --out DIR    # CPU check
 
 Prints, and writes to DIR/profile.txt: the wall time of the profiled steps against the time the device spent in

@@ -1,2 +1,2 @@
-"""Stage 1, the data: GRID sources (local folders, Zenodo), alignments, splits, skip reasons, `prepare`, the dataset
-card and model card, `validate`, `preview`."""
+"""The data stage: GRID sources (local folders, Zenodo), alignments, splits, the span recipe, the `datasets` builder,
+`prepare`, the dataset card, `validate`, `preview`."""

@@ -12,23 +12,25 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import datasets
 import multiprocess
 
-from builders.grid_mosaics import SOURCE_FEATURES, GridMosaics
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig, ZenodoRecord
-from lipagent.data.card import BuildSummary, is_lipagent_dataset, render_card
+from lipagent.data.builder import SOURCE_FEATURES, GridMosaics
+from lipagent.data.card import BuildSummary, render_card
 from lipagent.data.grid_files import source_fingerprint
-from lipagent.data.skips import SkipReason
+from lipagent.data.recipe import DEFAULT_SPEECH_SPAN, check_speech_span, spans_of_split
 from lipagent.data.splits import SPLITS
-from lipagent.interrupt import ignore_in_workers, stop_if_interrupted
+from lipagent.interrupt import ignore_in_workers
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
+from lipagent.records import is_kind
 from lipagent.transform.mouth import face_mesh_created_here
 from lipagent.transform.pipeline import ClipRejected, prepare_video, video_to_mosaic
+from lipagent.transform.skips import SkipReason
 from lipagent.transform.speech import NoSpeechFound
 
 MOSAIC_FEATURES = datasets.Features(
@@ -55,15 +57,16 @@ def _without_folder(detail: str, row: dict) -> str:
     return detail.replace(str(Path(row["video_path"]).parent) + os.sep, "")
 
 
-def mosaic_row(row: dict, config: dict) -> dict:
-    """The `Dataset.map` function: one source row -> its mosaic, or the reason it has none."""
+def mosaic_row(row: dict, config: dict, span: str) -> dict:
+    """The `Dataset.map` function: one source row -> its mosaic over its `aligned` or `detected` span, or the reason
+    it has none."""
     ignore_in_workers()
     empty = {"image": None, "frame_indices": None, "face_frames": None, "num_frames": None}
     if row["skip_reason"] is not None:
         return empty
     settings = MosaicConfig(**config)
     try:
-        if settings.speech_span == "detected":  # as inference finds it: no alignment, the mouth's own span
+        if span == "detected":  # as inference finds it: no alignment, the mouth's own span
             mosaic = prepare_video(row["video_path"], "auto", settings).mosaic
         else:
             mosaic = video_to_mosaic(row["video_path"], (row["speech_start"], row["speech_end"]), settings)
@@ -105,21 +108,20 @@ def workers_safe_from_face_mesh() -> Iterator[None]:
 
 
 def map_in_chunks(
-    sources: datasets.Dataset, config: MosaicConfig, num_proc: int, chunk_size: int, desc: str
+    sources: datasets.Dataset, config: MosaicConfig, span: str, num_proc: int, chunk_size: int, desc: str
 ) -> datasets.Dataset:
     """`mosaic_row` over the rows, chunk by chunk, so that an interrupted run keeps every finished chunk
     (datasets caches a map per shard of `num_proc`, which alone would lose a whole run's work)."""
     chunks = []
     count = max(1, math.ceil(len(sources) / chunk_size))
     for index in range(count):
-        stop_if_interrupted()
         chunk = sources.select(range(index * chunk_size, min(len(sources), (index + 1) * chunk_size)))
         workers = min(num_proc, len(chunk))  # never more than rows, else datasets warns
         with workers_safe_from_face_mesh():
             chunks.append(
                 chunk.map(
                     mosaic_row,
-                    fn_kwargs={"config": config.to_dict()},
+                    fn_kwargs={"config": config.to_dict(), "span": span},
                     features=MOSAIC_FEATURES,
                     num_proc=workers if workers > 1 else None,
                     desc=f"Mosaics {desc} {index + 1}/{count}",
@@ -141,6 +143,11 @@ class PrepareOptions:
     overwrite: bool = False
     chunk_size: int = 512
     config: MosaicConfig = DEFAULT_CONFIG
+    speech_span: str = DEFAULT_SPEECH_SPAN
+    """Which span each split samples (lipagent.data.recipe)."""
+
+    def __post_init__(self) -> None:
+        check_speech_span(self.speech_span)
 
 
 def make_builder(options: PrepareOptions) -> GridMosaics:
@@ -159,7 +166,7 @@ def make_builder(options: PrepareOptions) -> GridMosaics:
 def prepare(options: PrepareOptions) -> BuildSummary:
     """Build the mosaic dataset described by `options` into `options.out`."""
     out = Path(options.out)
-    check_output(out, options.overwrite, is_lipagent_dataset, "dataset")
+    check_output(out, options.overwrite, is_kind("dataset"), "dataset")
     with output_lock(out):
         return _build(options, out)
 
@@ -169,16 +176,16 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     num_proc = options.num_proc or default_num_proc()
     builder = make_builder(options)
     builder.download_and_prepare()
-    stop_if_interrupted()
     sources = builder.as_dataset()
     kept: dict[str, datasets.Dataset] = {}
     skipped: dict[tuple, dict] = {}
     for split in [s for s in SPLITS if s in sources]:
-        spans = options.config.spans_of_split(split)
+        spans = spans_of_split(options.speech_span, split)
         parts = [
             map_in_chunks(
                 sources[split],
-                replace(options.config, speech_span=span),
+                options.config,
+                span,
                 num_proc,
                 options.chunk_size,
                 f"{split}, {span} spans" if len(spans) > 1 else split,
@@ -202,6 +209,7 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
         split_scheme=options.split_scheme,
         limit=options.limit,
         mosaic=options.config.to_dict(),
+        speech_span=options.speech_span,
         split_sizes={split: len(kept[split]) if split in kept else 0 for split in SPLITS},
         skipped=sorted(skipped.values(), key=lambda r: r["video_id"]),
         num_proc=num_proc,
@@ -209,7 +217,6 @@ def _build(options: PrepareOptions, out: Path) -> BuildSummary:
     )
     if not summary.present_splits:
         raise ValueError(f"no clip became a mosaic, so nothing was written:\n{summary.text()}")
-    stop_if_interrupted()
     write_folder(kept, summary, out, options.overwrite)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -222,7 +229,7 @@ def write_folder(
     `out` and moved into place at the end, so `out` is never half-written."""
     with staging_for(out) as staging:
         _write(splits, summary, out, staging)
-        move_into_place(staging, out, overwrite, is_lipagent_dataset, "dataset")
+        move_into_place(staging, out, overwrite, is_kind("dataset"), "dataset")
 
 
 def _write(splits: dict[str, datasets.Dataset], summary: BuildSummary, out: Path, staging: Path) -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
-from huggingface_hub import DatasetCard
 from PIL import Image
 from tqdm.auto import tqdm
 
 from lipagent.config import MosaicConfig
+from lipagent.data.recipe import spans_of_split
 from lipagent.data.splits import SPLITS, assign_split
 from lipagent.grammar import is_valid_sentence, normalize
+from lipagent.records import DATASET_CARD, Record, read_record, record_kind
 
 REQUIRED_COLUMNS = ("image", "text", "speaker", "video_id")
 SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
@@ -70,13 +71,13 @@ def validate_folder(folder: str | Path) -> ValidationReport:
     """Every problem found in a folder written by `lipagent prepare`; an empty list means it is sound."""
     folder = Path(folder)
     report = ValidationReport()
-    if not (folder / "README.md").is_file():
+    if not (folder / DATASET_CARD).is_file():
         report.add(f"{folder} has no README.md dataset card")
         return report
-    meta = DatasetCard.load(folder / "README.md").data.to_dict().get("lipagent") or {}
-    if not meta:
+    if record_kind(folder) != "dataset":
         report.add("the dataset card has no `lipagent` metadata (was it written by `lipagent prepare`?)")
-    config = MosaicConfig.from_dict(meta.get("mosaic", {}))
+    record = read_record(folder) if record_kind(folder) == "dataset" else Record("dataset", MosaicConfig.from_dict({}))
+    meta = record.values
     scheme = meta.get("split_scheme", "overlapped")
     _check_shards(folder, report)
     if not report.ok:
@@ -89,7 +90,7 @@ def validate_folder(folder: str | Path) -> ValidationReport:
         report.add(f"missing split(s): {', '.join(missing_splits)}")
     seen: dict[str, str] = {}
     for split in [s for s in SPLITS if s in dataset]:
-        _check_split(split, dataset[split], config, scheme, seen, report)
+        _check_split(split, dataset[split], record, scheme, seen, report)
         expected = sizes.get(split)
         if expected is not None and expected != len(dataset[split]):
             report.add(f"split {split}: {len(dataset[split])} rows, the card says {expected}")
@@ -99,7 +100,7 @@ def validate_folder(folder: str | Path) -> ValidationReport:
 def _check_split(
     split: str,
     dataset: datasets.Dataset,
-    config: MosaicConfig,
+    record: Record,
     scheme: str,
     seen: dict[str, str],
     report: ValidationReport,
@@ -115,7 +116,7 @@ def _check_split(
     rows = dataset.cast_column("image", datasets.Image(decode=False))
     bad_text, bad_image, moved, repeated = [], [], [], []
     copies: dict[str, int] = {}
-    allowed = len(config.spans_of_split(split))
+    config, allowed = record.mosaic, len(spans_of_split(record.speech_span, split))
     for row in tqdm(rows, desc=f"Checking {split}", unit=" mosaics", leave=False, disable=None):
         vid = row["video_id"]
         if not is_valid_sentence(row["text"]) or normalize(row["text"]) != row["text"]:

@@ -1,2 +1,2 @@
-"""Laptop inference through llama.cpp: the grammar as GBNF, llama.cpp's runtime, converter and quantizer, the GGUF
-export and its reader."""
+"""Laptop inference through llama.cpp: the grammar as GBNF, llama.cpp's runtime, converter and quantizer, and the GGUF
+export (lipagent.readers.gguf reads it)."""

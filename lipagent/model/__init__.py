@@ -1,2 +1,2 @@
-"""Stage 3, the models: the prompt, loading base models (4-bit), LoRA training with TRL, grammar-constrained decoding,
-the readers (Gemma 3n + adapter, the baseline lip reader) and live reading."""
+"""The model stage: the prompt, loading base models (4-bit, the tiny CPU encoder, merging an adapter), LoRA training
+with TRL, grammar-constrained decoding, the baseline network and its training, and the model card."""

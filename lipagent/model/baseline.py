@@ -25,7 +25,8 @@ from torch import nn
 from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES, SLOTS
 from lipagent.model.baseline_config import BaselineArch
-from lipagent.model.reading import BASELINE_MODEL_TYPE, Reader, ReaderError, mosaic_image
+from lipagent.records import BASELINE_MODEL_TYPE, RecordError, mosaic_and_span
+from lipagent.transform.mosaic import mosaic_image
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,7 +39,7 @@ def mosaic_cells(mosaic: Image.Image | bytes, config: MosaicConfig, arch: Baseli
     Grey, because the mouth's shape is what carries the words and colour triples the first layer's cost."""
     image = np.asarray(mosaic_image(mosaic))
     if image.shape[:2] != (config.height, config.width):
-        raise ReaderError(
+        raise ValueError(
             f"a mosaic of {image.shape[1]}x{image.shape[0]} was given; this reader was trained on "
             f"{config.width}x{config.height} ({config.rows}x{config.cols} cells)"
         )
@@ -120,6 +121,8 @@ class BaselineRecord:
     arch: BaselineArch
     mosaic: MosaicConfig
     training: dict[str, Any]
+    speech_span: str = "aligned"
+    """The span recipe of the dataset it learned from (lipagent.data.recipe)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -128,6 +131,7 @@ class BaselineRecord:
                 "arch": asdict(self.arch),
                 "vocabulary": SLOTS,
                 "mosaic": self.mosaic.to_dict(),
+                "speech_span": self.speech_span,
                 "training": self.training,
             },
             indent=2,
@@ -137,54 +141,9 @@ class BaselineRecord:
     def load(cls, folder: Path) -> BaselineRecord:
         values = json.loads((folder / CONFIG_FILE).read_text())
         if values.get("model_type") != BASELINE_MODEL_TYPE:
-            raise ReaderError(f"{folder / CONFIG_FILE} is not a baseline lip reader's config")
+            raise RecordError(f"{folder / CONFIG_FILE} is not a baseline lip reader's config")
         if {k: tuple(v) for k, v in values.get("vocabulary", {}).items()} != SLOTS:
-            raise ReaderError(f"{folder} was trained on another GRID vocabulary than this LipAgent's grammar")
-        return cls(
-            BaselineArch.from_dict(values["arch"]), MosaicConfig.from_dict(values["mosaic"]), values.get("training", {})
-        )
-
-
-def pick_device(device: str | None) -> str:
-    """CUDA when there is one (or as asked); the network is small enough that a CPU reads in milliseconds."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ReaderError("--device cuda was asked for but no CUDA GPU is visible")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ReaderError("--device mps was asked for but Apple's Metal backend is not available")
-    return device
-
-
-class BaselineReader(Reader):
-    """The baseline network behind the common reader interface."""
-
-    def __init__(self, model: SlotReader, record: BaselineRecord, device: str = "cpu", name: str = "baseline") -> None:
-        self.model, self.record, self.device = model.to(device).eval(), record, device
-        self.config = record.mosaic
-        params = sum(p.numel() for p in model.parameters())
-        self.description = f"baseline lip reader {name} ({params / 1e6:.2f} M parameters) on {device}"
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | None = None) -> BaselineReader:
-        """Load a folder written by `lipagent baseline train` (a Hub id goes through `load_reader`)."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-            raise ReaderError(
-                f"{folder} lacks {WEIGHTS_FILE} or {CONFIG_FILE}; pass a folder `lipagent baseline train --out` wrote"
-            )
-        record = BaselineRecord.load(folder)
-        model = SlotReader(record.arch, record.mosaic.num_frames, SLOTS)
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE))
-        return cls(model, record, pick_device(device), name=folder.name)
-
-    def cells(self, mosaics: Sequence[Image.Image | bytes]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([mosaic_cells(m, self.config, self.record.arch) for m in mosaics]))
-
-    @torch.inference_mode()
-    def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:
-        if not mosaics:
-            return []
-        return sentences_of(self.model(normalise(self.cells(mosaics)).to(self.device)))
+            raise RecordError(f"{folder} was trained on another GRID vocabulary than this LipAgent's grammar")
+        mosaic, span = mosaic_and_span(values["mosaic"])
+        arch, training = BaselineArch.from_dict(values["arch"]), values.get("training", {})
+        return cls(arch, mosaic, training, values.get("speech_span", span))

@@ -21,11 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lipagent.config import MosaicConfig
-from lipagent.data.card import dataset_mosaic_config
 from lipagent.grammar import SLOT_NAMES, SLOTS
-from lipagent.hub import resolve_dataset
 from lipagent.model.baseline import (
-    BASELINE_MODEL_TYPE,
     CONFIG_FILE,
     HISTORY_FILE,
     WEIGHTS_FILE,
@@ -37,6 +34,7 @@ from lipagent.model.baseline import (
 )
 from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
+from lipagent.records import is_kind, read_dataset_record, resolve
 
 
 @dataclass
@@ -68,9 +66,9 @@ def load_dataset_cells(
     dataset: str, splits: list[str], arch: BaselineArch, max_samples: int | None = None
 ) -> tuple[MosaicConfig, dict[str, CellSet]]:
     """The dataset's mosaic settings (from its card) and the asked splits as cells (`max_samples` caps the first)."""
-    folder = resolve_dataset(dataset)
-    mosaic = dataset_mosaic_config(folder)
-    loaded = datasets.load_dataset(folder)
+    folder = resolve(dataset, "dataset")
+    mosaic = read_dataset_record(folder).mosaic
+    loaded = datasets.load_dataset(str(folder))
     missing = [s for s in splits if s not in loaded]
     if missing:
         raise ValueError(f"{dataset} has no {', '.join(missing)} split (it has {', '.join(loaded)})")
@@ -188,30 +186,19 @@ def save_baseline(
     from safetensors.torch import save_file
 
     out = Path(out)
-    check_output(out, overwrite, is_baseline_folder, "baseline")
+    check_output(out, overwrite, is_kind("baseline"), "baseline")
     with staging_for(out) as staging:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, staging / WEIGHTS_FILE)
         (staging / CONFIG_FILE).write_text(record.to_json())
         (staging / HISTORY_FILE).write_text(json.dumps(history, indent=2))
-        return move_into_place(staging, out, overwrite, is_baseline_folder, "baseline")
-
-
-def is_baseline_folder(folder: Path) -> bool:
-    """A folder `lipagent baseline train` wrote (its config names the baseline's model type, so a transformers model
-    folder with the same file names is not one): the only kind `--overwrite` may replace."""
-    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
-        return False
-    try:
-        return json.loads((folder / CONFIG_FILE).read_text()).get("model_type") == BASELINE_MODEL_TYPE
-    except (ValueError, OSError, AttributeError):
-        return False
+        return move_into_place(staging, out, overwrite, is_kind("baseline"), "baseline")
 
 
 def train_baseline(args: BaselineTrainingArgs, progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:
     """Load the dataset, train, save: the whole `lipagent baseline train`."""
     args.check()
     out = Path(args.out)
-    check_output(out, args.overwrite, is_baseline_folder, "baseline")
+    check_output(out, args.overwrite, is_kind("baseline"), "baseline")
     with output_lock(out):
         return _train(args, out, progress)
 
@@ -220,6 +207,7 @@ def _train(args: BaselineTrainingArgs, out: Path, progress: bool) -> tuple[Path,
     started = time.perf_counter()
     splits = [args.train_split] + ([args.eval_split] if args.eval_split else [])
     mosaic, cells = load_dataset_cells(args.dataset, splits, args.arch, args.max_samples)
+    span = read_dataset_record(resolve(args.dataset, "dataset")).speech_span
     model, history = fit(cells[args.train_split], args, mosaic, cells.get(args.eval_split or ""), progress)
     training = {key: value for key, value in asdict(args).items() if key not in ("out", "arch", "overwrite")}
     training.update(
@@ -227,4 +215,5 @@ def _train(args: BaselineTrainingArgs, out: Path, progress: bool) -> tuple[Path,
         seconds=round(time.perf_counter() - started, 1),
         torch_threads=torch.get_num_threads(),
     )
-    return save_baseline(model, BaselineRecord(args.arch, mosaic, training), history, out, args.overwrite), history
+    record = BaselineRecord(args.arch, mosaic, training, span)
+    return save_baseline(model, record, history, out, args.overwrite), history

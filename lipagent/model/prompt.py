@@ -34,3 +34,14 @@ def training_example(image: Any, text: str) -> dict[str, Any]:
 def inference_messages() -> list[dict[str, Any]]:
     """The chat inference sends with a mosaic (the processor adds the generation prompt)."""
     return [user_turn()]
+
+
+def chat_prompt(processor: Any) -> str:
+    """The inference chat as text, rendered by the call TRL's training collator makes (one image placeholder, before
+    the processor expands it); the Gemma reader sends it, and a GGUF export stores it so llama.cpp reads the same."""
+    from PIL import Image
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    blank = Image.new("RGB", (DEFAULT_CONFIG.width, DEFAULT_CONFIG.height))
+    messages = prepare_multimodal_messages(inference_messages(), images=[blank])
+    return apply_chat_template({"prompt": messages}, processor)["prompt"]

@@ -47,15 +47,13 @@ from trl import (  # noqa: E402
     get_quantization_config,
 )
 
-from lipagent.data.card import dataset_mosaic_config  # noqa: E402
-from lipagent.hub import resolve_dataset  # noqa: E402
-from lipagent.model.modeling import (  # noqa: E402
+from lipagent.model.loading import (  # noqa: E402
     QUANTIZATION_SKIP_MODULES,
     quantization_record,
-    register_stand_in_models,
+    register_tiny_encoder,
 )
 from lipagent.model.prompt import PROMPT, training_example  # noqa: E402
-from lipagent.model.reading import READING_RECORD  # noqa: E402
+from lipagent.records import READING_RECORD, RecordError, read_dataset_record, resolve  # noqa: E402
 
 __all__ = [
     "FINAL_ADAPTER",
@@ -150,24 +148,12 @@ def parse_args(
 
 
 def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.DatasetDict:
-    """A folder written by `lipagent prepare` if `name` is one here, else a Hub dataset id."""
-    local = Path(name).expanduser()
-    if local.exists():
-        if not local.is_dir():
-            raise TrainingSetupError(f"--dataset_name {name} is a file; pass the folder `lipagent prepare --out` wrote")
-        return datasets.load_dataset(str(local), name=config)
-    if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a path, not an owner/name Hub id
-        raise TrainingSetupError(
-            f"--dataset_name {name}: no such folder; write it with `lipagent prepare --out {name}` or fix the path"
-        )
+    """A folder written by `lipagent prepare`, or a Hub dataset id (fetched into, or found in, the Hub cache)."""
     try:
-        return datasets.load_dataset(resolve_dataset(name), name=config)
-    except Exception as error:  # the Hub client raises many types; all mean the same thing to the user
-        raise TrainingSetupError(
-            f"could not load dataset {name!r}: no such local folder, and the Hub said: {error}. Pass a folder "
-            "written by `lipagent prepare --out DIR`, or a Hub dataset id you can read (HF_TOKEN, or "
-            "HF_HUB_OFFLINE=1 with the dataset already in the cache)."
-        ) from error
+        folder = resolve(name, "dataset")
+    except RecordError as error:
+        raise TrainingSetupError(f"--dataset_name {error}") from None
+    return datasets.load_dataset(str(folder), name=config)
 
 
 def to_training_rows(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -305,7 +291,7 @@ def build_trainer(
     peft_config = lora_config(model_args)
     quantization = quantization_config(model_args) if model is None else None
     if model is None:
-        register_stand_in_models(model_args.model_name_or_path)
+        register_tiny_encoder()
         training_args.model_init_kwargs = model_init_kwargs(training_args, model_args, quantization)
     evaluating = training_args.eval_strategy != "no"
     return SFTTrainer(
@@ -342,16 +328,19 @@ def reading_record(dataset_name: str) -> dict[str, Any]:
     """What inference must reproduce, saved beside the adapter as lipagent.json: the mosaic settings of the
     dataset trained on (from its card) and the prompt. Read before training starts, so a dataset whose settings
     are unknown stops the run at once rather than after hours."""
-    local = Path(dataset_name).expanduser()
-    folder = local if local.is_dir() else Path(resolve_dataset(dataset_name))
     try:
-        mosaic = dataset_mosaic_config(folder)
-    except ValueError as error:
+        dataset = read_dataset_record(resolve(dataset_name, "dataset"))
+    except RecordError as error:
         raise TrainingSetupError(
             f"{error}; an adapter must record the mosaic settings it learned from, so that "
             "inference can build the same mosaics"
         ) from None
-    return {"mosaic": mosaic.to_dict(), "prompt": PROMPT, "dataset": dataset_name}
+    return {
+        "mosaic": dataset.mosaic.to_dict(),
+        "speech_span": dataset.speech_span,
+        "prompt": PROMPT,
+        "dataset": dataset_name,
+    }
 
 
 def save_final_adapter(trainer: SFTTrainer, output_dir: str | Path, record: dict[str, Any] | None = None) -> Path:

@@ -1,2 +1,1 @@
-"""Stage 4, the scores: the GRID metrics (WER, CER, slots), the evaluation of a reader on a dataset split, the report
-figure."""
+"""The scores: the GRID metrics (WER, CER, slots), the evaluation of a reader on a dataset split, the report figure."""

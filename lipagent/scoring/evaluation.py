@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lipagent.arguments import positive_int
-from lipagent.model.reading import Reader, add_reader_arguments, load_reader, reader_from_args
+from lipagent.readers.factory import Reader, add_reader_arguments, load_reader, reader_from_args
 
 if TYPE_CHECKING:
     import datasets
@@ -36,30 +36,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset folder written by `lipagent prepare`, or Hub id")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument(
-        "--out",
-        "--output",
-        dest="output",
-        type=Path,
-        required=True,
-        help="folder for metrics.json, predictions.jsonl, report.png (--output is the same flag)",
+        "--out", type=Path, required=True, help="folder for metrics.json, predictions.jsonl, report.png"
     )
     parser.add_argument("--baseline", help="a baseline folder (or Hub id) to score on the same clips, for comparison")
-    # Dashes as in every lipagent command; the underscore spellings stay for the commands users already have.
-    parser.add_argument(
-        "--max-samples",
-        "--max_samples",
-        dest="max_samples",
-        type=positive_int,
-        help="evaluate only the first N samples",
-    )
-    parser.add_argument(
-        "--batch-size",
-        "--batch_size",
-        dest="batch_size",
-        type=positive_int,
-        default=8,
-        help="mosaics per generate call (default: 8)",
-    )
+    parser.add_argument("--max-samples", type=positive_int, help="evaluate only the first N samples")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="mosaics per generate call (default: 8)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,9 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_split(dataset: str, split: str, max_samples: int | None) -> datasets.Dataset:
     import datasets
 
-    from lipagent.hub import resolve_dataset
+    from lipagent.records import resolve
 
-    rows = datasets.load_dataset(resolve_dataset(dataset), split=split)
+    rows = datasets.load_dataset(str(resolve(dataset, "dataset")), split=split)
     if max_samples is not None:
         rows = rows.select(range(min(max_samples, len(rows))))
     if len(rows) == 0:
@@ -93,20 +74,22 @@ def predict(reader: Reader, rows: datasets.Dataset, batch_size: int, what: str =
     return predictions
 
 
-def check_mosaic_settings(reader: Reader, dataset: str) -> None:
-    """Refuse to score a model on mosaics cut differently from the ones it learned from: the figure would
-    measure the mismatch, not the model."""
-    from lipagent.data.card import dataset_mosaic_config
-    from lipagent.hub import resolve_dataset
+def check_mosaic_settings(model: str | Path, dataset: str) -> None:
+    """Refuse to score a model on mosaics cut differently from the ones it learned from, or over other spans than its
+    test split would hold: the figure would measure the mismatch, not the model."""
+    from lipagent.data.recipe import evaluated_span
+    from lipagent.records import read_dataset_record, read_record, resolve
 
-    built = dataset_mosaic_config(resolve_dataset(dataset)).as_evaluated()
-    trained = reader.config.as_evaluated()
-    if built != trained:
-        differ = [k for k, v in built.to_dict().items() if trained.to_dict()[k] != v]
+    built, trained = read_dataset_record(resolve(dataset, "dataset")), read_record(resolve(model))
+    settings = {
+        **{key: (value, trained.mosaic.to_dict()[key]) for key, value in built.mosaic.to_dict().items()},
+        "speech_span": (evaluated_span(built.speech_span), evaluated_span(trained.speech_span)),
+    }
+    differ = [f"{key}: {ours} vs {theirs}" for key, (ours, theirs) in settings.items() if ours != theirs]
+    if differ:
         raise ValueError(
-            f"{dataset} was built with other mosaic settings than the model was trained on "
-            f"({', '.join(f'{k}: {built.to_dict()[k]} vs {trained.to_dict()[k]}' for k in differ)})"
-            "; rebuild the dataset with the model's settings"
+            f"{dataset} was built with other mosaic settings than the model was trained on ({', '.join(differ)}); "
+            "rebuild the dataset with the model's settings"
         )
 
 
@@ -131,10 +114,10 @@ def run(args: argparse.Namespace) -> dict:
     from lipagent.scoring.metrics import MISSING_WORD, confusions
     from lipagent.scoring.report import draw_report
 
+    check_mosaic_settings(args.model, args.dataset)
     rows = load_split(args.dataset, args.split, args.max_samples)
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
-    check_mosaic_settings(reader, args.dataset)
     decoding = getattr(reader, "decoding", "slot classifier")
     metrics, predictions, speed = score(reader, rows, args.batch_size, f"Transcribing ({decoding})")
     metrics.update(
@@ -148,8 +131,8 @@ def run(args: argparse.Namespace) -> dict:
         )
     ]
     if args.baseline:
+        check_mosaic_settings(args.baseline, args.dataset)
         baseline = load_reader(args.baseline, device=args.device)
-        check_mosaic_settings(baseline, args.dataset)
         base_metrics, base_predictions, _ = score(baseline, rows, args.batch_size, "Baseline")
         for record, prediction in zip(records, base_predictions, strict=True):
             record["baseline_prediction"] = prediction
@@ -158,17 +141,17 @@ def run(args: argparse.Namespace) -> dict:
             **{k: base_metrics[k] for k in ("wer", "wer_interval", "cer", "sentence_accuracy", "slot_accuracy")},
         }
         title += f"; baseline WER {base_metrics['wer']:.1%}"
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with open(args.output / "predictions.jsonl", "w", encoding="utf-8") as handle:
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(args.out / "predictions.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record) + "\n" for record in records)
-    draw_report(metrics, predictions, list(rows["text"]), confusions, MISSING_WORD, args.output / "report.png", title)
+    draw_report(metrics, predictions, list(rows["text"]), confusions, MISSING_WORD, args.out / "report.png", title)
     return metrics
 
 
 def baseline_line(metrics: dict) -> str:
     """One line on the model against the baseline: what the yardstick says."""
-    from lipagent.data.card import baseline_gap
+    from lipagent.model.card import baseline_gap
 
     base = metrics["baseline"]
     return (
@@ -192,7 +175,7 @@ def run_and_report(args: argparse.Namespace) -> int:
     metrics = run(args)
     if "baseline" in metrics:
         print(baseline_line(metrics))
-    print(report_line(metrics, args.output))
+    print(report_line(metrics, args.out))
     return 0
 
 

@@ -13,9 +13,8 @@ real model:
   first), then a 128-token audio block (`<end_of_audio>`, `<audio_soft_token>` first); the model routes ids by
   these offsets. `<start_of_image>`/`<start_of_audio>` end the text block, turn markers keep ids 105/106.
 
-The vision encoder is a timm model registered here under `TIMM_ARCHITECTURE`: importing this module is
-required before `from_pretrained` on a saved tiny model (decoded block args in `model_args` would put a
-`functools.partial` in the config and break `save_pretrained`).
+The vision encoder is `lipagent.model.tiny_vision`'s timm model, registered when either module is imported (the
+library's loaders import it themselves before building a model).
 """
 
 from __future__ import annotations
@@ -26,16 +25,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from lipagent.testing import TINY_TIMM_ARCHITECTURE
+from lipagent.model.tiny_vision import IMAGE_SIZE, TIMM_ARCHITECTURE
 from lipagent.torch_compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model  # noqa: E402
-from timm.models._efficientnet_builder import decode_arch_def  # noqa: E402
-from timm.models.mobilenetv5 import MobileNetV5Encoder  # noqa: E402
 from tokenizers import AddedToken  # noqa: E402
 
 __all__ = [
@@ -47,10 +43,7 @@ __all__ = [
     "save_tiny_model",
 ]
 
-TIMM_ARCHITECTURE = TINY_TIMM_ARCHITECTURE
-IMAGE_SIZE = 768
 IMAGE_SOFT_TOKENS = 256
-MSFA_OUTPUT_RESOLUTION = 16
 AUDIO_SOFT_TOKENS = 188
 VISION_HIDDEN_SIZE = 2048
 TEXT_VOCAB_SIZE = 512
@@ -147,49 +140,6 @@ CHAT_TEMPLATE = """{{ bos_token }}
     {{'<start_of_turn>model\\n'}}
 {%- endif -%}
 """
-
-# Same block kinds as mobilenetv5_300m_enc (edge residual, universal inverted residual, multi-query attention
-# with strided keys/values), one or two of each, 8-16 channels. A stage may not end in an attention block.
-_VISION_ARCH = [
-    ["er_r1_k3_s2_e4_c8"],
-    ["uir_r1_a3_k5_s2_e4_c16"],
-    ["uir_r1_a5_k5_s2_e4_c16", "mqa_r1_k3_h2_v2_s1_d8_c16", "uir_r1_a0_k0_s1_e2_c16"],
-    ["uir_r1_a5_k5_s2_e4_c16", "mqa_r1_k3_h2_s1_d8_c16", "uir_r1_a0_k0_s1_e2_c16"],
-]
-
-default_cfgs = generate_default_cfgs(
-    {
-        TIMM_ARCHITECTURE: {
-            "num_classes": 0,
-            "input_size": (3, IMAGE_SIZE, IMAGE_SIZE),
-            "mean": (0.0, 0.0, 0.0),
-            "std": (1.0, 1.0, 1.0),
-            "first_conv": "conv_stem.conv",
-        }
-    }
-)
-
-
-@register_model
-def mobilenetv5_lipagent_tiny_enc(pretrained: bool = False, **kwargs) -> MobileNetV5Encoder:
-    """Tiny MobileNetV5 encoder for the tiny Gemma 3n; the name must equal `TIMM_ARCHITECTURE`."""
-    model_kwargs = {
-        "block_args": decode_arch_def(_VISION_ARCH),
-        "stem_size": 8,
-        "fix_stem": True,
-        "pad_type": "same",
-        "msfa_output_resolution": MSFA_OUTPUT_RESOLUTION,
-        "layer_scale_init_value": 1e-5,
-        **kwargs,
-    }
-    return build_model_with_cfg(
-        MobileNetV5Encoder,
-        TIMM_ARCHITECTURE,
-        pretrained,
-        feature_cfg={"out_indices": (0, 1, 2, 3, 4), "feature_cls": "getter"},
-        kwargs_filter=("num_classes", "num_features", "head_conv", "head_bias", "head_norm", "global_pool"),
-        **model_kwargs,
-    )
 
 
 def build_config(llama_cpp_shape: bool = False) -> transformers.Gemma3nConfig:
@@ -423,8 +373,8 @@ def save_random_adapter(
 
     from lipagent.config import DEFAULT_CONFIG
     from lipagent.model.prompt import PROMPT
-    from lipagent.model.reading import READING_RECORD
     from lipagent.model.training import LORA_TARGET_MODULES
+    from lipagent.records import READING_RECORD
 
     directory = Path(directory)
     model = transformers.AutoModelForImageTextToText.from_pretrained(base, dtype=dtype)

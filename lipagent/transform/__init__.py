@@ -1,2 +1,2 @@
-"""Stage 2, the transform from video to mosaic: decoding, frame sampling, Face Mesh mouth crops, the mosaic, the
-speech-span detector, and the per-clip pipeline that ties them."""
+"""The transform from video to mosaic, shared by the dataset builder and every reader: decoding, frame sampling,
+Face Mesh mouth crops, the mosaic, the speech-span detector, skip reasons, and the per-clip pipeline that ties them."""

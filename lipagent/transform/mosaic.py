@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from lipagent.config import MosaicConfig
 
@@ -67,6 +69,12 @@ def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[FloatBox], config
         for f, b in zip(frames, boxes, strict=True)
     ]
     return tile(cells, config.rows, config.cols)
+
+
+def mosaic_image(mosaic: Image.Image | bytes) -> Image.Image:
+    """A mosaic as the RGB image a model receives (JPEG bytes decoded as datasets decodes them)."""
+    image = Image.open(io.BytesIO(mosaic)) if isinstance(mosaic, (bytes, bytearray)) else mosaic
+    return image.convert("RGB")
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int) -> bytes:

@@ -69,7 +69,7 @@ class LipLandmarker:
     """Face Mesh lip boxes for the frames of one clip at a time, in the mode `config.landmarks` names.
 
     Tracking mode (the default) carries landmarks from one sampled frame to the next: it read 1.3 WER points
-    better than static mode in the README's accuracy table, and it is what must look at every frame of a camera
+    better than static mode in the accuracy table (docs/results.md), and it is what must look at every frame of a camera
     stream. Static mode detects the face afresh in every frame.
     Either way the state is reset at each clip, so a clip's mosaic never depends on the clip before it.
     """

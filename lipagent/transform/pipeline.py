@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
-from lipagent.data.skips import SkipReason
 from lipagent.transform.mosaic import FloatBox, build_mosaic, encode_jpeg
 from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.transform.sampling import sample_indices
+from lipagent.transform.skips import SkipReason
 from lipagent.transform.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
 from lipagent.transform.video import VideoError, read_frames, read_sampled_frames
 

@@ -46,7 +46,7 @@ class NoSpeechFound(ValueError):
 @dataclass(frozen=True)
 class SpeechConfig:
     """How the detector reads the opening signal; the defaults were chosen on the 450 real s1 clips by the reading
-    accuracy of the spans they give (bench/bench_speech.py; README, "Reading without alignments")."""
+    accuracy of the spans they give (bench/bench_speech.py; docs/results.md)."""
 
     smoothing: int = 3
     """Frames in the centred moving average of the opening (odd; its half is the look-ahead)."""

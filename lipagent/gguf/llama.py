@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from lipagent.model.reading import ReaderError
+from lipagent.records import RecordError
 
 INSTALL_HINT = (
     'llama.cpp is not installed: pip install -e ".[gguf]" (builds llama.cpp from source; about 3 minutes on 2 cores)'
@@ -39,7 +39,7 @@ QUANT_TYPES = {
 QUANT_CHOICES = (*QUANT_TYPES, "f16", "f32")
 
 
-class GGUFError(ReaderError):
+class GGUFError(RecordError):
     """A GGUF export or read that cannot go on, in one line a user can act on."""
 
 

@@ -1,16 +1,18 @@
-"""Here, before a GPU is lent: gather the wheels the GPU machine lacks, check that they and the working tree fit
-what the device tool carries, and print the exact device call.
+"""For a CUDA machine without a package index: gather the wheels it lacks into .whl/, at this checkout's pins, and
+print the size of what must travel (the working tree and the wheels), checked against a limit for size-limited
+transfers (--max-mib, 64 by default).
 
-    python bench/gpu/prepare.py            (bench/gpu/run.sh prepare runs this)
+    python bench/gpu/wheels.py            (bash bench/gpu/run.sh wheels runs this)
+    bash bench/gpu/run.sh offline         (there: installs them, then measures)
 
-The GPU machine has torch, accelerate, timm, safetensors, tokenizers, huggingface-hub, pyarrow and pandas, but no
-trl, datasets or bitsandbytes, and an older transformers (its README, KINDS.md). The wheels go to .whl/ (ignored by
-git) for Python 3.12 manylinux, at the versions constraints.txt pins here, so the GPU runs the code tested here.
+A typical CUDA image has torch, accelerate, timm, safetensors, tokenizers, huggingface-hub, pyarrow and pandas, but no
+trl, datasets or bitsandbytes, and another transformers. The wheels are for Python 3.12 manylinux x86_64, at the
+versions constraints.txt pins here, so the GPU runs the code tested here.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import re
 import shutil
 import subprocess
@@ -20,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / ".whl"
 LIMIT = 64 * 2**20
-"""What one device call carries: the working tree plus the carried paths."""
+"""Default size limit of what travels: the working tree plus the wheels."""
 MISSING = ("trl", "datasets", "transformers", "peft", "bitsandbytes")
 """Carried at this checkout's pins (peft and transformers exist there, at other versions)."""
 EXTRA = ("dill<0.4.2", "multiprocess<0.70.20")
-"""datasets' own needs that the image lacks."""
+"""datasets' own needs that such an image lacks."""
 PLATFORMS = (
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",
@@ -33,8 +35,7 @@ PLATFORMS = (
     "manylinux2014_x86_64",
     "manylinux1_x86_64",
 )
-COMMAND = "bash bench/gpu/run.sh device"
-TIMEOUT_S = 560
+COMMAND = "bash bench/gpu/run.sh offline"
 
 
 def pins() -> dict[str, str]:
@@ -77,7 +78,7 @@ def download() -> list[Path]:
 
 
 def tree_bytes() -> int:
-    """Bytes of what travels besides the carried paths: tracked files and untracked ones git does not ignore."""
+    """Bytes of the working tree that travels: tracked files and untracked ones git does not ignore."""
     listed = (
         subprocess.run(
             ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
@@ -88,7 +89,10 @@ def tree_bytes() -> int:
     return sum((REPO / name).stat().st_size for name in listed if name and (REPO / name).is_file())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-mib", type=float, default=LIMIT / 2**20, help="size limit of what travels")
+    args = parser.parse_args(argv)
     wheels = download()
     wheel_bytes = sum(w.stat().st_size for w in wheels)
     tree = tree_bytes()
@@ -98,19 +102,16 @@ def main() -> int:
     total = wheel_bytes + tree
     print(
         f"working tree {tree / 2**20:.1f} MiB + wheels {wheel_bytes / 2**20:.1f} MiB = {total / 2**20:.1f} MiB "
-        f"of the {LIMIT / 2**20:.0f} MiB one call carries"
+        f"(limit {args.max_mib:.0f} MiB)"
     )
-    if total > LIMIT:
+    if total > args.max_mib * 2**20:
         print(
-            "too big for one call: remove bitsandbytes from .whl/ for a first call (QLoRA is then skipped and "
-            "noted), and run a second call with it alone plus the others",
+            "over the limit: leave bitsandbytes out of .whl/ for a first run (QLoRA is then skipped and noted), and "
+            "send it in a second one",
             file=sys.stderr,
         )
         return 1
-    call = {"command": COMMAND, "carry": [".whl"], "timeout_s": TIMEOUT_S}
-    print("\nthe device call (its `run` verb, no kind named):")
-    print(json.dumps(call))
-    print("the figures come back as gpu_bench.json, gpu_bench.md and gpu_bench.log under the reply's files_at")
+    print(f"there, with .whl/ beside the checkout: {COMMAND}   (figures: gpu_bench.json, .md and .log in OUT)")
     return 0
 
 

@@ -1,10 +1,10 @@
 """`lipagent export --gguf`: a trained adapter as llama.cpp files, to read lips on a laptop in 4 bits.
 
-The adapter is merged into its base model (`reader.export_merged`), llama.cpp's own converter writes the text
-model and the vision projector (`mmproj`) as GGUF (`lipagent.gguf.gguf_convert` mends three Gemma 3n gaps in it), the
-text model is quantized (default Q4_K_M), and beside them go what reading needs to see exactly what training saw:
-the GRID grammar as GBNF, and `lipagent.json` with the mosaic settings the adapter recorded, the rendered chat
-prompt and the image size. `lipagent.gguf.gguf_reader.GGUFReader` reads such a folder.
+The adapter is merged into its base model (`lipagent.model.loading.export_merged`), llama.cpp's own converter
+writes the text model and the vision projector (`mmproj`) as GGUF (`lipagent.gguf.convert` mends three Gemma 3n gaps
+in it), the text model is quantized (default Q4_K_M), and beside them go what reading needs to see exactly what
+training saw: the GRID grammar as GBNF, and `lipagent.json` with the mosaic settings the adapter recorded, the
+rendered chat prompt and the image size. `lipagent.readers.gguf.GGUFReader` reads such a folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lipagent.gguf.gbnf import GBNF_FILE, grid_gbnf
-from lipagent.gguf.llama_cpp_tools import (
+from lipagent.gguf.llama import (
     QUANT_CHOICES,
     QUANT_TYPES,
     GGUFError,
@@ -27,28 +27,14 @@ from lipagent.gguf.llama_cpp_tools import (
     llama_cpp_version,
     quantize,
 )
-from lipagent.model.prompt import PROMPT
-from lipagent.model.reading import READING_RECORD, adapter_mosaic_config, resolve_model
+from lipagent.model.loading import base_model_of, export_merged, load_processor
+from lipagent.model.prompt import PROMPT, chat_prompt
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
+from lipagent.records import GGUF_FORMAT, READING_RECORD, is_kind, read_record, resolve
 
-GGUF_FORMAT = "lipagent-gguf"
-"""`format` in an export's lipagent.json: what tells a GGUF folder from an adapter or a baseline."""
 SUPPORTED_ARCHITECTURES = ("Gemma3nForConditionalGeneration",)
 MEDIA_MARKER = "<__media__>"
 """Where the image goes in the stored prompt (llama.cpp's mtmd default marker)."""
-
-
-def gguf_export_record(folder: Path) -> dict[str, Any] | None:
-    """The lipagent.json of a folder `export --gguf` wrote; None for any other folder (or none)."""
-    try:
-        record = json.loads((Path(folder) / READING_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("format") == GGUF_FORMAT else None
-
-
-def is_gguf_export(folder: Path) -> bool:
-    return gguf_export_record(folder) is not None
 
 
 def _step(message: str) -> float:
@@ -57,12 +43,12 @@ def _step(message: str) -> float:
 
 
 def run_converter(converter: Path, model: Path, target: Path, outtype: str, mmproj: bool = False) -> Path:
-    """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf.gguf_convert, in a subprocess; its last line on
+    """llama.cpp's convert_hf_to_gguf.py through lipagent.gguf.convert, in a subprocess; its last line on
     failure."""
     command = [
         sys.executable,
         "-m",
-        "lipagent.gguf.gguf_convert",
+        "lipagent.gguf.convert",
         str(converter),
         str(model),
         "--outfile",
@@ -115,9 +101,9 @@ def tokenizer_model(adapter: Path, base: str) -> Path:
 def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: dict[str, str]) -> dict[str, Any]:
     """What GGUFReader needs to build the adapter's inputs: mosaic settings, prompt, image geometry."""
     from lipagent.model.constrained import grid_token_grammar
-    from lipagent.model.reader import chat_prompt
 
     grammar = grid_token_grammar(processor)
+    recorded = read_record(adapter)
     image_token, full = processor.image_token, processor.full_image_sequence
     before = full[: full.index(processor.boi_token)]  # the text around <start_of_image>...<end_of_image>
     after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token) :]
@@ -126,7 +112,8 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
         "format": GGUF_FORMAT,
         **files,
         "quant": quant,
-        "mosaic": adapter_mosaic_config(adapter).to_dict(),
+        "mosaic": recorded.mosaic.to_dict(),
+        "speech_span": recorded.speech_span,
         "prompt": PROMPT,
         "prompt_text": chat_prompt(processor).replace(image_token, before + MEDIA_MARKER + after),
         "grid_tokens": {
@@ -172,17 +159,15 @@ def export_gguf(
     adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None, overwrite: bool = False
 ) -> Path:
     """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`."""
-    from lipagent.model.reader import base_model_of, export_merged, load_processor
-
     out = Path(out)
     if quant not in QUANT_CHOICES:
         raise GGUFError(f"--quant {quant} is not one of {', '.join(QUANT_CHOICES)}")
-    check_output(out, overwrite, is_gguf_export, "GGUF export")
+    check_output(out, overwrite, is_kind("gguf"), "GGUF export")
     llama_cpp()
-    folder = resolve_model(adapter)
+    folder = resolve(adapter)
     if not (folder / "adapter_config.json").is_file():
         raise GGUFError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    base = base_model or base_model_of(str(folder))
+    base = base_model or base_model_of(folder)
     architecture = base_architecture(base)
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise GGUFError(
@@ -203,7 +188,7 @@ def export_gguf(
             _step(f"quantizing the text model to {quant}")
             unquantized, text = text, quantize(text, staging / f"model-{quant}.gguf", quant)
             unquantized.unlink()
-        processor = load_processor(str(folder), base)
+        processor = load_processor(folder, base)
         record = reading_record(processor, folder, base, quant, {"model": text.name, "mmproj": mmproj.name})
         shutil.rmtree(merged)
         (staging / GBNF_FILE).write_text(grid_gbnf())
@@ -211,4 +196,4 @@ def export_gguf(
         (staging / "README.md").write_text(usage_readme(record))
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in sorted(staging.glob("*.gguf")))
         _step(f"done in {time.perf_counter() - started:.0f} s: {sizes}")
-        return move_into_place(staging, out, overwrite, is_gguf_export, "GGUF export")
+        return move_into_place(staging, out, overwrite, is_kind("gguf"), "GGUF export")

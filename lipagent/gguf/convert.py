@@ -2,7 +2,7 @@
 out the audio tower and shapes the vision blocks' layer scales so they broadcast, and the text model gets the
 shared-KV layers' key/value weights llama.cpp's loader expects.
 
-    python -m lipagent.gguf.gguf_convert CONVERTER_DIR MODEL_DIR [convert_hf_to_gguf.py flags...]
+    python -m lipagent.gguf.convert CONVERTER_DIR MODEL_DIR [convert_hf_to_gguf.py flags...]
 
 A lip reader never hears: the audio tower is 0.68 B of E4B's parameters (1.4 GB of the mmproj in f16), and this
 llama.cpp's converter cannot map Gemma 3n's audio subsampling norms (`subsample_conv_projection.conv_N.norm`) at

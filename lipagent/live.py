@@ -1,4 +1,4 @@
-"""`lipagent live`: read lips from a camera or a stream, one line per utterance.
+"""Reading lips live (`lipagent live`): from a camera or a stream, one line per utterance.
 
 The capture loop runs one tracking Face Mesh across the whole stream (no reset: a camera is one long clip), feeds
 each frame's mouth opening to the same `SpanTracker` that finds a file's spoken part, and keeps recent frames in a
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from lipagent.config import MosaicConfig
-from lipagent.model.reading import Reader, ReaderError
+from lipagent.readers.base import Reader, ReaderError
 from lipagent.transform.mouth import LIP_LANDMARKS, LipLandmarker, lip_box
 from lipagent.transform.speech import DEFAULT_SPEECH, SpanTracker, SpeechConfig, mouth_opening
 

@@ -1,4 +1,4 @@
-"""`LipReader`: the base model plus a LoRA adapter, reading lips from a video, frames or a mosaic.
+"""`LipReader`: Gemma 3n plus a LoRA adapter, reading lips from a video, frames or a mosaic.
 
 Every input goes through the code the dataset builder uses (sampling, mouth crop, mosaic, JPEG) with the
 mosaic settings the adapter was trained on (its `lipagent.json`), and the prompt goes through the same TRL
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +19,13 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
-from lipagent.model.modeling import nf4_config, register_stand_in_models
-from lipagent.model.prompt import inference_messages
-from lipagent.model.reading import (
-    READING_RECORD,
-    Reader,
-    ReaderError,
-    adapter_mosaic_config,
-    adapter_record,
-    mosaic_image,
-    resolve_model,
-)
-from lipagent.outputs import check_output, move_into_place, never, output_lock, staging_for
+from lipagent.model.loading import base_model_of, load_processor, nf4_config, register_tiny_encoder
+from lipagent.model.prompt import chat_prompt
 from lipagent.quiet import quiet_known_library_warnings
+from lipagent.readers.base import Reader, ReaderError
+from lipagent.records import read_record, resolve
 from lipagent.torch_compat import ensure_torchvision_importable
+from lipagent.transform.mosaic import mosaic_image
 
 quiet_known_library_warnings()
 ensure_torchvision_importable()
@@ -43,10 +35,6 @@ import torch  # noqa: E402
 logger = logging.getLogger(__name__)
 
 DECODINGS = ("constrained", "free")
-
-
-LipReaderError = ReaderError
-"""The name this error had before the baseline reader shared it."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +54,13 @@ def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bi
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LipReaderError("--device cuda was asked for but no CUDA GPU is visible")
+        raise ReaderError("--device cuda was asked for but no CUDA GPU is visible")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise LipReaderError("--device mps was asked for but Apple's Metal backend is not available")
+        raise ReaderError("--device mps was asked for but Apple's Metal backend is not available")
     if load_in_4bit and not device.startswith("cuda"):
-        raise LipReaderError(
-            f"4-bit loading (bitsandbytes NF4) needs a CUDA GPU and this run is on {device}; drop --load_in_4bit "
-            "(on Apple silicon bf16 fits a 16 GB Mac), or use `lipagent export --merge` for another runtime"
+        raise ReaderError(
+            f"4-bit loading (bitsandbytes NF4) needs a CUDA GPU and this run is on {device}; drop --load-in-4bit "
+            "(on Apple silicon bf16 fits a 16 GB Mac), or use `lipagent export --gguf` for llama.cpp"
         )
     if dtype is not None:
         chosen, reason = getattr(torch, dtype), f"{dtype} as asked"
@@ -94,33 +82,6 @@ def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bi
     )
 
 
-def base_model_of(adapter: str) -> str:
-    """The base model an adapter names in its adapter_config.json (folder or Hub id, cache honoured)."""
-    from peft import PeftConfig
-
-    return PeftConfig.from_pretrained(adapter).base_model_name_or_path
-
-
-def load_processor(adapter: str, base: str) -> Any:
-    """The processor saved with the adapter (as training writes it), else the base model's."""
-    from transformers import AutoProcessor
-
-    try:
-        return AutoProcessor.from_pretrained(adapter)
-    except (OSError, ValueError):
-        return AutoProcessor.from_pretrained(base)
-
-
-def chat_prompt(processor: Any) -> str:
-    """The inference chat as text, rendered by the call TRL's training collator makes (one image placeholder,
-    before the processor expands it); the GGUF export stores it so llama.cpp reads the same prompt."""
-    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
-
-    blank = Image.new("RGB", (DEFAULT_CONFIG.width, DEFAULT_CONFIG.height))
-    messages = prepare_multimodal_messages(inference_messages(), images=[blank])
-    return apply_chat_template({"prompt": messages}, processor)["prompt"]
-
-
 class LipReader(Reader):
     """Transcribe lip movements with a Gemma 3n + LoRA adapter."""
 
@@ -133,7 +94,7 @@ class LipReader(Reader):
         config: MosaicConfig = DEFAULT_CONFIG,
     ) -> None:
         if decoding not in DECODINGS:
-            raise LipReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+            raise ReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
         self.description = plan.reason
 
@@ -153,13 +114,13 @@ class LipReader(Reader):
         from transformers import AutoModelForImageTextToText
 
         plan = plan_device(device, dtype, load_in_4bit)
-        folder = resolve_model(adapter)
-        config = adapter_mosaic_config(folder)
+        folder = resolve(adapter)
+        record = read_record(folder)
         adapter = str(folder)
         base = base_model or base_model_of(adapter)
-        register_stand_in_models(base)
+        register_tiny_encoder()
         logger.info("base model %s, adapter %s; %s", base, adapter, plan.reason)
-        recorded = (adapter_record(folder) or {}).get("quantization")
+        recorded = record.values.get("quantization")
         quantization = nf4_config(plan.dtype, recorded) if load_in_4bit else None
         model = AutoModelForImageTextToText.from_pretrained(
             base,
@@ -171,7 +132,7 @@ class LipReader(Reader):
         if not load_in_4bit:
             model = model.to(plan.device)
         model.eval()
-        return cls(model, load_processor(adapter, base), plan, decoding, config)
+        return cls(model, load_processor(adapter, base), plan, decoding, record.mosaic)
 
     def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
@@ -205,23 +166,3 @@ class LipReader(Reader):
         )
         answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [normalize(a) for a in answers]
-
-
-def export_merged(adapter: str | Path, out: str | Path, base_model: str | None = None, dtype: str = "bfloat16") -> Path:
-    """Write the base model with the adapter merged in (plus the processor) for runtimes without PEFT."""
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText
-
-    out = Path(out)
-    check_output(out, False, never, "merged model")
-    folder = resolve_model(adapter)
-    adapter = str(folder)
-    base = base_model or base_model_of(adapter)
-    register_stand_in_models(base)
-    with output_lock(out), staging_for(out) as staging:
-        model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype))
-        PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(staging)
-        load_processor(adapter, base).save_pretrained(staging)
-        if (folder / READING_RECORD).is_file():
-            shutil.copy2(folder / READING_RECORD, staging / READING_RECORD)
-        return move_into_place(staging, out, False, never, "merged model")

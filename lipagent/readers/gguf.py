@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lipagent.config import MosaicConfig
+from lipagent.gguf.export import MEDIA_MARKER
 from lipagent.gguf.gbnf import GBNF_FILE
-from lipagent.gguf.gguf_export import MEDIA_MARKER, gguf_export_record
-from lipagent.gguf.llama_cpp_tools import GGUFError, llama_cpp
+from lipagent.gguf.llama import GGUFError, llama_cpp
 from lipagent.grammar import normalize
 from lipagent.model.constrained import grammar_from_pieces
-from lipagent.model.reading import READING_RECORD, Reader, mosaic_image
+from lipagent.readers.base import Reader
+from lipagent.records import READING_RECORD, read_record, record_kind
+from lipagent.transform.mosaic import mosaic_image
 
 CONTEXT = 512
 """Tokens llama.cpp makes room for: the prompt (256 image tokens and about 60 of text) and the answer."""
@@ -42,9 +43,9 @@ def gguf_record(folder: Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise GGUFError(f"{folder} is not a folder (give the folder `lipagent export --gguf` wrote)")
-    record = gguf_export_record(folder)
-    if record is None:
+    if record_kind(folder) != "gguf":
         raise GGUFError(f"{folder} is not a GGUF export: no {READING_RECORD} from `lipagent export --gguf`")
+    record = read_record(folder).values
     for key, what in (("model", "text model"), ("mmproj", "vision projector (mmproj)")):
         if not record.get(key) or not (folder / record[key]).is_file():
             raise GGUFError(f"{folder} lacks its {what} {record.get(key) or ''}; export it again")
@@ -62,7 +63,7 @@ class GGUFReader(Reader):
         self.folder = Path(folder)
         record = gguf_record(self.folder)
         self.record, self.decoding = record, decoding
-        self.config = MosaicConfig.from_dict(record.get("mosaic", {}))
+        self.config = read_record(self.folder).mosaic
         self.lib = llama = llama_cpp()
         from llama_cpp import _logger, mtmd_cpp
 

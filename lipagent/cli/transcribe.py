@@ -1,0 +1,54 @@
+"""`lipagent transcribe`: read the lips in a video file with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lipagent.cli.options import HelpFormatter
+from lipagent.readers.factory import add_reader_arguments
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "transcribe",
+        help="read the lips in a video with a trained model",
+        description="Transcribe a video with a baseline lip reader, Gemma 3n + a LoRA adapter or a GGUF export, "
+        "through exactly the preprocessing the model was trained with (the mosaic settings it "
+        "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
+        "The transcription is the last line of standard output.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("video", help="video file (any format OpenCV reads)")
+    add_reader_arguments(parser)
+    parser.add_argument(
+        "--speech",
+        choices=("auto", "whole"),
+        default="auto",
+        help="where the 12 frames are taken from: auto = the spoken part, found from the mouth's movement "
+        "(as training took it from the alignments); whole = spread over the whole clip",
+    )
+    parser.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")
+    parser.add_argument("--end-frame", type=int, help="last frame of speech (with --start-frame)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lipagent.readers.factory import model_folder, reader_from_args
+    from lipagent.records import read_record
+    from lipagent.transform.pipeline import prepare_video
+
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"{args.video}: no such file")
+    if (args.start_frame is None) != (args.end_frame is None):
+        raise ValueError("give both --start-frame and --end-frame, or neither")
+    speech = (args.start_frame, args.end_frame) if args.start_frame is not None else args.speech
+    # The mosaic first (with the model's recorded settings): a bad video fails in a second, not after a model load.
+    folder, _ = model_folder(args.model)
+    clip = prepare_video(args.video, speech, read_record(folder).mosaic)
+    print(clip.describe(), file=sys.stderr)
+    reader = reader_from_args(args)
+    print(reader.description, file=sys.stderr)
+    print(reader.transcribe_mosaic(clip.mosaic.jpeg))
+    return 0

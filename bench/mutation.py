@@ -71,7 +71,9 @@ def run_mutmut(patterns: list[str], max_children: int) -> None:
     grid = Path(os.environ.get("LIPAGENT_GRID_DIR", REPO.parent / "shared" / "grid")).resolve()
     if not (grid / "s1.zip").is_file():
         raise SystemExit(f"mutation: the real GRID samples are missing at {grid} (set LIPAGENT_GRID_DIR)")
-    env = {**os.environ, "LIPAGENT_GRID_DIR": str(grid)}
+    # Scripts the tests start (train/sft.py, push_to_hub.py) import lipagent from mutmut's copy, not the install.
+    path = os.pathsep.join(filter(None, [str(REPO / "mutants"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "LIPAGENT_GRID_DIR": str(grid), "PYTHONPATH": path}
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *patterns]
     print("$ " + " ".join(command), flush=True)
     subprocess.run(command, cwd=REPO, env=env, check=False)

@@ -91,6 +91,21 @@ def test_pieces_spell_every_sentence_as_the_tokenizer_does(tokenizer):
     assert mismatched_sentences(tokenizer) == []
 
 
+def test_sentences_are_encoded_as_the_tokenizer_encodes_each_one(tokenizer):
+    """The batch encoder behind `mismatched_sentences` gives each text's own ids, through the Rust tokenizer or not."""
+    from lipagent.model.constrained import _batch_encoder
+
+    texts = ["bin blue at f two now", "<start_of_turn>model\nset white in z zero soon", " lay red by g nine again"]
+    expected = [tokenizer.encode(text, add_special_tokens=False) for text in texts]
+    assert _batch_encoder(tokenizer)(texts) == expected
+
+    class PythonOnly:  # a tokenizer without a Rust backend
+        def __call__(self, batch, add_special_tokens):
+            return {"input_ids": [tokenizer.encode(t, add_special_tokens=add_special_tokens) for t in batch]}
+
+    assert _batch_encoder(PythonOnly())(texts) == expected
+
+
 def test_first_word_follows_the_prompt_later_words_carry_their_space(tokenizer):
     grammar = grid_token_grammar(tokenizer)
     command, color = grammar.pieces[0]["bin"], grammar.pieces[1]["blue"]
@@ -159,6 +174,18 @@ def test_processor_masks_each_left_padded_row_after_the_prompt():
         assert torch.equal(row[kept], raw[kept])
     with pytest.raises(ValueError, match="fresh processor"):
         processor(prompts[:, :2], scores)
+
+
+def test_a_given_prompt_length_says_where_the_answer_starts():
+    """With the prompt's length given, tokens after it are the answer even in the first call (a resumed generation)."""
+    tokenizer = tiny.build_tokenizer()
+    grammar = grid_token_grammar(tokenizer)
+    answer = grammar.encode("bin blue at f two now")[:2]
+    scores = torch.zeros(1, len(tokenizer))
+    given = make_grid_logits_processor(tokenizer, prompt_length=2)(torch.tensor([[5, 6, *answer]]), scores)
+    assert torch.isfinite(given[0]).nonzero().flatten().tolist() == grammar.allowed_token_ids(answer)
+    inferred = make_grid_logits_processor(tokenizer)(torch.tensor([[5, 6, *answer]]), scores)
+    assert torch.isfinite(inferred[0]).nonzero().flatten().tolist() == grammar.allowed_token_ids([])
 
 
 def test_grammar_wins_when_earlier_processors_block_every_allowed_token():

@@ -252,3 +252,16 @@ def test_chance_wer_is_what_random_sentences_score(source: ModuleType) -> None:
     references, guesses = [draw() for _ in range(4000)], [draw() for _ in range(4000)]
     assert source.chance_wer() == pytest.approx(jiwer.wer(references, guesses), abs=0.01)
     assert source.chance_wer() == pytest.approx(0.81)
+
+
+def test_the_interval_is_the_percentile_bootstrap_over_whole_clips(source: ModuleType) -> None:
+    """Recomputed here from its definition: 2000 resamples of whole clips (seed 0), 2.5th and 97.5th percentiles of
+    the resampled corpus WER (total word errors over total reference words)."""
+    import numpy as np
+
+    references = ["bin blue at f two now", "lay red by g nine again", "set white in z zero soon"] * 7
+    predictions = ["bin blue at f two now", "lay red by", "set white in z zero"] * 7
+    errors = np.array([jiwer.process_words(r, p).wer * 6 for r, p in zip(references, predictions)])
+    picks = np.random.default_rng(0).integers(0, len(errors), size=(2000, len(errors)))
+    expected = np.percentile(errors[picks].sum(axis=1) / (6 * len(errors)), [2.5, 97.5])
+    assert source.wer_interval(predictions, references) == pytest.approx(tuple(expected), abs=1e-12)

@@ -110,6 +110,20 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     assert not (tmp_path / ".out.lock").exists()
 
 
+def test_a_lock_held_by_another_users_process_is_respected(tmp_path, monkeypatch):
+    """A process this user may not signal (os.kill raises PermissionError) is alive: its lock stands."""
+    (tmp_path / ".out.lock").write_text("1")
+
+    def not_yours(pid: int, signal: int) -> None:
+        raise PermissionError
+
+    monkeypatch.setattr(os, "kill", not_yours)
+    with pytest.raises(OutputError, match=r"another run \(process 1\) is writing"):
+        with output_lock(tmp_path / "out"):
+            pass
+    assert (tmp_path / ".out.lock").read_text() == "1"
+
+
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(grid_dir, tmp_path):
     out = tmp_path / "grid-mosaics"
     holder = subprocess.Popen(

@@ -21,6 +21,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -51,6 +52,8 @@ MODULES: dict[str, tuple[str, ...]] = {
 """Each module's mutants as mutmut names them (module path, then x_<function> or xǁ<class>ǁ<method>)."""
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+SURVIVED = {"survived", "no tests"}
+"""A mutant no test even reaches survives as surely as one the tests run past."""
 
 
 def mutmut_config() -> dict:
@@ -73,7 +76,9 @@ def run_mutmut(patterns: list[str], max_children: int) -> None:
         raise SystemExit(f"mutation: the real GRID samples are missing at {grid} (set LIPAGENT_GRID_DIR)")
     # Scripts the tests start (train/sft.py, push_to_hub.py) import lipagent from mutmut's copy, not the install.
     path = os.pathsep.join(filter(None, [str(REPO / "mutants"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "LIPAGENT_GRID_DIR": str(grid), "PYTHONPATH": path}
+    cache = REPO / "mutants" / ".test-cache"  # what tests may build once for every mutant (tests/test_gguf.py)
+    shutil.rmtree(cache, ignore_errors=True)  # built afresh by each run, from the code it tests
+    env = {**os.environ, "LIPAGENT_GRID_DIR": str(grid), "PYTHONPATH": path, "LIPAGENT_TEST_CACHE": str(cache)}
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *patterns]
     print("$ " + " ".join(command), flush=True)
     subprocess.run(command, cwd=REPO, env=env, check=False)
@@ -94,6 +99,10 @@ def equivalents() -> dict[str, str]:
     return tomllib.loads(EQUIVALENTS.read_text()).get("equivalent", {}) if EQUIVALENTS.is_file() else {}
 
 
+def outcome(status: str) -> str:
+    return "killed" if status in KILLED else "survived" if status in SURVIVED else status
+
+
 def table(selected: list[str], found: dict[str, str], known: dict[str, str]) -> tuple[str, list[str]]:
     """The kill-rate table (markdown) and the survivors nobody explained."""
     lines = [
@@ -103,8 +112,10 @@ def table(selected: list[str], found: dict[str, str], known: dict[str, str]) -> 
     unexplained = []
     for module in selected:
         names = [n for n in found if any(fnmatch.fnmatchcase(n, p) for p in MODULES[module])]
-        counts = Counter("killed" if found[n] in KILLED else found[n] for n in names)
-        survivors = [n for n in names if found[n] == "survived"]
+        counts = Counter(
+            "killed" if found[n] in KILLED else "survived" if found[n] in SURVIVED else found[n] for n in names
+        )
+        survivors = [n for n in names if found[n] in SURVIVED]
         equivalent = sum(n in known for n in survivors)
         unexplained += [n for n in survivors if n not in known]
         ran = counts["killed"] + counts["survived"]
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     patterns = [pattern for module in selected for pattern in MODULES[module]]
     if args.survivors:
         last = statuses()
-        patterns = [n for n in last if last[n] == "survived" and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        patterns = [n for n in last if last[n] in SURVIVED and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         if not patterns:
             print("mutation: no survivors to rerun")
     if not args.report and patterns:

@@ -74,7 +74,9 @@ def run_mutmut(patterns: list[str], max_children: int) -> None:
     grid = Path(os.environ.get("LIPAGENT_GRID_DIR", REPO.parent / "shared" / "grid")).resolve()
     if not (grid / "s1.zip").is_file():
         raise SystemExit(f"mutation: the real GRID samples are missing at {grid} (set LIPAGENT_GRID_DIR)")
-    # Scripts the tests start (train/sft.py, push_to_hub.py) import lipagent from mutmut's copy, not the install.
+    # Scripts the tests start (train/sft.py, push_to_hub.py) import lipagent from mutmut's copy, not the install. The
+    # folder must exist before Python starts: a path missing then is remembered as having no modules.
+    (REPO / "mutants").mkdir(exist_ok=True)
     path = os.pathsep.join(filter(None, [str(REPO / "mutants"), os.environ.get("PYTHONPATH")]))
     cache = REPO / "mutants" / ".test-cache"  # what tests may build once for every mutant (tests/test_gguf.py)
     shutil.rmtree(cache, ignore_errors=True)  # built afresh by each run, from the code it tests

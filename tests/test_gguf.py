@@ -87,6 +87,13 @@ def test_gbnf_spells_the_grid_grammar():
     assert grid_gbnf() == GRID_GBNF
 
 
+def test_gbnf_literals_escape_quotes_and_backslashes():
+    """GRID's words need no escaping; a vocabulary that did would still make a grammar llama.cpp parses."""
+    from lipagent.gguf.gbnf import _literal
+
+    assert _literal('say "hi"') == '"say \\"hi\\""' and _literal("a\\b") == '"a\\\\b"'
+
+
 def test_export_writes_model_projector_grammar_and_what_reading_needs(exported, gguf_adapter):
     record = json.loads((exported / READING_RECORD).read_text())
     assert sorted(p.name for p in exported.iterdir()) == sorted(

@@ -1,3 +1,5 @@
+import io
+
 import cv2
 import mediapipe as mp
 import numpy as np
@@ -43,7 +45,7 @@ def test_missing_boxes_borrow_the_nearest_neighbour():
     assert fill_missing([None, a, None, None, b, None]) == [a, a, a, b, b, b]
     assert fill_missing([a, None, b]) == [a, a, b], "a tie goes to the earlier frame"
     assert fill_missing([None, a, None, None, None, b]) == [a, a, a, a, b, b]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no frame has a face to borrow a box from$"):
         fill_missing([None, None])
 
 
@@ -56,8 +58,9 @@ def test_tile_is_row_major_in_time():
     mosaic = tile(cells, 3, 4)
     assert mosaic.shape == (240, 400, 3)
     assert mosaic[0, 0, 0] == 0 and mosaic[0, 399, 0] == 3 and mosaic[80, 0, 0] == 4 and mosaic[239, 399, 0] == 11
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^a 3x4 mosaic needs 12 cells, got 11$"):
         tile(cells[:11], 3, 4)
+    assert tile(cells[:6], 2, 3).shape == (160, 300, 3), "rows and columns are not swapped"
 
 
 def test_crop_cell_and_jpeg_round_trip():
@@ -131,3 +134,22 @@ def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_o
     assert "two rows" in describe_span("both") and ".align" in describe_span("aligned")
     with pytest.raises(ValueError, match="aligned, detected, both"):
         spans_of_split("sometimes", "train")
+
+
+def test_a_mosaic_reaches_a_model_as_an_rgb_image_whatever_it_came_as():
+    from PIL import Image
+
+    from lipagent.transform.mosaic import mosaic_image
+
+    bgr = np.zeros((240, 400, 3), dtype=np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's order
+    jpeg = encode_jpeg(bgr, 95)
+    for given in (jpeg, bytearray(jpeg), Image.open(io.BytesIO(jpeg)), Image.new("RGBA", (400, 240), (255, 0, 0, 9))):
+        image = mosaic_image(given)
+        assert image.mode == "RGB" and image.size == (400, 240)
+        assert image.getpixel((10, 10))[0] > 240 and image.getpixel((10, 10))[2] < 15, "red stays red"
+
+
+def test_an_empty_crop_box_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"empty crop box \(10.0, 10.0, 10.0, 10.0\)"):
+        crop_cell(np.zeros((0, 0, 3), np.uint8), (10.0, 10.0, 10.0, 10.0), 100, 80)

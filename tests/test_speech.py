@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -103,15 +104,38 @@ def test_frames_without_a_face_and_clips_without_speech():
         detect_span([SILENT] * 75)
 
 
-def test_settings_are_checked():
-    for bad in ({"smoothing": 2}, {"stop_threshold": 0.1, "start_threshold": 0.05}, {"hangover": -1}):
-        with pytest.raises(ValueError):
-            SpeechConfig(**bad)
-    assert DEFAULT_SPEECH.lookahead == DEFAULT_SPEECH.smoothing // 2
-    with pytest.raises(ValueError, match="onset must be one of"):
-        SpeechConfig(onset="sometime")
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"smoothing": 2}, "smoothing must be an odd number of frames, got 2"),
+        ({"smoothing": 0}, "smoothing must be an odd number of frames, got 0"),
+        ({"stop_threshold": 0.1, "start_threshold": 0.05}, "need 0 <= stop_threshold <= start_threshold"),
+        ({"stop_threshold": -0.01}, "need 0 <= stop_threshold <= start_threshold"),
+        ({"hangover": -1}, "hangover, rest_window, still_change and min_moving_frames must be >= 0"),
+        ({"rest_window": -1}, "hangover, rest_window, still_change and min_moving_frames must be >= 0"),
+        ({"still_change": -0.001}, "hangover, rest_window, still_change and min_moving_frames must be >= 0"),
+        ({"min_moving_frames": -1}, "hangover, rest_window, still_change and min_moving_frames must be >= 0"),
+        ({"min_frames": 0}, "min_frames and still_frames must be >= 1"),
+        ({"still_frames": 0}, "min_frames and still_frames must be >= 1"),
+        ({"onset": "sometime"}, "onset must be one of threshold, jump, got 'sometime'"),
+        ({"onset_jump": -0.1}, "onset_jump, onset_back and onset_lead must be >= 0"),
+        ({"onset_back": -1}, "onset_jump, onset_back and onset_lead must be >= 0"),
+        ({"onset_lead": -1}, "onset_jump, onset_back and onset_lead must be >= 0"),
+    ],
+)
+def test_settings_are_checked(bad, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SpeechConfig(**bad)
+
+
+def test_the_edge_values_of_each_setting_are_allowed():
+    edges = {"smoothing": 1, "stop_threshold": 0.05, "hangover": 0, "rest_window": 0, "still_change": 0.0}
+    edges |= {"min_moving_frames": 0, "min_frames": 1, "still_frames": 1, "onset_jump": 0.0, "onset_back": 0}
+    assert SpeechConfig(**edges, onset_lead=0).lookahead == 0
+    assert DEFAULT_SPEECH.lookahead == DEFAULT_SPEECH.smoothing // 2 == 1
     # A model records its onset rule; spans for it are found the same way, whatever the detector's default.
     assert DEFAULT_SPEECH.following(MosaicConfig(speech_onset="threshold")).onset == "threshold"
+    assert DEFAULT_SPEECH.following(MosaicConfig(speech_onset="threshold")).hangover == DEFAULT_SPEECH.hangover
     assert MosaicConfig.from_dict({}).speech_onset == "threshold", "records from before the rule: threshold"
 
 

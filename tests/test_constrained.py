@@ -106,6 +106,20 @@ def test_sentences_are_encoded_as_the_tokenizer_encodes_each_one(tokenizer):
     assert _batch_encoder(PythonOnly())(texts) == expected
 
 
+def test_a_sentence_the_grammar_spells_otherwise_is_reported(tokenizer, monkeypatch):
+    """`mismatched_sentences` finds exactly the given sentences whose grammar spelling differs from the tokenizer's."""
+    import lipagent.model.constrained as constrained
+
+    grammar = grid_token_grammar(tokenizer)
+    pieces = [dict(words) for words in grammar.pieces]
+    pieces[0]["bin"], pieces[0]["lay"] = pieces[0]["lay"], pieces[0]["bin"]  # a grammar that swaps two commands
+    swapped = GridTokenGrammar(tuple(pieces), grammar.end_ids, grammar.transitions, grammar.allowed, 0)
+    monkeypatch.setattr(constrained, "grid_token_grammar", lambda *args: swapped)
+    sentences = ["bin blue at f two now", "set red by g nine soon", "lay white in z zero again"]
+    assert mismatched_sentences(tokenizer, sentences) == ["bin blue at f two now", "lay white in z zero again"]
+    assert mismatched_sentences(tokenizer, sentences[1:2]) == []
+
+
 def test_first_word_follows_the_prompt_later_words_carry_their_space(tokenizer):
     grammar = grid_token_grammar(tokenizer)
     command, color = grammar.pieces[0]["bin"], grammar.pieces[1]["blue"]
@@ -122,6 +136,14 @@ def test_automaton_accepts_exactly_the_grid_sentences(tokenizer):
         answer = random_answer(grammar, rng)
         assert answer[-1] in grammar.end_ids
         assert is_valid_sentence(tokenizer.decode(answer, skip_special_tokens=True))
+
+
+def test_the_grammar_spells_only_whole_sentences(tokenizer):
+    grammar = grid_token_grammar(tokenizer)
+    with pytest.raises(ValueError):
+        grammar.encode("bin blue at f two")
+    with pytest.raises(ValueError):
+        grammar.encode("bin blue at f two now please")
 
 
 def test_after_the_sixth_word_only_end_tokens(tokenizer):
@@ -186,6 +208,14 @@ def test_a_given_prompt_length_says_where_the_answer_starts():
     assert torch.isfinite(given[0]).nonzero().flatten().tolist() == grammar.allowed_token_ids(answer)
     inferred = make_grid_logits_processor(tokenizer)(torch.tensor([[5, 6, *answer]]), scores)
     assert torch.isfinite(inferred[0]).nonzero().flatten().tolist() == grammar.allowed_token_ids([])
+
+
+def test_a_processor_for_other_end_tokens_ends_the_answer_with_them():
+    tokenizer = tiny.build_tokenizer()
+    answer = grid_token_grammar(tokenizer).encode("bin blue at f two now")
+    processor = make_grid_logits_processor(tokenizer, prompt_length=0, end_ids=[tiny.END_OF_TURN_ID])
+    out = processor(torch.tensor([answer]), torch.zeros(1, len(tokenizer)))
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [tiny.END_OF_TURN_ID]
 
 
 def test_grammar_wins_when_earlier_processors_block_every_allowed_token():

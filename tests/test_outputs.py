@@ -110,6 +110,17 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     assert not (tmp_path / ".out.lock").exists()
 
 
+def test_a_lock_held_by_a_running_process_is_respected_and_only_asked_about(tmp_path, monkeypatch):
+    """Whether the holder runs is asked with signal 0, which delivers nothing."""
+    (tmp_path / ".out.lock").write_text(str(os.getpid()))
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, signal: sent.append((pid, signal)))
+    with pytest.raises(OutputError, match=rf"another run \(process {os.getpid()}\) is writing"):
+        with output_lock(tmp_path / "out"):
+            pass
+    assert sent == [(os.getpid(), 0)]
+
+
 def test_a_lock_held_by_another_users_process_is_respected(tmp_path, monkeypatch):
     """A process this user may not signal (os.kill raises PermissionError) is alive: its lock stands."""
     (tmp_path / ".out.lock").write_text("1")

@@ -5,7 +5,7 @@ import pytest
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
 from lipagent.transform.mouth import process_landmarker
-from lipagent.transform.pipeline import ClipRejected, video_to_mosaic
+from lipagent.transform.pipeline import ClipRejected, decode_all, video_to_mosaic
 from lipagent.transform.skips import SkipReason
 
 
@@ -82,3 +82,26 @@ def test_not_a_video_is_rejected(tmp_path):
     with pytest.raises(ClipRejected) as rejected:
         video_to_mosaic(tmp_path / "x.mpg", (20, 60))
     assert rejected.value.reason is SkipReason.UNDECODABLE
+
+
+def test_the_landmarker_follows_the_configs_confidences(unpacked):
+    """Face Mesh is made with the recorded confidences: at 1.0 it trusts no face, at the default it finds every one."""
+    from lipagent.transform.mouth import LipLandmarker, face_mesh_created_here
+
+    frames = decode_all(unpacked / "s1" / "bbaf2n.mpg")[20:26]
+    for mode, unsure in (("static", {"min_detection_confidence": 1.0}), ("tracking", {"min_tracking_confidence": 1.0})):
+        config = MosaicConfig(landmarks=mode)
+        assert all(box is not None for box in LipLandmarker(config).clip_boxes(frames)), mode
+        assert LipLandmarker(MosaicConfig(landmarks=mode, **unsure)).clip_boxes(frames) == [None] * 6, mode
+    assert face_mesh_created_here(), "this process has made a Face Mesh: its map workers must not be forked from it"
+
+
+@pytest.mark.parametrize(
+    "how, said",
+    [("given", "as given"), ("auto", "detected from the mouth"), ("whole", "the whole clip")],
+)
+def test_a_prepared_clip_says_which_frames_it_read(how, said):
+    from lipagent.transform.pipeline import Mosaic, PreparedClip
+
+    clip = PreparedClip(Mosaic(b"", tuple(range(12)), 12, 75), (20, 44), how)
+    assert clip.describe() == f"reading frames 20-44 of 75 ({said}; 1.00 s at 25 fps)"

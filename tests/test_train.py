@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -376,11 +377,30 @@ def test_dataset_errors_tell_what_to_pass(dataset_dir: Path, tmp_path: Path, mon
     with pytest.raises(training.TrainingSetupError, match="no such dataset folder .*lipagent prepare"):
         training.load_mosaic_dataset(str(tmp_path / "grid-mosaics"))
     loaded = training.load_mosaic_dataset(str(dataset_dir))
-    with pytest.raises(training.TrainingSetupError, match="no 'dev' split"):
+    said = "the dataset has no 'dev' split (it has train, validation, test); pick one with --dataset_train_split/"
+    with pytest.raises(training.TrainingSetupError, match=f"^{re.escape(said)}--dataset_test_split$"):
         training.training_split(loaded, "dev")
-    with pytest.raises(training.TrainingSetupError, match="lacks column"):
-        training.training_split(datasets.DatasetDict(train=loaded["train"].remove_columns("text")), "train")
+    bare = loaded["train"].remove_columns(["text", "speaker"])
+    said = (
+        "split 'train' lacks column(s) text (it has image, video_id, frame_indices, face_frames, num_frames); train on "
+        "a dataset written by `lipagent prepare`, whose rows hold a mosaic `image` and its `text`"
+    )
+    with pytest.raises(training.TrainingSetupError, match=f"^{re.escape(said)}$"):
+        training.training_split(datasets.DatasetDict(train=bare), "train")
+    with pytest.raises(training.TrainingSetupError, match="lacks column\\(s\\) image, text"):
+        training.training_split(datasets.DatasetDict(train=bare.remove_columns("image")), "train")
     assert len(training.training_split(loaded, "train", max_samples=3)) == 3
+
+
+@pytest.mark.parametrize("completion_only_loss", [None, True, False])
+def test_the_trainer_keeps_the_raw_columns_and_warns_when_the_prompt_is_learned(completion_only_loss, caplog):
+    args = training.SFTConfig(output_dir="unused", completion_only_loss=completion_only_loss, bf16=False)
+    with caplog.at_level("INFO", logger=training.logger.name):
+        training._prepare_training_args(args)
+    assert args.remove_unused_columns is False
+    assert "remove_unused_columns forced off: the sample transform needs the raw image/text columns" in caplog.text
+    warned = "completion_only_loss is off: the loss will also cover the prompt and the 256 image tokens"
+    assert (warned in caplog.text) == (completion_only_loss is False)
 
 
 def load_bench():

@@ -178,6 +178,7 @@ def test_confusions(source: ModuleType) -> None:
         ("two", "two"): 2,
         ("two", source.MISSING_WORD): 1,
     }
+    assert source.confusions(["bin blue at"], [REF_A], "letter") == {("f", source.MISSING_WORD): 1}, "just too short"
     with pytest.raises(ValueError, match="Unknown slot"):
         source.confusions(predictions, references, "number")
 

@@ -246,3 +246,30 @@ def test_what_lipagent_wrote_is_recognised_as_its_own(prepared, baseline_dir):
 
     out, _ = prepared
     assert record_kind(out) == "dataset" and record_kind(baseline_dir) == "baseline"
+
+
+def test_a_forced_end_removes_the_staging_folders_and_locks_of_runs_in_progress(tmp_path):
+    """What `lipagent.interrupt` calls when it ends a process without its `finally` blocks."""
+    from lipagent.outputs import remove_unfinished
+
+    out = tmp_path / "out"
+    with output_lock(out), staging_for(out) as staging:
+        (staging / "half.parquet").write_bytes(b"half")
+        (tmp_path / "kept.txt").write_text("not a run's")
+        remove_unfinished()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+    remove_unfinished()  # nothing left to remove: no error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+def test_outputs_that_are_never_replaced_say_so(tmp_path):
+    from lipagent.outputs import check_output, never
+
+    (tmp_path / "merged").mkdir()
+    assert never(tmp_path / "merged") is False
+    with pytest.raises(OutputError, match="already exists; choose another folder$"):
+        check_output(tmp_path / "merged", False, never, "merged model")
+    with pytest.raises(OutputError, match="is not a merged model written by LipAgent"):
+        check_output(tmp_path / "merged", True, never, "merged model")
+    with pytest.raises(OutputError, match="already exists; pass --overwrite to replace it$"):
+        check_output(tmp_path / "merged", False, lambda _: True, "dataset")

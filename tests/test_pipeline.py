@@ -105,3 +105,16 @@ def test_a_prepared_clip_says_which_frames_it_read(how, said):
 
     clip = PreparedClip(Mosaic(b"", tuple(range(12)), 12, 75), (20, 44), how)
     assert clip.describe() == f"reading frames 20-44 of 75 ({said}; 1.00 s at 25 fps)"
+
+
+def test_a_stream_keeps_tracking_from_frame_to_frame(unpacked):
+    """`live` feeds one landmarker every frame of a camera without resetting it, as one long clip."""
+    from lipagent.transform.mouth import LipLandmarker
+
+    frames = decode_all(unpacked / "s1" / "bbaf2n.mpg")[20:23]
+    streamed = LipLandmarker(DEFAULT_CONFIG).clip_points(frames[:1])
+    tracker = LipLandmarker(DEFAULT_CONFIG)
+    points = [tracker.stream_points(frame) for frame in frames]
+    assert all(p is not None and p.shape == (468, 2) for p in points)
+    np.testing.assert_allclose(points[0], streamed[0], atol=1e-6)
+    assert tracker.stream_points(np.zeros((288, 360, 3), np.uint8)) is None, "no face in a black frame"

@@ -207,10 +207,11 @@ def test_transcribe_reads_a_real_clip_with_the_baseline(trained_dir, unpacked, c
     assert "baseline lip reader" in captured.err
 
 
-def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, capsys):
+def test_user_mistakes_are_one_line_errors(trained_dir, prepared, unpacked, tmp_path, capsys):
     from eval.run_eval import main as run_eval_main
 
     out, _ = prepared
+    video = unpacked / "s1" / "bbaf2n.mpg"
     cases = [
         (["baseline", "train", str(out), "--out", str(trained_dir)], "--overwrite"),
         (["baseline", "train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "no such dataset folder"),
@@ -221,6 +222,11 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, tmp_path, caps
         (["baseline", "train", str(out), "--out", str(tmp_path / "b"), "--train-split", "dev"], "has no dev split"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path)], "neither a baseline"),
         (["transcribe", str(REPO / "README.md"), "--model", str(tmp_path / "gone")], "no such model folder"),
+        (["transcribe", str(video), "--model", str(trained_dir), "--device", "tpu"], "--device tpu is not one of"),
+        (
+            ["transcribe", str(video), "--model", str(trained_dir), "--start-frame", "-5", "--end-frame", "40"],
+            "--start-frame -5 and --end-frame 40: frames count from 0, the first at most the last",
+        ),
     ]
     for argv, message in cases:
         assert lipagent_main(argv) == 2, argv

@@ -132,3 +132,9 @@ def test_the_mosaic_flags_are_every_mosaic_setting(capsys):
     with pytest.raises(SystemExit):
         parse_command_line(["prepare", "--out", "o", "--landmarks", "sometimes"])
     assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def test_validate_of_a_missing_folder_says_so(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "grid-mosaics")]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'grid-mosaics'}: no such folder" in out and "dataset card" not in out

@@ -50,6 +50,10 @@ def test_device_plan_on_this_machine():
         plan_device(load_in_4bit=True)
     with pytest.raises(ReaderError, match="mps"):
         plan_device(device="mps")
+    with pytest.raises(ReaderError, match="^--device cuda:1 was asked for but no CUDA GPU is visible$"):
+        plan_device(device="cuda:1")
+    with pytest.raises(ReaderError, match="^--device tpu is not one of cuda, cuda:N, mps or cpu$"):
+        plan_device(device="tpu")
     assert plan_device(dtype="bfloat16").dtype == torch.bfloat16
 
 

@@ -43,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.video}: no such file")
     if (args.start_frame is None) != (args.end_frame is None):
         raise ValueError("give both --start-frame and --end-frame, or neither")
+    if args.start_frame is not None and not 0 <= args.start_frame <= args.end_frame:
+        raise ValueError(
+            f"--start-frame {args.start_frame} and --end-frame {args.end_frame}: frames count from 0, the first at "
+            "most the last"
+        )
     speech = (args.start_frame, args.end_frame) if args.start_frame is not None else args.speech
     # The mosaic first (with the model's recorded settings): a bad video fails in a second, not after a model load.
     folder, _ = model_folder(args.model)

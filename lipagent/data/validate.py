@@ -71,6 +71,9 @@ def validate_folder(folder: str | Path) -> ValidationReport:
     """Every problem found in a folder written by `lipagent prepare`; an empty list means it is sound."""
     folder = Path(folder)
     report = ValidationReport()
+    if not folder.is_dir():
+        report.add(f"{folder}: no such folder")
+        return report
     if not (folder / DATASET_CARD).is_file():
         report.add(f"{folder} has no README.md dataset card")
         return report

@@ -19,6 +19,19 @@ class ReaderError(RecordError):
     """A request this machine, model or input cannot serve, said in words a user can act on."""
 
 
+def check_device(device: str) -> str:
+    """A device asked for (--device): cuda, cuda:N, mps or cpu, and one this machine has."""
+    import torch
+
+    if device.split(":")[0] not in ("cuda", "mps", "cpu"):
+        raise ReaderError(f"--device {device} is not one of cuda, cuda:N, mps or cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ReaderError(f"--device {device} was asked for but no CUDA GPU is visible")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ReaderError("--device mps was asked for but Apple's Metal backend is not available")
+    return device
+
+
 class Reader(ABC):
     """Reads lips from mosaics; videos and frames become mosaics exactly as the model's training data did."""
 

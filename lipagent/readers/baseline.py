@@ -20,18 +20,14 @@ from lipagent.model.baseline import (
     normalise,
     sentences_of,
 )
-from lipagent.readers.base import Reader, ReaderError
+from lipagent.readers.base import Reader, ReaderError, check_device
 
 
 def pick_device(device: str | None) -> str:
     """CUDA when there is one (or as asked); the network is small enough that a CPU reads in milliseconds."""
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ReaderError("--device cuda was asked for but no CUDA GPU is visible")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ReaderError("--device mps was asked for but Apple's Metal backend is not available")
-    return device
+    return check_device(device)
 
 
 class BaselineReader(Reader):

@@ -22,7 +22,7 @@ from lipagent.grammar import normalize
 from lipagent.model.loading import base_model_of, load_processor, nf4_config, register_tiny_encoder
 from lipagent.model.prompt import chat_prompt
 from lipagent.quiet import quiet_known_library_warnings
-from lipagent.readers.base import Reader, ReaderError
+from lipagent.readers.base import Reader, ReaderError, check_device
 from lipagent.records import read_record, resolve
 from lipagent.torch_compat import ensure_torchvision_importable
 from lipagent.transform.mosaic import mosaic_image
@@ -53,10 +53,7 @@ def plan_device(device: str | None = None, dtype: str | None = None, load_in_4bi
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ReaderError("--device cuda was asked for but no CUDA GPU is visible")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ReaderError("--device mps was asked for but Apple's Metal backend is not available")
+    check_device(device)
     if load_in_4bit and not device.startswith("cuda"):
         raise ReaderError(
             f"4-bit loading (bitsandbytes NF4) needs a CUDA GPU and this run is on {device}; drop --load-in-4bit "

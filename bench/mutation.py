@@ -9,6 +9,7 @@ test or listed in bench/mutation_equivalents.toml with the reason. Slow (hours o
     make mutation                                   # every module below, then the table
     python bench/mutation.py --module metrics       # one module (repeatable)
     python bench/mutation.py --survivors            # only the mutants that survived the last run (after new tests)
+    python bench/mutation.py --resume               # only the mutants an interrupted run did not reach
     python bench/mutation.py --report               # the table of the last run, nothing rerun
 
 The files mutmut may change are `[tool.mutmut] only_mutate` in pyproject.toml; the tests it may run are
@@ -136,6 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--module", action="append", choices=list(MODULES), help="only this module (repeatable)")
     parser.add_argument("--report", action="store_true", help="print the table of the last run; run nothing")
     parser.add_argument("--survivors", action="store_true", help="rerun only the last run's surviving mutants")
+    parser.add_argument("--resume", action="store_true", help="run only the mutants an interrupted run did not reach")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser.parse_args(argv)
@@ -146,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.module or list(MODULES)
     check_targets(selected)
     patterns = [pattern for module in selected for pattern in MODULES[module]]
-    if args.survivors:
-        last = statuses()
-        patterns = [n for n in last if last[n] in SURVIVED and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if args.survivors or args.resume:
+        last, wanted = statuses(), SURVIVED if args.survivors else {"not checked"}
+        patterns = [n for n in last if last[n] in wanted and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         if not patterns:
-            print("mutation: no survivors to rerun")
+            print("mutation: nothing to run")
     if not args.report and patterns:
         run_mutmut(patterns, args.max_children)
     found = statuses()

@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GRID_DIR = Path(os.environ.get("LIPAGENT_GRID_DIR", REPO.parent / "shared" / "grid"))
+
+
+def built_once(name: str, tmp_path_factory: pytest.TempPathFactory, build: Callable[[Path], None]) -> Path:
+    """A folder that `build` fills: afresh in every test session, or, where LIPAGENT_TEST_CACHE names a folder (make
+    mutation sets it), once for all sessions. A mutation run tests once per planted bug, and what is built here are
+    the tests' inputs, made from the code before any bug was planted."""
+    cache = os.environ.get("LIPAGENT_TEST_CACHE")
+    if cache is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = Path(cache) / name
+    if not (folder / ".built").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        build(folder)
+        (folder / ".built").touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], None]], Path]:
+    """`build_once(name, build)`: `built_once` for a test module's own expensive inputs."""
+    return lambda name, build: built_once(name, tmp_path_factory, build)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,7 +55,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Gemma 3n (model + processor) written once for every test that needs one."""
     import lipagent.testing.tiny_gemma3n as tiny
 
-    return tiny.save_tiny_model(tmp_path_factory.mktemp("tiny-gemma3n") / "model", seed=0)
+    root = built_once("tiny-gemma3n", tmp_path_factory, lambda folder: tiny.save_tiny_model(folder / "model", seed=0))
+    return root / "model"
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +90,14 @@ def prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Every shared s1 and s2 clip prepared once with two workers: (output folder, summary)."""
     from lipagent.data.prepare import PrepareOptions, prepare
 
-    root = tmp_path_factory.mktemp("prepared")
-    out = root / "grid-mosaics"
-    summary = prepare(
-        PrepareOptions(speakers=("s1", "s2"), out=out, grid_dir=grid_dir, cache_dir=root / "cache", num_proc=2)
-    )
-    return out, summary
+    def build(root: Path) -> None:
+        options = PrepareOptions(
+            speakers=("s1", "s2"), out=root / "grid-mosaics", grid_dir=grid_dir, cache_dir=root / "cache", num_proc=2
+        )
+        (root / "summary.pickle").write_bytes(pickle.dumps(prepare(options)))
+
+    root = built_once("prepared", tmp_path_factory, build)
+    return root / "grid-mosaics", pickle.loads((root / "summary.pickle").read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -76,12 +105,11 @@ def few_prepared(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """The first 12 s1 clips prepared with one worker: real mosaics in seconds, for tests that need a few."""
     from lipagent.data.prepare import PrepareOptions, prepare
 
-    root = tmp_path_factory.mktemp("few-prepared")
-    out = root / "grid-mosaics"
-    prepare(
-        PrepareOptions(speakers=("s1",), out=out, grid_dir=grid_dir, limit=12, cache_dir=root / "cache", num_proc=1)
-    )
-    return out
+    def build(root: Path) -> None:
+        out, cache = root / "grid-mosaics", root / "cache"
+        prepare(PrepareOptions(speakers=("s1",), out=out, grid_dir=grid_dir, limit=12, cache_dir=cache, num_proc=1))
+
+    return built_once("few-prepared", tmp_path_factory, build) / "grid-mosaics"
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +118,12 @@ def baseline_dir(prepared, tmp_path_factory) -> Path:
     from lipagent.cli import main as lipagent_main
 
     out, _ = prepared
-    folder = tmp_path_factory.mktemp("baseline") / "baseline"
-    assert (
-        lipagent_main(["baseline", "train", str(out), "--out", str(folder), "--epochs", "2", "--max-samples", "32"])
-        == 0
-    )
-    return folder
+
+    def build(root: Path) -> None:
+        argv = ["baseline", "train", str(out), "--out", str(root / "baseline"), "--epochs", "2", "--max-samples", "32"]
+        assert lipagent_main(argv) == 0
+
+    return built_once("baseline", tmp_path_factory, build) / "baseline"
 
 
 def _cache_snapshot(hub_cache: Path, kind: str, repo_id: str, source: Path) -> None:

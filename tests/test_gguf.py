@@ -4,7 +4,6 @@ on real GRID mosaics. The tiny model here has the text widths llama.cpp hard-cod
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,25 +27,16 @@ LOGIT_TOLERANCE = 0.02
 tower in llama.cpp, and its activation-sparsity cut-off uses the unbiased standard deviation)."""
 
 
-def _gguf_export(root: Path) -> tuple[Path, Path]:
+def _gguf_export(root: Path) -> None:
     """A LoRA adapter with non-zero weights on the llama.cpp-shaped tiny Gemma 3n (with its reading record), and its
     f32 GGUF export."""
     adapter = tiny.save_random_adapter(tiny.save_tiny_model(root / "base", llama_cpp_shape=True), root / "adapter")
     assert lipagent_main(["export", str(adapter), "--gguf", str(root / "gguf"), "--quant", "f32"]) == 0
-    return adapter, root / "gguf"
 
 
 @pytest.fixture(scope="module")
-def gguf_export(tmp_path_factory) -> tuple[Path, Path]:
-    # make mutation runs these tests once per planted bug, and none is planted in the export: it is made once there
-    # (LIPAGENT_TEST_CACHE), and afresh in every other run.
-    cache = os.environ.get("LIPAGENT_TEST_CACHE")
-    if cache is None:
-        return _gguf_export(tmp_path_factory.mktemp("gguf-tiny"))
-    root = Path(cache) / "gguf-tiny"
-    if not (root / "gguf" / READING_RECORD).is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        _gguf_export(root)
+def gguf_export(build_once) -> tuple[Path, Path]:
+    root = build_once("gguf-tiny", _gguf_export)
     return root / "adapter", root / "gguf"
 
 

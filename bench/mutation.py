@@ -10,6 +10,7 @@ test or listed in bench/mutation_equivalents.toml with the reason. Slow (hours o
     python bench/mutation.py --module metrics       # one module (repeatable)
     python bench/mutation.py --survivors            # only the mutants that survived the last run (after new tests)
     python bench/mutation.py --resume               # only the mutants an interrupted run did not reach
+    python bench/mutation.py --timeouts             # again the mutants that timed out (run on an idle machine)
     python bench/mutation.py --report               # the table of the last run, nothing rerun
 
 The files mutmut may change are `[tool.mutmut] only_mutate` in pyproject.toml; the tests it may run are
@@ -138,6 +139,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", action="store_true", help="print the table of the last run; run nothing")
     parser.add_argument("--survivors", action="store_true", help="rerun only the last run's surviving mutants")
     parser.add_argument("--resume", action="store_true", help="run only the mutants an interrupted run did not reach")
+    parser.add_argument(
+        "--timeouts",
+        action="store_true",
+        help="rerun the mutants that timed out (on a busy machine a slow test times out, which counts as a kill)",
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser.parse_args(argv)
@@ -148,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.module or list(MODULES)
     check_targets(selected)
     patterns = [pattern for module in selected for pattern in MODULES[module]]
-    if args.survivors or args.resume:
-        last, wanted = statuses(), SURVIVED if args.survivors else {"not checked"}
+    if args.survivors or args.resume or args.timeouts:
+        wanted = SURVIVED if args.survivors else {"timeout"} if args.timeouts else {"not checked"}
+        last = statuses()
         patterns = [n for n in last if last[n] in wanted and any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         if not patterns:
             print("mutation: nothing to run")

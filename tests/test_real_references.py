@@ -65,3 +65,67 @@ def test_a_real_clip_gives_the_recorded_openings_and_span(clip, decoded):
     points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(decoded[clip])
     np.testing.assert_allclose([mouth_opening(p) for p in points], reference["openings"], rtol=0, atol=1e-3)
     assert find_speech(decoded[clip]) == tuple(reference["detected"])
+
+
+def test_speech_is_found_on_tracked_openings_with_the_configs_onset(decoded, monkeypatch):
+    """find_speech tracks the mouth (Face Mesh in tracking mode, whatever mode the mosaic's crops use: the recorded
+    openings) and detects with the onset the mosaic settings name; prepare_frames passes its settings on."""
+    import lipagent.transform.pipeline as pipeline
+
+    reference = REFERENCES["clips"]["sbbbzp"]
+    seen = []
+    detect = pipeline.detect_span
+    monkeypatch.setattr(
+        pipeline, "detect_span", lambda openings, speech: seen.append(openings) or detect(openings, speech)
+    )
+    static = DEFAULT_CONFIG.with_overrides({"landmarks": "static"})  # how mosaics are cropped, not how speech is found
+    assert find_speech(decoded["sbbbzp"], static) == tuple(reference["detected"]) == (29, 70)
+    np.testing.assert_allclose(seen[0], reference["openings"], rtol=0, atol=1e-3)
+    threshold = DEFAULT_CONFIG.with_overrides({"speech_onset": "threshold"})
+    prepared = pipeline.prepare_frames(decoded["sbbbzp"], "auto", threshold)
+    assert prepared.span == (17, 70) and prepared.how == "auto"
+
+
+def test_a_span_past_the_last_frame_samples_up_to_the_last_frame(decoded):
+    """A span may run past the video's end (90% of it must be there): the sampled frames stop at the last one."""
+    from lipagent.transform.pipeline import clip_mosaic
+
+    frames = decoded["bbaf2n"]
+    mosaic = clip_mosaic(frames, (50, 76), DEFAULT_CONFIG)
+    assert mosaic.frame_indices == tuple(sample_indices(50, 76, DEFAULT_CONFIG.num_frames, len(frames)))
+    assert mosaic.frame_indices[-1] == len(frames) - 1 == 74
+
+
+def test_frames_with_a_given_or_whole_span_say_so(decoded):
+    from lipagent.transform.pipeline import prepare_frames
+
+    given = prepare_frames(decoded["bbaf2n"], (20, 50))
+    assert (given.span, given.how) == ((20, 50), "given") and "as given" in given.describe()
+    whole = prepare_frames(decoded["bbaf2n"], "whole")
+    assert (whole.span, whole.how) == ((0, 74), "whole") and "the whole clip" in whole.describe()
+
+
+def test_frames_are_read_over_the_detected_span_unless_told_and_need_a_mosaics_worth(decoded):
+    from lipagent.transform.pipeline import ClipRejected, prepare_frames
+
+    frames = decoded["sbbbzp"]
+    assert prepare_frames(frames).span == (29, 70)
+    assert prepare_frames(frames[:12], "whole").mosaic.frame_indices == tuple(range(12))
+    with pytest.raises(ClipRejected, match="too few frames: 11 frames given; a mosaic needs at least 12$"):
+        prepare_frames(frames[:11], "whole")
+
+
+def test_every_way_in_builds_the_mosaic_its_settings_ask_for(decoded, unpacked):
+    import cv2
+
+    from lipagent.transform.pipeline import prepare_frames, prepare_video
+
+    wide = DEFAULT_CONFIG.with_overrides({"rows": "2", "cols": "6"})
+    path = unpacked / "s1" / "bbaf2n.mpg"
+    for prepared in (
+        prepare_frames(decoded["bbaf2n"], (20, 50), wide),
+        prepare_video(path, (20, 50), wide),
+        prepare_video(path, "whole", wide),
+    ):
+        image = cv2.imdecode(np.frombuffer(prepared.mosaic.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (2 * 80, 6 * 100, 3)

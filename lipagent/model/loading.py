@@ -59,6 +59,9 @@ def register_tiny_encoder() -> None:
 
 def base_model_of(adapter: str | Path) -> str:
     """The base model an adapter names in its adapter_config.json (folder or Hub id, cache honoured)."""
+    from lipagent.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()  # peft imports transformers' models, and they torchvision
     from peft import PeftConfig
 
     return PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path
@@ -66,6 +69,9 @@ def base_model_of(adapter: str | Path) -> str:
 
 def load_processor(adapter: str | Path, base: str) -> Any:
     """The processor saved with the adapter (as training writes it), else the base model's."""
+    from lipagent.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
     from transformers import AutoProcessor
 
     try:
@@ -77,6 +83,9 @@ def load_processor(adapter: str | Path, base: str) -> Any:
 def export_merged(adapter: str | Path, out: str | Path, base_model: str | None = None, dtype: str = "bfloat16") -> Path:
     """Write the base model with the adapter merged in (plus the processor and the adapter's reading record) for
     runtimes without PEFT."""
+    from lipagent.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
     import torch
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText

@@ -1,0 +1,336 @@
+"""Does the Gemma path learn to read lips from the pixels? Train a small Gemma 3n from scratch on real mosaics and
+read clips it never saw, beside two controls.
+
+    python bench/bench_learning.py                           # about two hours on 2 cores; the table in the end
+    python bench/bench_learning.py --markdown learning.md    # also write the table
+
+A small Gemma 3n of the real architecture (the tiny one of lipagent.testing in the widths llama.cpp runs, weights
+from scratch) is trained through train/sft.py with train/configs/learning-check.yaml on the train split of a
+`lipagent prepare` dataset (the real s1 clips of ../shared/grid by default), then read through eval/run_eval.py on
+the test split. Beside it, read the same way:
+
+- the shuffled control: the same model trained the same way on the same rows with the images shuffled across
+  clips, so it can learn only the sentences' prior; a path that drops the image, masks the wrong tokens or destroys
+  the cells reads no better than this;
+- the baseline reader (`lipagent baseline train`), what the mosaics allow a small CNN;
+- the Gemma reader exported with `lipagent export --gguf` and read by llama.cpp (`eval --gguf`).
+
+The check holds when the Gemma reader's WER is at least 15 points below the shuffled control's with their 95%
+intervals apart; the GGUF reader should be within 2 points of PyTorch. Also printed: how much the first answer
+token's distribution moves when the image changes (0 for a model that ignores it). Steps whose outputs exist in
+--work are not redone. A benchmark, not a test: it prints figures (a smoke run of it is in the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_accuracy import report
+
+from lipagent.grammar import SLOT_NAMES
+from lipagent.scoring.metrics import clip_word_errors
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "train" / "configs" / "learning-check.yaml"
+MARGIN = 0.15
+"""How far below the shuffled control the Gemma reader's WER must be for the check to hold."""
+GGUF_TOLERANCE = 0.02
+
+
+class StepFailed(ValueError):
+    """A command of the check ended with an error; its log says why."""
+
+
+def step(what: str, command: list[str], log: Path) -> None:
+    """Run one command of the check as a user would, its output in `log`."""
+    print(f"{what} ... (log: {log})", flush=True)
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle:
+        status = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
+    if status:
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or [""]
+        raise StepFailed(f"{what} failed (status {status}): {tail[0]} (see {log})")
+    print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def lipagent(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lipagent", *args]
+
+
+def shuffle_images(dataset: Path, out: Path, seed: int) -> Path:
+    """A copy of `dataset` whose train and validation images are shuffled across rows (the texts stay): what a model
+    can learn from it is the sentences' prior. The test split is untouched: it is read with its own images."""
+    import pyarrow.parquet as pq
+
+    if (out / "README.md").is_file():
+        return out
+    partial = out.with_name(out.name + ".partial")
+    (partial / "data").mkdir(parents=True, exist_ok=True)
+    (partial / "README.md").write_bytes((dataset / "README.md").read_bytes())
+    rng = np.random.default_rng(seed)
+    for path in sorted((dataset / "data").glob("*.parquet")):
+        table = pq.read_table(path)
+        if not path.name.startswith("test"):
+            order = rng.permutation(table.num_rows)
+            column = table.schema.get_field_index("image")
+            table = table.set_column(column, table.schema.field(column), table.column("image").take(order))
+        pq.write_table(table, partial / "data" / path.name)
+    partial.rename(out)
+    return out
+
+
+def first_token_shift(adapter: Path, dataset: Path, split: str, clips: int) -> float:
+    """Mean total-variation distance between the first answer token's distributions of two different clips' images:
+    how much the image moves the answer (0 for a model that ignores it)."""
+    import datasets
+    import torch
+
+    from lipagent.readers.gemma import LipReader
+
+    reader = LipReader.from_pretrained(adapter, device="cpu")
+    rows = datasets.load_dataset(str(dataset), split=split)
+    images = rows.select(range(min(clips, len(rows))))["image"]
+    with torch.inference_mode():
+        logits = reader.model(**reader.prompt_inputs(images)).logits[:, -1].float()
+    probabilities = torch.softmax(logits, dim=-1)
+    distances = [
+        0.5 * (probabilities[i] - probabilities[j]).abs().sum().item()
+        for i in range(len(images))
+        for j in range(i + 1, len(images))
+    ]
+    return float(np.mean(distances)) if distances else 0.0
+
+
+def processor_round_trip(model: Path, dataset: Path, split: str, clips: int) -> float:
+    """Mean absolute difference, in grey levels of 255, between a mosaic and what the model's processor makes of it
+    (its 768x768 resize) scaled back to the mosaic's size: how much of the cells reaches the vision tower."""
+    import cv2
+    import datasets
+
+    from lipagent.model.loading import load_processor
+
+    processor = load_processor(model, str(model))
+    rows = datasets.load_dataset(str(dataset), split=split)
+    images = rows.select(range(min(clips, len(rows))))["image"]
+    differences = []
+    for image in images:
+        pixels = processor.image_processor(images=[image.convert("RGB")], return_tensors="np")["pixel_values"][0]
+        back = cv2.resize(pixels.transpose(1, 2, 0), image.size, interpolation=cv2.INTER_AREA) * 255
+        differences.append(np.abs(back - np.asarray(image.convert("RGB"), dtype=float)).mean())
+    return float(np.mean(differences))
+
+
+def read_eval(folder: Path) -> dict:
+    """An eval folder's figures and per-clip word errors (recomputed from its predictions, for paired intervals)."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    references = [r["reference"] for r in records]
+    result = {
+        "wer": metrics["wer"],
+        "wer_interval": metrics["wer_interval"],
+        "sentence_accuracy": metrics["sentence_accuracy"],
+        "slot_accuracy": metrics["slot_accuracy"],
+        "clips": [r["video_id"] for r in records],
+        "errors": clip_word_errors([r["prediction"] for r in records], references),
+        "words": sum(len(r.split()) for r in references),
+    }
+    if "baseline" in metrics:
+        baseline = metrics["baseline"]
+        result["baseline"] = {
+            "wer": baseline["wer"],
+            "wer_interval": baseline["wer_interval"],
+            "sentence_accuracy": baseline["sentence_accuracy"],
+            "slot_accuracy": baseline["slot_accuracy"],
+            "clips": result["clips"],
+            "errors": clip_word_errors([r["baseline_prediction"] for r in records], references),
+            "words": result["words"],
+        }
+    return result
+
+
+def paired_difference(a: dict, b: dict, draws: int, seed: int = 0) -> tuple[float, float, float]:
+    """WER of `a` minus WER of `b` on the same clips, with a bootstrap 95% interval over clips."""
+    if a["clips"] != b["clips"]:
+        raise ValueError("the two readers were scored on different clips")
+    errors_a, errors_b = np.array(a["errors"], float), np.array(b["errors"], float)
+    words = np.full(len(errors_a), a["words"] / len(errors_a))
+    picks = np.random.default_rng(seed).integers(0, len(errors_a), size=(draws, len(errors_a)))
+    sampled = (errors_a[picks].sum(axis=1) - errors_b[picks].sum(axis=1)) / words[picks].sum(axis=1)
+    low, high = np.percentile(sampled, [2.5, 97.5])
+    return (errors_a.sum() - errors_b.sum()) / a["words"], float(low), float(high)
+
+
+def run(args: argparse.Namespace) -> dict:
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    dataset = args.dataset.resolve() if args.dataset else work / "dataset"
+    if not (dataset / "README.md").is_file():
+        if args.dataset:
+            raise ValueError(f"--dataset {args.dataset}: no dataset card there; pass a `lipagent prepare` folder")
+        step(
+            "preparing the mosaics",
+            lipagent(
+                "prepare", "--grid-dir", str(args.grid_dir), "--out", str(dataset), "--cache-dir", str(work / "cache")
+            ),
+            logs / "prepare.log",
+        )
+    model = work / "small-gemma3n"
+    if not (model / "config.json").is_file():
+        from lipagent.testing.tiny_gemma3n import save_tiny_model
+
+        print("writing the small Gemma 3n (random weights) ...", flush=True)
+        save_tiny_model(model, seed=args.seed, llama_cpp_shape=True)
+    shuffled = shuffle_images(dataset, work / "dataset-shuffled", args.seed)
+
+    overrides = []
+    if args.epochs is not None:
+        overrides += ["--num_train_epochs", str(args.epochs)]
+    if args.max_steps is not None:
+        overrides += ["--max_steps", str(args.max_steps)]
+    if args.batch_size is not None:
+        overrides += ["--per_device_train_batch_size", str(args.batch_size)]
+    adapters = {}
+    for name, data in (("gemma", dataset), ("shuffled", shuffled)):
+        out = work / name
+        adapters[name] = out / "final-adapter"
+        if not (adapters[name] / "adapter_config.json").is_file():
+            command = [sys.executable, "train/sft.py", "--config", str(args.config)]
+            command += ["--model_name_or_path", str(model), "--dataset_name", str(data), "--output_dir", str(out)]
+            step(f"training the {name} reader", command + overrides, logs / f"train-{name}.log")
+    baseline = work / "baseline"
+    if not (baseline / "config.json").is_file():
+        command = lipagent("baseline", "train", str(dataset), "--out", str(baseline), "--seed", str(args.seed))
+        if args.baseline_epochs is not None:
+            command += ["--epochs", str(args.baseline_epochs)]
+        step("training the baseline", command, logs / "train-baseline.log")
+    gguf = work / "gguf"
+    if not (gguf / "lipagent.json").is_file():
+        command = lipagent("export", str(adapters["gemma"]), "--gguf", str(gguf), "--quant", args.gguf_quant)
+        step("exporting the gemma reader to GGUF", command, logs / "export.log")
+
+    limit = ["--max-samples", str(args.max_clips)] if args.max_clips else []
+    common = ["--dataset", str(dataset), "--split", args.split, "--device", "cpu", *limit]
+    evaluations = {
+        "gemma": ["--model", str(adapters["gemma"]), "--baseline", str(baseline)],
+        "shuffled": ["--model", str(adapters["shuffled"])],
+        "gguf": ["--gguf", str(gguf)],
+    }
+    results = {}
+    for name, model_args in evaluations.items():
+        out = work / f"eval-{name}"
+        if not (out / "metrics.json").is_file():
+            command = [sys.executable, "eval/run_eval.py", *model_args, *common, "--out", str(out)]
+            step(f"reading the {args.split} clips with the {name} reader", command, logs / f"eval-{name}.log")
+        results[name] = read_eval(out)
+    results["baseline"] = results["gemma"].pop("baseline")
+
+    shift = {name: first_token_shift(adapters[name], dataset, args.split, args.shift_clips) for name in adapters}
+    round_trip = processor_round_trip(model, dataset, args.split, args.shift_clips)
+    below_control = paired_difference(results["gemma"], results["shuffled"], args.bootstrap)
+    from_baseline = paired_difference(results["gemma"], results["baseline"], args.bootstrap)
+    gguf_gap = paired_difference(results["gguf"], results["gemma"], args.bootstrap)
+    apart = results["gemma"]["wer_interval"][1] < results["shuffled"]["wer_interval"][0]
+    return {
+        "dataset": str(dataset),
+        "split": args.split,
+        "clips": len(results["gemma"]["clips"]),
+        "seed": args.seed,
+        "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
+        "gguf_quant": args.gguf_quant,
+        "readers": {
+            name: {k: v for k, v in result.items() if k not in ("clips", "errors", "words")}
+            for name, result in results.items()
+        },
+        "first_token_shift": shift,
+        "processor_round_trip": round_trip,
+        "gemma_minus_shuffled": below_control,
+        "gemma_minus_baseline": from_baseline,
+        "gguf_minus_gemma": gguf_gap,
+        "holds": bool(apart and -below_control[0] >= MARGIN),
+        "gguf_within_tolerance": bool(abs(gguf_gap[0]) <= GGUF_TOLERANCE),
+    }
+
+
+READER_NAMES = {
+    "gemma": "Gemma 3n (small, from scratch)",
+    "shuffled": "shuffled control (same model, images shuffled in training)",
+    "baseline": "baseline reader (CNN + GRU)",
+    "gguf": "Gemma 3n through GGUF (llama.cpp)",
+}
+
+
+def markdown(table: dict) -> str:
+    header = "| reader | WER | 95% interval | sentences | " + " | ".join(SLOT_NAMES) + " |"
+    lines = [header, "| --- " + "| ---: " * (3 + len(SLOT_NAMES)) + "|"]
+    for name in ("gemma", "shuffled", "baseline", "gguf"):
+        reader = table["readers"][name]
+        low, high = reader["wer_interval"]
+        slots = " | ".join(f"{reader['slot_accuracy'][slot]:.0%}" for slot in SLOT_NAMES)
+        lines.append(
+            f"| {READER_NAMES[name]} | {reader['wer']:.3f} | {low:.3f} to {high:.3f} | "
+            f"{reader['sentence_accuracy']:.0%} | {slots} |"
+        )
+
+    def difference(key: str) -> str:
+        value, low, high = table[key]
+        return f"{value * 100:+.1f} points ({low * 100:+.1f} to {high * 100:+.1f})"
+
+    verdict = "holds" if table["holds"] else "does NOT hold"
+    shift = table["first_token_shift"]
+    lines += [
+        "",
+        f"{table['clips']} {table['split']} clips of {table['dataset']}; slot columns: share of clips with that word "
+        "right. Differences are paired over clips, bootstrap 95% intervals.",
+        f"- Gemma minus shuffled control: {difference('gemma_minus_shuffled')}: the check {verdict} "
+        f"(at least {MARGIN * 100:.0f} points below, intervals apart).",
+        f"- Gemma minus baseline: {difference('gemma_minus_baseline')}.",
+        f"- GGUF ({table['gguf_quant']}) minus PyTorch: {difference('gguf_minus_gemma')} "
+        f"({'within' if table['gguf_within_tolerance'] else 'outside'} {GGUF_TOLERANCE * 100:.0f} points).",
+        f"- First answer token, mean total-variation distance between clips' images: Gemma {shift['gemma']:.3f}, "
+        f"shuffled control {shift['shuffled']:.3f} (0 = the image changes nothing).",
+        f"- A mosaic through the processor's 768x768 resize and back differs from itself by "
+        f"{table['processor_round_trip']:.1f} grey levels of 255 on average.",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid", help="GRID files to prepare")
+    parser.add_argument("--dataset", type=Path, help="a `lipagent prepare` folder to use instead of preparing one")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the training YAML (default: %(default)s)")
+    parser.add_argument("--epochs", type=float, help="override the YAML's num_train_epochs")
+    parser.add_argument("--max-steps", type=int, help="override the YAML's length in optimizer steps (smoke runs)")
+    parser.add_argument("--batch-size", type=int, help="override the YAML's samples per step (smoke runs)")
+    parser.add_argument("--baseline-epochs", type=int, help="the baseline's epochs (default: its own)")
+    parser.add_argument("--split", default="test", help="the split read (default: test)")
+    parser.add_argument("--max-clips", type=int, help="read only the first N clips of the split (smoke runs)")
+    parser.add_argument("--gguf-quant", default="f16", help="GGUF text-model type (default: f16, for a fair gap)")
+    parser.add_argument(
+        "--shift-clips",
+        type=int,
+        default=8,
+        help="clips for the first-token shift and the processor check (default: 8)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the small model's weights, the shuffle, the baseline")
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap draws (default: 10000)")
+    parser.add_argument("--work", type=Path, default=Path("bench-learning"), help="working folder (reused by reruns)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return report("bench_learning", run, markdown, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

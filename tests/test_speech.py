@@ -298,3 +298,19 @@ def test_the_shortest_utterance_kept():
     min_frames, 8 are too few."""
     assert segment([0.0] * 20 + alternating(9) + [0.0] * 30, THRESHOLD_ONSET) == [Span(19, 30)]
     assert segment([0.0] * 20 + alternating(8) + [0.0] * 30, THRESHOLD_ONSET) == []
+
+
+def test_a_stream_longer_than_the_kept_history_keeps_its_frame_numbers():
+    """Live streams run for minutes: the plain utterance above, after 1500 silent frames (the openings kept), is the
+    same span 1500 frames later."""
+    assert segment([0.0] * 1500 + [0.0] * 20 + alternating(20) + [0.0] * 35) == [Span(1516, 1541)]
+
+
+def test_an_utterance_longer_than_the_kept_history_starts_at_the_oldest_kept_frame():
+    """Speech from frame 20 to 1619 closes at frame 1635, when the oldest of the 1500 openings kept is frame 136:
+    the onset cannot be placed before it."""
+    assert segment([0.0] * 20 + alternating(1600) + [0.0] * 35) == [Span(136, 1621)]
+
+
+def test_speech_from_the_first_frame_starts_at_frame_0():
+    assert segment(alternating(30) + [0.0] * 30) == [Span(0, 31)]

@@ -83,6 +83,10 @@ def run_mutmut(patterns: list[str], max_children: int) -> None:
     cache = REPO / "mutants" / ".test-cache"  # what tests may build once for every mutant (tests/test_gguf.py)
     shutil.rmtree(cache, ignore_errors=True)  # built afresh by each run, from the code it tests
     env = {**os.environ, "LIPAGENT_GRID_DIR": str(grid), "PYTHONPATH": path, "LIPAGENT_TEST_CACHE": str(cache)}
+    # Each mutant's pytest run removes its temporary folders (a GB for the tests that build datasets and models, over
+    # thousands of runs). Set here, not in [tool.mutmut]: a change there discards every result mutmut has cached.
+    addopts = [os.environ.get("PYTEST_ADDOPTS", ""), "-o tmp_path_retention_policy=none"]
+    env["PYTEST_ADDOPTS"] = " ".join(filter(None, addopts))
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *patterns]
     print("$ " + " ".join(command), flush=True)
     subprocess.run(command, cwd=REPO, env=env, check=False)

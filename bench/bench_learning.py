@@ -17,14 +17,17 @@ the test split. Beside it, read the same way:
 
 The check holds when the Gemma reader's WER is at least 15 points below the shuffled control's with their 95%
 intervals apart; the GGUF reader should be within 2 points of PyTorch. Also printed: how much the first answer
-token's distribution moves when the image changes (0 for a model that ignores it). Steps whose outputs exist in
---work are not redone. A benchmark, not a test: it prints figures (a smoke run of it is in the tests).
+token's distribution moves when the image changes (0 for a model that ignores it). A step whose output in --work
+was made by the same command from the same inputs is not redone. A benchmark, not a test: it prints figures (a
+smoke run of it is in the tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -47,8 +50,17 @@ class StepFailed(ValueError):
     """A command of the check ended with an error; its log says why."""
 
 
-def step(what: str, command: list[str], log: Path) -> None:
-    """Run one command of the check as a user would, its output in `log`."""
+def step(what: str, command: list[str], log: Path, out: Path, inputs: str, force: bool = False) -> bool:
+    """Run one command of the check as a user would (its output in `log`) unless `out` holds what the same command
+    made from the same `inputs` (a fingerprint of what it reads); `force` when a step it depends on was redone.
+    Returns whether it ran."""
+    marker = log.with_suffix(".done.json")
+    done = {"command": command, "inputs": inputs}
+    if not force and out.exists() and marker.is_file() and json.loads(marker.read_text()) == done:
+        return False
+    marker.unlink(missing_ok=True)
+    if out.exists():
+        shutil.rmtree(out)  # made with other settings, or left half-written
     print(f"{what} ... (log: {log})", flush=True)
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as handle:
@@ -56,21 +68,32 @@ def step(what: str, command: list[str], log: Path) -> None:
     if status:
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or [""]
         raise StepFailed(f"{what} failed (status {status}): {tail[0]} (see {log})")
+    marker.write_text(json.dumps(done))
     print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
+    return True
+
+
+def fingerprint(folder: Path) -> str:
+    """What a folder holds, by name, size and time of change of each file: a rebuilt dataset reads as new."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    listing = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
 
 
 def lipagent(*args: str) -> list[str]:
     return [sys.executable, "-m", "lipagent", *args]
 
 
-def shuffle_images(dataset: Path, out: Path, seed: int) -> Path:
+def shuffle_images(dataset: Path, out: Path, seed: int, force: bool = False) -> Path:
     """A copy of `dataset` whose train and validation images are shuffled across rows (the texts stay): what a model
     can learn from it is the sentences' prior. The test split is untouched: it is read with its own images."""
     import pyarrow.parquet as pq
 
-    if (out / "README.md").is_file():
+    if (out / "README.md").is_file() and not force:
         return out
+    shutil.rmtree(out, ignore_errors=True)
     partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
     (partial / "data").mkdir(parents=True, exist_ok=True)
     (partial / "README.md").write_bytes((dataset / "README.md").read_bytes())
     rng = np.random.default_rng(seed)
@@ -172,23 +195,28 @@ def run(args: argparse.Namespace) -> dict:
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     dataset = args.dataset.resolve() if args.dataset else work / "dataset"
-    if not (dataset / "README.md").is_file():
-        if args.dataset:
-            raise ValueError(f"--dataset {args.dataset}: no dataset card there; pass a `lipagent prepare` folder")
-        step(
-            "preparing the mosaics",
-            lipagent(
-                "prepare", "--grid-dir", str(args.grid_dir), "--out", str(dataset), "--cache-dir", str(work / "cache")
-            ),
-            logs / "prepare.log",
-        )
+    if args.dataset and not (dataset / "README.md").is_file():
+        raise ValueError(f"--dataset {args.dataset}: no dataset card there; pass a `lipagent prepare` folder")
+    if not args.dataset:
+        command = lipagent("prepare", "--grid-dir", str(args.grid_dir), "--out", str(dataset))
+        step("preparing the mosaics", command + ["--cache-dir", str(work / "cache")], logs / "prepare.log", dataset, "")
+    data = fingerprint(dataset)
     model = work / "small-gemma3n"
-    if not (model / "config.json").is_file():
+    recorded = logs / "model.json"
+    new_model = not (model / "config.json").is_file() or not recorded.is_file()
+    new_model = new_model or json.loads(recorded.read_text()) != args.seed
+    if new_model:
         from lipagent.testing.tiny_gemma3n import save_tiny_model
 
         print("writing the small Gemma 3n (random weights) ...", flush=True)
+        shutil.rmtree(model, ignore_errors=True)
         save_tiny_model(model, seed=args.seed, llama_cpp_shape=True)
-    shuffled = shuffle_images(dataset, work / "dataset-shuffled", args.seed)
+        (logs / "model.json").write_text(json.dumps(args.seed))
+    shuffled = work / "dataset-shuffled"
+    marker = logs / "shuffled.json"
+    stale = not marker.is_file() or json.loads(marker.read_text()) != [data, args.seed]
+    shuffle_images(dataset, shuffled, args.seed, force=stale)
+    marker.write_text(json.dumps([data, args.seed]))
 
     overrides = []
     if args.epochs is not None:
@@ -197,38 +225,46 @@ def run(args: argparse.Namespace) -> dict:
         overrides += ["--max_steps", str(args.max_steps)]
     if args.batch_size is not None:
         overrides += ["--per_device_train_batch_size", str(args.batch_size)]
-    adapters = {}
-    for name, data in (("gemma", dataset), ("shuffled", shuffled)):
+    config = args.config.read_text()
+    adapters, trained = {}, {}
+    for name, rows in (("gemma", dataset), ("shuffled", shuffled)):
         out = work / name
         adapters[name] = out / "final-adapter"
-        if not (adapters[name] / "adapter_config.json").is_file():
-            command = [sys.executable, "train/sft.py", "--config", str(args.config)]
-            command += ["--model_name_or_path", str(model), "--dataset_name", str(data), "--output_dir", str(out)]
-            step(f"training the {name} reader", command + overrides, logs / f"train-{name}.log")
+        command = [sys.executable, "train/sft.py", "--config", str(args.config)]
+        command += ["--model_name_or_path", str(model), "--dataset_name", str(rows), "--output_dir", str(out)]
+        trained[name] = step(
+            f"training the {name} reader",
+            command + overrides,
+            logs / f"train-{name}.log",
+            out,
+            data + config,
+            new_model,
+        )
     baseline = work / "baseline"
-    if not (baseline / "config.json").is_file():
-        command = lipagent("baseline", "train", str(dataset), "--out", str(baseline), "--seed", str(args.seed))
-        if args.baseline_epochs is not None:
-            command += ["--epochs", str(args.baseline_epochs)]
-        step("training the baseline", command, logs / "train-baseline.log")
+    command = lipagent("baseline", "train", str(dataset), "--out", str(baseline), "--seed", str(args.seed))
+    if args.baseline_epochs is not None:
+        command += ["--epochs", str(args.baseline_epochs)]
+    trained["baseline"] = step("training the baseline", command, logs / "train-baseline.log", baseline, data)
     gguf = work / "gguf"
-    if not (gguf / "lipagent.json").is_file():
-        command = lipagent("export", str(adapters["gemma"]), "--gguf", str(gguf), "--quant", args.gguf_quant)
-        step("exporting the gemma reader to GGUF", command, logs / "export.log")
+    command = lipagent("export", str(adapters["gemma"]), "--gguf", str(gguf), "--quant", args.gguf_quant)
+    exported = step("exporting the gemma reader to GGUF", command, logs / "export.log", gguf, "", trained["gemma"])
 
     limit = ["--max-samples", str(args.max_clips)] if args.max_clips else []
     common = ["--dataset", str(dataset), "--split", args.split, "--device", "cpu", *limit]
     evaluations = {
-        "gemma": ["--model", str(adapters["gemma"]), "--baseline", str(baseline)],
-        "shuffled": ["--model", str(adapters["shuffled"])],
-        "gguf": ["--gguf", str(gguf)],
+        "gemma": (
+            ["--model", str(adapters["gemma"]), "--baseline", str(baseline)],
+            trained["gemma"] or trained["baseline"],
+        ),
+        "shuffled": (["--model", str(adapters["shuffled"])], trained["shuffled"]),
+        "gguf": (["--gguf", str(gguf)], exported),
     }
     results = {}
-    for name, model_args in evaluations.items():
+    for name, (model_args, redo) in evaluations.items():
         out = work / f"eval-{name}"
-        if not (out / "metrics.json").is_file():
-            command = [sys.executable, "eval/run_eval.py", *model_args, *common, "--out", str(out)]
-            step(f"reading the {args.split} clips with the {name} reader", command, logs / f"eval-{name}.log")
+        command = [sys.executable, "eval/run_eval.py", *model_args, *common, "--out", str(out)]
+        what = f"reading the {args.split} clips with the {name} reader"
+        step(what, command, logs / f"eval-{name}.log", out, data, redo)
         results[name] = read_eval(out)
     results["baseline"] = results["gemma"].pop("baseline")
 

@@ -73,3 +73,6 @@ def test_smoke_run_trains_reads_exports_and_reports_what_its_readers_wrote(few_p
     assert "training the gemma reader" in capsys.readouterr().out
     assert bench_learning.main(argv) == 0
     assert "(log:" not in capsys.readouterr().out  # a rerun finds every step's output and redoes none
+    assert bench_learning.main([*argv, "--baseline-epochs", "2"]) == 0  # the last flag wins
+    redone = [line.split(" ...")[0] for line in capsys.readouterr().out.splitlines() if "(log:" in line]
+    assert redone == ["training the baseline", "reading the validation clips with the gemma reader"]

@@ -314,3 +314,11 @@ def test_an_utterance_longer_than_the_kept_history_starts_at_the_oldest_kept_fra
 
 def test_speech_from_the_first_frame_starts_at_frame_0():
     assert segment(alternating(30) + [0.0] * 30) == [Span(0, 31)]
+
+
+def test_a_sharp_opening_is_a_step_larger_than_onset_jump_not_equal_to_it():
+    """With onset_jump 0.125 (exact in binary), the mouth rises 0.0625 a frame from frame 20, steps up exactly 0.125
+    at frame 24 and by 0.375 at frame 25: the jump is at 25, the walk back over the rising mouth stops onset_back=3
+    frames before it at 22, and the lead gives 21 (counting the equal step would give 20)."""
+    rising = [0.0] * 20 + [0.0625, 0.125, 0.1875, 0.25, 0.375] + [0.75 if i % 2 == 0 else 0.25 for i in range(20)]
+    assert segment(rising + [0.0] * 35, SpeechConfig(onset_jump=0.125)) == [Span(21, 46)]

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import report
+from bench_accuracy import paired_interval, report
 
 from lipagent.grammar import SLOT_NAMES
 from lipagent.scoring.metrics import clip_word_errors
@@ -50,13 +50,18 @@ class StepFailed(ValueError):
     """A command of the check ended with an error; its log says why."""
 
 
+def recorded(marker: Path, value: object) -> bool:
+    """Whether `marker` holds `value`: what a step was last made from."""
+    return marker.is_file() and json.loads(marker.read_text()) == value
+
+
 def step(what: str, command: list[str], log: Path, out: Path, inputs: str, force: bool = False) -> bool:
     """Run one command of the check as a user would (its output in `log`) unless `out` holds what the same command
     made from the same `inputs` (a fingerprint of what it reads); `force` when a step it depends on was redone.
     Returns whether it ran."""
     marker = log.with_suffix(".done.json")
     done = {"command": command, "inputs": inputs}
-    if not force and out.exists() and marker.is_file() and json.loads(marker.read_text()) == done:
+    if not force and out.exists() and recorded(marker, done):
         return False
     marker.unlink(missing_ok=True)
     if out.exists():
@@ -150,43 +155,31 @@ def processor_round_trip(model: Path, dataset: Path, split: str, clips: int) -> 
 
 
 def read_eval(folder: Path) -> dict:
-    """An eval folder's figures and per-clip word errors (recomputed from its predictions, for paired intervals)."""
+    """An eval folder's figures and per-clip word errors (recomputed from its predictions, for paired intervals),
+    and the baseline's beside them when it was scored too."""
     metrics = json.loads((folder / "metrics.json").read_text())
     records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     references = [r["reference"] for r in records]
-    result = {
-        "wer": metrics["wer"],
-        "wer_interval": metrics["wer_interval"],
-        "sentence_accuracy": metrics["sentence_accuracy"],
-        "slot_accuracy": metrics["slot_accuracy"],
-        "clips": [r["video_id"] for r in records],
-        "errors": clip_word_errors([r["prediction"] for r in records], references),
-        "words": sum(len(r.split()) for r in references),
-    }
-    if "baseline" in metrics:
-        baseline = metrics["baseline"]
-        result["baseline"] = {
-            "wer": baseline["wer"],
-            "wer_interval": baseline["wer_interval"],
-            "sentence_accuracy": baseline["sentence_accuracy"],
-            "slot_accuracy": baseline["slot_accuracy"],
-            "clips": result["clips"],
-            "errors": clip_word_errors([r["baseline_prediction"] for r in records], references),
-            "words": result["words"],
+
+    def scored(figures: dict, column: str) -> dict:
+        return {
+            **{key: figures[key] for key in ("wer", "wer_interval", "sentence_accuracy", "slot_accuracy")},
+            "clips": [r["video_id"] for r in records],
+            "errors": clip_word_errors([r[column] for r in records], references),
         }
+
+    result = scored(metrics, "prediction")
+    if "baseline" in metrics:
+        result["baseline"] = scored(metrics["baseline"], "baseline_prediction")
     return result
 
 
-def paired_difference(a: dict, b: dict, draws: int, seed: int = 0) -> tuple[float, float, float]:
-    """WER of `a` minus WER of `b` on the same clips, with a bootstrap 95% interval over clips."""
+def paired_difference(a: dict, b: dict, draws: int) -> tuple[float, float, float]:
+    """WER of `a` minus WER of `b` on the same clips, with a bootstrap 95% interval over clips (every reference is a
+    GRID sentence of six words, as the metric checks)."""
     if a["clips"] != b["clips"]:
         raise ValueError("the two readers were scored on different clips")
-    errors_a, errors_b = np.array(a["errors"], float), np.array(b["errors"], float)
-    words = np.full(len(errors_a), a["words"] / len(errors_a))
-    picks = np.random.default_rng(seed).integers(0, len(errors_a), size=(draws, len(errors_a)))
-    sampled = (errors_a[picks].sum(axis=1) - errors_b[picks].sum(axis=1)) / words[picks].sum(axis=1)
-    low, high = np.percentile(sampled, [2.5, 97.5])
-    return (errors_a.sum() - errors_b.sum()) / a["words"], float(low), float(high)
+    return paired_interval(np.array(a["errors"], float), np.array(b["errors"], float), len(SLOT_NAMES), draws)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -202,9 +195,7 @@ def run(args: argparse.Namespace) -> dict:
         step("preparing the mosaics", command + ["--cache-dir", str(work / "cache")], logs / "prepare.log", dataset, "")
     data = fingerprint(dataset)
     model = work / "small-gemma3n"
-    recorded = logs / "model.json"
-    new_model = not (model / "config.json").is_file() or not recorded.is_file()
-    new_model = new_model or json.loads(recorded.read_text()) != args.seed
+    new_model = not (model / "config.json").is_file() or not recorded(logs / "model.json", args.seed)
     if new_model:
         from lipagent.testing.tiny_gemma3n import save_tiny_model
 
@@ -214,8 +205,7 @@ def run(args: argparse.Namespace) -> dict:
         (logs / "model.json").write_text(json.dumps(args.seed))
     shuffled = work / "dataset-shuffled"
     marker = logs / "shuffled.json"
-    stale = not marker.is_file() or json.loads(marker.read_text()) != [data, args.seed]
-    shuffle_images(dataset, shuffled, args.seed, force=stale)
+    shuffle_images(dataset, shuffled, args.seed, force=not recorded(marker, [data, args.seed]))
     marker.write_text(json.dumps([data, args.seed]))
 
     overrides = []
@@ -282,8 +272,7 @@ def run(args: argparse.Namespace) -> dict:
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
         "gguf_quant": args.gguf_quant,
         "readers": {
-            name: {k: v for k, v in result.items() if k not in ("clips", "errors", "words")}
-            for name, result in results.items()
+            name: {k: v for k, v in result.items() if k not in ("clips", "errors")} for name, result in results.items()
         },
         "first_token_shift": shift,
         "processor_round_trip": round_trip,

@@ -108,6 +108,7 @@ def equivalents() -> dict[str, str]:
 
 
 def outcome(status: str) -> str:
+    """A mutmut status as the table counts it: killed, survived, or as mutmut said (not checked, ...)."""
     return "killed" if status in KILLED else "survived" if status in SURVIVED else status
 
 
@@ -120,9 +121,7 @@ def table(selected: list[str], found: dict[str, str], known: dict[str, str]) -> 
     unexplained = []
     for module in selected:
         names = [n for n in found if any(fnmatch.fnmatchcase(n, p) for p in MODULES[module])]
-        counts = Counter(
-            "killed" if found[n] in KILLED else "survived" if found[n] in SURVIVED else found[n] for n in names
-        )
+        counts = Counter(outcome(found[n]) for n in names)
         survivors = [n for n in names if found[n] in SURVIVED]
         equivalent = sum(n in known for n in survivors)
         unexplained += [n for n in survivors if n not in known]

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from lipagent.config import MosaicConfig
+from lipagent.quiet import quiet_native_stderr, separate_python_stderr
 from lipagent.readers.base import Reader, ReaderError
 from lipagent.transform.mouth import LIP_LANDMARKS, LipLandmarker, lip_box
 from lipagent.transform.speech import DEFAULT_SPEECH, SpanTracker, SpeechConfig, mouth_opening
@@ -45,7 +46,8 @@ class Frame:
 
 def open_source(camera: int | None, source: str | None) -> tuple[cv2.VideoCapture, float, bool]:
     """The capture, its frame rate and whether it is a live camera; a clear error when it cannot be opened."""
-    capture = cv2.VideoCapture(camera) if source is None else cv2.VideoCapture(source)
+    with quiet_native_stderr():  # OpenCV warns on stderr about a camera index that does not exist
+        capture = cv2.VideoCapture(camera) if source is None else cv2.VideoCapture(source)
     what = f"camera {camera}" if source is None else source
     if not capture.isOpened():
         raise ReaderError(
@@ -91,6 +93,7 @@ class Utterance:
 class LiveStats:
     fps: float = 25.0
     frames: int = 0
+    face_frames: int = 0
     late_frames: int = 0
     utterances: int = 0
     dropped: int = 0
@@ -104,7 +107,8 @@ class LiveStats:
             else ""
         )
         return (
-            f"{self.frames} frames ({self.frames / self.fps:.1f} s), {self.utterances} utterances read, "
+            f"{self.frames} frames ({self.frames / self.fps:.1f} s, a face in {self.face_frames}), "
+            f"{self.utterances} utterances read, "
             f"{self.dropped} dropped (model busy), {self.late_frames} frames processed late{latency}"
         )
 
@@ -119,12 +123,14 @@ class Segmenter:
         spare = speech.hangover + speech.lookahead + speech.onset_back + speech.onset_lead + 2
         self.buffer: deque[Frame] = deque(maxlen=int(MAX_UTTERANCE_S * fps) + spare)
         self.count = 0
+        self.face_frames = 0
         self.last_box: tuple[float, float, float, float] | None = None
 
     def push(self, frame: Frame) -> list[Utterance]:
         self.buffer.append(frame)
         points = self.landmarker.stream_points(frame.image)
         if points is not None:
+            self.face_frames += 1
             height, width = frame.image.shape[:2]
             self.last_box = lip_box(points[list(LIP_LANDMARKS)] / (width, height), width, height)
         span = self.tracker.push(mouth_opening(points))
@@ -199,25 +205,34 @@ class Transcriber(threading.Thread):
             )
 
     def run(self) -> None:
-        from lipagent.transform.pipeline import ClipRejected, prepare_frames
-
         while (utterance := self.queue.get()) is not None:
             try:
-                clip = prepare_frames(utterance.frames, (0, len(utterance.frames) - 1), self.reader.config)
-                text = self.reader.transcribe_mosaic(clip.mosaic.jpeg)
-            except ClipRejected as rejected:
-                text = f"(not read: {rejected.detail})"
-                clip = None
+                self._read(utterance)
             except BaseException as error:  # surfaced by the capture loop, which ends the session cleanly
                 self.error = error
                 return
-            self.stats.latencies.append(time.perf_counter() - utterance.ended_at)
-            self.stats.utterances += 1
-            self.emit(f"{timestamp(utterance.start, self.fps)}-{timestamp(utterance.end + 1, self.fps)}  {text}")
-            if clip is not None:
-                self.last = (clip.mosaic.jpeg, text)
-                if self.save is not None:
+
+    def _read(self, utterance: Utterance) -> None:
+        from lipagent.transform.pipeline import ClipRejected, prepare_frames
+
+        try:
+            clip = prepare_frames(utterance.frames, (0, len(utterance.frames) - 1), self.reader.config)
+            text = self.reader.transcribe_mosaic(clip.mosaic.jpeg)
+        except ClipRejected as rejected:
+            text = f"(not read: {rejected.detail})"
+            clip = None
+        self.stats.latencies.append(time.perf_counter() - utterance.ended_at)
+        self.stats.utterances += 1
+        self.emit(f"{timestamp(utterance.start, self.fps)}-{timestamp(utterance.end + 1, self.fps)}  {text}")
+        if clip is not None:
+            self.last = (clip.mosaic.jpeg, text)
+            if self.save is not None:
+                try:
                     save_utterance(self.save, utterance, clip.mosaic.jpeg, text, self.fps)
+                except OSError as error:
+                    raise ReaderError(
+                        f"--save {self.save}: could not save utterance {utterance.number}: {error}"
+                    ) from None
 
     def stop(self, discard: bool = False) -> None:
         """End the thread after the queued utterances (or at once, dropping them, with `discard`)."""
@@ -253,8 +268,13 @@ def run_live(
     save: Path | None = None,
     emit: Callable[[str], None] = print,
     speech: SpeechConfig = DEFAULT_SPEECH,
+    opened: tuple[cv2.VideoCapture, float, bool] | None = None,
+    stats: LiveStats | None = None,
 ) -> LiveStats:
-    """Read a camera (or a file/URL with `source`) until it ends or Ctrl-C; one `emit` line per utterance."""
+    """Read a camera (or a file/URL with `source`) until it ends or Ctrl-C; one `emit` line per utterance.
+
+    `opened`: `open_source`'s result, for callers that open the source before loading a model; `stats`: filled in
+    as the session runs, so a caller can still report it when the session ends with an error or Ctrl-C."""
     if (
         display
         and sys.platform.startswith("linux")
@@ -263,8 +283,10 @@ def run_live(
         raise ReaderError(
             "--show needs a display (DISPLAY is not set); drop --show, or use --save to keep what was read"
         )
-    capture, fps, live = open_source(camera, source)
-    stats = LiveStats(fps=fps)
+    separate_python_stderr()  # the capture loop and the reader both silence native chatter, overlapping
+    capture, fps, live = opened or open_source(camera, source)
+    stats = stats or LiveStats()
+    stats.fps = fps
     segmenter = Segmenter(reader.config, fps, speech)
     worker = Transcriber(reader, fps, stats, emit, save)
     worker.start()
@@ -275,6 +297,7 @@ def run_live(
             stats.frames += 1
             for utterance in segmenter.push(frame):
                 worker.offer(utterance)
+            stats.face_frames = segmenter.face_frames
             if pace and time.perf_counter() - frame.captured > period:
                 stats.late_frames += 1
             if worker.error is not None:
@@ -293,6 +316,9 @@ def run_live(
             cv2.destroyAllWindows()
     if worker.error is not None:
         raise worker.error
+    what = f"camera {camera}" if source is None else source
     if stats.frames == 0:
-        raise ReaderError(f"{'camera ' + str(camera) if source is None else source} gave no frames")
+        raise ReaderError(f"{what} gave no frames")
+    if stats.face_frames == 0:
+        raise ReaderError(f"no face seen in {stats.frames} frames of {what}")
     return stats

@@ -85,3 +85,101 @@ def test_sources_that_cannot_be_read_are_clear_errors(baseline_dir, tmp_path, ca
     assert "camera 7 cannot be opened" in capsys.readouterr().err
     with pytest.raises(ReaderError, match="cannot be opened"):
         run_live(load_reader(baseline_dir), camera=9)
+
+
+def test_a_missing_camera_is_reported_before_the_model_loads(tmp_path, capsys):
+    assert lipagent_main(["live", "--camera", "7", "--model", str(tmp_path / "no-model")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "lipagent live: error: camera 7 cannot be opened (is a camera attached, and free?)"
+    ]
+
+
+def test_a_stream_with_no_face_says_so(baseline_dir, tmp_path, capsys):
+    path = tmp_path / "wall.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (360, 288))
+    for _ in range(40):
+        writer.write(__import__("numpy").full((288, 360, 3), 128, "uint8"))
+    writer.release()
+    assert lipagent_main(["live", "--source", str(path), "--fast", "--model", str(baseline_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"lipagent live: error: no face seen in 40 frames of {path}" in err
+    assert "40 frames (1.6 s, a face in 0)" in err
+
+
+def test_a_save_that_fails_ends_the_run_with_one_line(joined, baseline_dir, tmp_path, capsys):
+    path, _ = joined
+    (tmp_path / "taken").write_text("a file where the utterance folders would go")
+    lines: list[str] = []
+    with pytest.raises(ReaderError, match=r"could not save utterance 1"):
+        run_live(load_reader(baseline_dir), source=str(path), pace=False, emit=lines.append, save=tmp_path / "taken")
+    assert len(lines) == 1
+    assert (
+        lipagent_main(["live", "--source", str(path), "--model", str(baseline_dir), "--save", str(tmp_path / "taken")])
+        == 2
+    )
+    assert "--save" in capsys.readouterr().err
+
+
+def test_ctrl_c_still_prints_the_summary(joined, baseline_dir, monkeypatch, capsys):
+    import lipagent.live
+
+    path, _ = joined
+    push = lipagent.live.Segmenter.push
+
+    def interrupted_at_frame_30(self, frame):
+        if frame.index == 29:
+            raise KeyboardInterrupt
+        return push(self, frame)
+
+    monkeypatch.setattr(lipagent.live.Segmenter, "push", interrupted_at_frame_30)
+    with pytest.raises(KeyboardInterrupt):
+        lipagent_main(["live", "--source", str(path), "--fast", "--model", str(baseline_dir)])
+    assert "30 frames (1.2 s, a face in 29), 0 utterances read" in capsys.readouterr().err
+
+
+QUIET_THREADS = """
+import os, sys, threading
+from lipagent.quiet import quiet_native_stderr, separate_python_stderr
+
+separate_python_stderr()
+
+def chatter():
+    for _ in range(300):
+        with quiet_native_stderr():
+            os.write(2, b"native noise\\n")
+
+threads = [threading.Thread(target=chatter) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for i in range(300):
+    print(f"message {i}", file=sys.stderr)
+for thread in threads:
+    thread.join()
+os.write(2, b"fd 2 is back\\n")
+"""
+
+
+def test_overlapping_quiet_threads_lose_no_message_and_give_stderr_back():
+    """A capture thread and a reader thread both silence native chatter: the program's own lines all arrive, and
+    file descriptor 2 is the real stderr again afterwards."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", QUIET_THREADS], capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("message")] == [f"message {i}" for i in range(300)]
+    assert lines[-1] == "fd 2 is back" and "native noise" not in result.stderr
+
+
+def test_transcribe_reads_each_utterance_of_a_longer_video_as_live_does(joined, baseline_dir, capsys):
+    """The same segmenter as `live`: one line per utterance, with the same times and words."""
+    path, _ = joined
+    lines: list[str] = []
+    run_live(load_reader(baseline_dir), source=str(path), pace=False, emit=lines.append)
+    assert lipagent_main(["transcribe", str(path), "--model", str(baseline_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines() == lines
+    assert f"{len(CLIPS)} utterances found, one line each" in captured.err
+    assert lipagent_main(["transcribe", str(path), "--model", str(baseline_dir), "--speech", "whole"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1

@@ -107,6 +107,22 @@ def test_a_prepared_clip_says_which_frames_it_read(how, said):
     assert clip.describe() == f"reading frames 20-44 of 75 ({said}; 1.00 s at 25 fps)"
 
 
+def test_a_clip_is_timed_at_its_own_frame_rate(unpacked, tmp_path):
+    """A 30 fps video's span is 25 frames in 0.83 s, not 1.00 s: durations come from the file's header."""
+    from lipagent.transform.pipeline import prepare_video
+
+    frames = decode_all(unpacked / "s1" / "bbaf2n.mpg")
+    path = tmp_path / "thirty.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    clip = prepare_video(path, (20, 44))
+    assert clip.fps == 30.0
+    assert clip.describe() == "reading frames 20-44 of 75 (as given; 0.83 s at 30 fps)"
+    assert prepare_video(unpacked / "s1" / "bbaf2n.mpg", (20, 44)).describe().endswith("(as given; 1.00 s at 25 fps)")
+
+
 def test_a_stream_keeps_tracking_from_frame_to_frame(unpacked):
     """`live` feeds one landmarker every frame of a camera without resetting it, as one long clip."""
     from lipagent.transform.mouth import LipLandmarker

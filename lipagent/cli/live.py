@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,11 +41,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipagent.live import run_live
+    from lipagent.live import LiveStats, open_source, run_live
     from lipagent.readers.factory import reader_from_args
 
     if args.source is not None and not ("://" in args.source or Path(args.source).is_file()):
         raise FileNotFoundError(f"{args.source}: no such file (give a video file, or a stream URL)")
+    if args.save is not None:
+        try:
+            args.save.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"--save {args.save}: cannot be created ({error.strerror})") from None
+        if not os.access(args.save, os.W_OK):
+            raise ValueError(f"--save {args.save}: cannot be written to")
+    opened = open_source(args.camera, args.source)  # a missing camera is reported before the model loads
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
     what = f"camera {args.camera}" if args.source is None else args.source
@@ -53,8 +62,20 @@ def run(args: argparse.Namespace) -> int:
     def emit(line: str) -> None:
         print(line, flush=True)
 
-    stats = run_live(
-        reader, camera=args.camera, source=args.source, pace=not args.fast, display=args.show, save=args.save, emit=emit
-    )
-    print(stats.summary(), file=sys.stderr)
+    stats = LiveStats()
+    try:
+        run_live(
+            reader,
+            camera=args.camera,
+            source=args.source,
+            pace=not args.fast,
+            display=args.show,
+            save=args.save,
+            emit=emit,
+            opened=opened,
+            stats=stats,
+        )
+    finally:
+        if stats.frames:
+            print(stats.summary(), file=sys.stderr)
     return 0

@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Transcribe a video with a baseline lip reader, Gemma 3n + a LoRA adapter or a GGUF export, "
         "through exactly the preprocessing the model was trained with (the mosaic settings it "
         "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
-        "The transcription is the last line of standard output.",
+        "The transcription is the last line of standard output; a video of several utterances gets one line "
+        "per utterance with its times, found and printed as `lipagent live` does.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("video", help="video file (any format OpenCV reads)")
@@ -35,9 +36,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lipagent.live import timestamp
     from lipagent.readers.factory import model_folder, reader_from_args
     from lipagent.records import read_record
-    from lipagent.transform.pipeline import prepare_video
+    from lipagent.transform.pipeline import prepare_utterances, prepare_video
 
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"{args.video}: no such file")
@@ -49,11 +51,21 @@ def run(args: argparse.Namespace) -> int:
             "most the last"
         )
     speech = (args.start_frame, args.end_frame) if args.start_frame is not None else args.speech
-    # The mosaic first (with the model's recorded settings): a bad video fails in a second, not after a model load.
+    # The mosaics first (with the model's recorded settings): a bad video fails in a second, not after a model load.
     folder, _ = model_folder(args.model)
-    clip = prepare_video(args.video, speech, read_record(folder).mosaic)
-    print(clip.describe(), file=sys.stderr)
+    config = read_record(folder).mosaic
+    clips = prepare_utterances(args.video, config) if speech == "auto" else [prepare_video(args.video, speech, config)]
+    if len(clips) == 1:
+        print(clips[0].describe(), file=sys.stderr)
+    else:
+        print(f"{len(clips)} utterances found, one line each", file=sys.stderr)
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
-    print(reader.transcribe_mosaic(clip.mosaic.jpeg))
+    if len(clips) == 1:
+        print(reader.transcribe_mosaic(clips[0].mosaic.jpeg))
+        return 0
+    for clip in clips:
+        start, end = clip.span
+        text = reader.transcribe_mosaic(clip.mosaic.jpeg)
+        print(f"{timestamp(start, clip.fps)}-{timestamp(end + 1, clip.fps)}  {text}", flush=True)
     return 0

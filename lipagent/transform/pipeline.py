@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.config import DEFAULT_CONFIG, VIDEO_FPS, MosaicConfig
 from lipagent.transform.mosaic import FloatBox, build_mosaic, encode_jpeg
 from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.skips import SkipReason
-from lipagent.transform.speech import DEFAULT_SPEECH, SPEECH_MODES, Speech, SpeechConfig, detect_span, mouth_opening
-from lipagent.transform.video import VideoError, read_frames, read_sampled_frames
+from lipagent.transform.speech import (
+    DEFAULT_SPEECH,
+    SPEECH_MODES,
+    Speech,
+    SpeechConfig,
+    detect_span,
+    mouth_opening,
+    spoken,
+)
+from lipagent.transform.video import VideoError, frame_rate, read_frames, read_sampled_frames
 
 
 class ClipRejected(ValueError):
@@ -62,6 +70,13 @@ def frames_to_mosaic(
     return encode_jpeg(build_mosaic(frames, crops, config), config.jpeg_quality), found
 
 
+def _check_frame_count(frames: Sequence[np.ndarray], config: MosaicConfig) -> None:
+    if len(frames) < config.num_frames:
+        raise ClipRejected(
+            SkipReason.TOO_FEW_FRAMES, f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}"
+        )
+
+
 def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConfig) -> None:
     start, end = speech
     covered = max(0, min(end, num_frames - 1) - start + 1) / (end - start + 1)
@@ -80,6 +95,26 @@ def find_speech(
     Raises `lipagent.transform.speech.NoSpeechFound`."""
     points = process_landmarker(config, mode="tracking").clip_points(frames)
     return detect_span([mouth_opening(p) for p in points], speech.following(config))
+
+
+def find_utterances(
+    frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
+) -> list[tuple[int, int]]:
+    """The spoken frames of each utterance of a video that may hold several, as `lipagent live` finds them (one
+    tracking Face Mesh, `segment`). A GRID clip is one utterance, `find_speech`'s span (on 470 real clips of 11
+    speakers no sentence paused long enough to be cut in two: docs/results.md)."""
+    points = process_landmarker(config, mode="tracking").clip_points(frames)
+    return [(span.start, span.end) for span in spoken([mouth_opening(p) for p in points], speech.following(config))]
+
+
+def prepare_utterances(path: str | Path, config: MosaicConfig = DEFAULT_CONFIG) -> list[PreparedClip]:
+    """A video file -> one mosaic per utterance found in it (see `find_utterances`)."""
+    fps = frame_rate(path) or VIDEO_FPS
+    frames = decode_all(path)
+    _check_frame_count(frames, config)
+    return [
+        PreparedClip(clip_mosaic(frames, span, config), span, "auto", fps) for span in find_utterances(frames, config)
+    ]
 
 
 def clip_mosaic(
@@ -102,6 +137,7 @@ class PreparedClip:
     mosaic: Mosaic
     span: tuple[int, int]
     how: str
+    fps: float = VIDEO_FPS
 
     def describe(self) -> str:
         """One line for stderr: what was read."""
@@ -109,7 +145,7 @@ class PreparedClip:
         source = {"given": "as given", "auto": "detected from the mouth", "whole": "the whole clip"}[self.how]
         return (
             f"reading frames {start}-{end} of {self.mosaic.num_frames} ({source}; "
-            f"{(end - start + 1) / 25:.2f} s at 25 fps)"
+            f"{(end - start + 1) / self.fps:.2f} s at {self.fps:g} fps)"
         )
 
 
@@ -129,10 +165,7 @@ def prepare_frames(
     frames: Sequence[np.ndarray], speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG
 ) -> PreparedClip:
     """Decoded frames (a camera's, say) -> the mosaic training would have made, sampled over `speech`."""
-    if len(frames) < config.num_frames:
-        raise ClipRejected(
-            SkipReason.TOO_FEW_FRAMES, f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}"
-        )
+    _check_frame_count(frames, config)
     span, how = _span(frames, speech, config)
     return PreparedClip(clip_mosaic(frames, span, config), span, how)
 
@@ -140,9 +173,10 @@ def prepare_frames(
 def prepare_video(path: str | Path, speech: Speech = "auto", config: MosaicConfig = DEFAULT_CONFIG) -> PreparedClip:
     """A video file -> its mosaic over `speech`. A given span decodes only the sampled frames (the dataset
     builder's path, byte for byte); auto and whole read every frame."""
+    fps = frame_rate(path) or VIDEO_FPS
     if isinstance(speech, tuple):
-        return PreparedClip(video_to_mosaic(path, speech, config), (int(speech[0]), int(speech[1])), "given")
-    return prepare_frames(decode_all(path), speech, config)
+        return PreparedClip(video_to_mosaic(path, speech, config), (int(speech[0]), int(speech[1])), "given", fps)
+    return replace(prepare_frames(decode_all(path), speech, config), fps=fps)
 
 
 def decode_all(path: str | Path) -> list[np.ndarray]:

@@ -248,6 +248,12 @@ def segment(openings: Iterable[float], config: SpeechConfig = DEFAULT_SPEECH) ->
 def detect_span(openings: Sequence[float], config: SpeechConfig = DEFAULT_SPEECH) -> tuple[int, int]:
     """(first, last) spoken frame of a clip that holds one sentence: from the start of its first utterance to the
     end of its last (a pause longer than the hangover inside a sentence must not cut it short)."""
+    spans = spoken(openings, config)
+    return spans[0].start, spans[-1].end
+
+
+def spoken(openings: Sequence[float], config: SpeechConfig = DEFAULT_SPEECH) -> list[Span]:
+    """`segment`, or NoSpeechFound saying why there is nothing to read."""
     if all(math.isnan(o) for o in openings):
         raise NoSpeechFound("no face was found in any frame, so no speech either")
     spans = segment(openings, config)
@@ -256,4 +262,4 @@ def detect_span(openings: Sequence[float], config: SpeechConfig = DEFAULT_SPEECH
             f"the mouth never moved like speech in {len(openings)} frames "
             f"(activity never above {config.start_threshold} for {config.min_frames} frames)"
         )
-    return spans[0].start, spans[-1].end
+    return spans

@@ -61,3 +61,13 @@ def read_sampled_frames(path: str | Path, indices: list[int]) -> tuple[list[np.n
         extra, _ = read_frames(path, missing)
         frames.update(extra)
     return [frames[i] for i in clamped], clamped, count
+
+
+def frame_rate(path: str | Path) -> float | None:
+    """The frames per second the file's header gives, or None when it gives none (durations then assume 25)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+    finally:
+        capture.release()
+    return float(fps) if fps and fps > 0 else None

@@ -215,3 +215,59 @@ def test_a_base_model_llama_cpp_cannot_take_is_refused(tmp_path, capsys):
     )
     assert "LlamaForCausalLM; GGUF export knows Gemma 3n" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "llama"]
+
+
+def test_a_gemma_3n_of_a_shape_llama_cpp_cannot_run_is_refused_before_any_work(tiny_dir, tmp_path, capsys):
+    """The 64-wide tiny model converts without complaint and then fails to load: refused in one line instead."""
+    from lipagent.gguf.export import llama_cpp_shape_problem
+
+    adapter = tiny.save_random_adapter(tiny_dir, tmp_path / "adapter")
+    assert lipagent_main(["export", str(adapter), "--gguf", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "llama.cpp cannot run the base model" in err and "hidden_size is 64, llama.cpp's Gemma 3n needs 2048" in err
+    assert "merging" not in err and not (tmp_path / "out").exists()
+    assert llama_cpp_shape_problem(tiny.build_config(llama_cpp_shape=True).text_config.to_dict()) is None
+    e4b = __import__("transformers").Gemma3nTextConfig().to_dict()
+    assert llama_cpp_shape_problem(e4b) is None
+    assert "activation sparsity" in llama_cpp_shape_problem({**e4b, "activation_sparsity_pattern": [0.95] * 35})
+
+
+def test_the_converter_fetch_is_announced_once(tmp_path, monkeypatch):
+    import lipagent.gguf.llama as llama
+
+    fetched = []
+    monkeypatch.delenv(llama.CONVERTER_ENV, raising=False)
+    monkeypatch.setattr(llama, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(llama, "llama_cpp_version", lambda: "9.9.9")
+
+    def fetch(version: str, folder: Path) -> Path:
+        fetched.append(version)
+        folder.mkdir(parents=True)
+        (folder / "convert_hf_to_gguf.py").write_text("")
+        return folder
+
+    monkeypatch.setattr(llama, "fetch_converter", fetch)
+    heard: list[str] = []
+    assert llama.converter_dir(heard.append) == tmp_path / "llama.cpp-converter-9.9.9"
+    assert llama.converter_dir(heard.append) == tmp_path / "llama.cpp-converter-9.9.9"
+    assert fetched == ["9.9.9"]
+    folder = tmp_path / "llama.cpp-converter-9.9.9"
+    assert heard == [f"fetching llama.cpp's converter (llama-cpp-python==9.9.9 source, once) into {folder}"]
+
+
+def test_an_export_llama_cpp_cannot_read_is_not_written(gguf_adapter, tmp_path, capsys):
+    """The check runs on the finished files before they take --gguf's place; its failure leaves nothing there."""
+    from lipagent.gguf.export import export_gguf
+    from lipagent.gguf.llama import GGUFError
+
+    checked = []
+
+    def unreadable(folder: Path) -> None:
+        checked.append(sorted(p.name for p in folder.iterdir()))
+        raise GGUFError("llama.cpp could not load mmproj-f16.gguf with model-f32.gguf")
+
+    with pytest.raises(GGUFError, match="could not load"):
+        export_gguf(gguf_adapter, tmp_path / "out", "f32", check=unreadable)
+    assert checked and "model-f32.gguf" in checked[0] and "mmproj-f16.gguf" in checked[0]
+    assert list(tmp_path.iterdir()) == []
+    assert "checking that llama.cpp loads the export and reads a mosaic" in capsys.readouterr().err

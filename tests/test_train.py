@@ -129,7 +129,19 @@ def test_out_is_the_output_dir_flag_every_other_command_uses():
 
 def test_bf16_recipe_on_a_cpu_says_what_to_do():
     with pytest.raises(training.TrainingSetupError, match="tiny-cpu.yaml"):
-        training.parse_args(["--config", str(RECIPE), "--output_dir", "unused"])
+        training.parse_args(["--config", str(RECIPE), "--dataset_name", "d", "--output_dir", "unused"])
+
+
+def test_no_dataset_is_named_before_anything_else(tiny_dir: Path, tmp_path: Path, capsys):
+    """`lipagent train` alone names the missing dataset, not the bf16 default that fails first on a CPU."""
+    from lipagent.cli import main as lipagent_main
+
+    assert lipagent_main(["train"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"lipagent train: error: {training.NO_DATASET}"
+    argv = ["--config", str(TINY_CPU), "--model_name_or_path", str(tiny_dir), "--output_dir", str(tmp_path / "run")]
+    with pytest.raises(training.TrainingSetupError, match="--dataset_name is required"):
+        training.train(*training.parse_args(argv))
+    assert not (tmp_path / "run").exists()
 
 
 def test_loss_counts_only_the_answer_and_its_end_of_turn(trainer):
@@ -229,7 +241,12 @@ def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_
     out = tmp_path / "run"
     assert lipagent_main(["train", *tiny_argv(tiny_dir, dataset_dir, out, "--max_steps", "1")]) == 0
     assert (out / training.FINAL_ADAPTER / "adapter_model.safetensors").is_file()
-    assert lipagent_main(["train", "--config", str(RECIPE), "--output_dir", str(tmp_path / "x")]) == 2
+    assert (
+        lipagent_main(
+            ["train", "--config", str(RECIPE), "--dataset_name", str(dataset_dir), "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
     assert "tiny-cpu.yaml" in capsys.readouterr().err
 
 

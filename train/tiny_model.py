@@ -16,12 +16,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write (created if missing)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed; the same seed writes the same files")
+    parser.add_argument(
+        "--llama-cpp-shape",
+        action="store_true",
+        help="text-model widths llama.cpp can run, so the model and its adapters also export with `export --gguf`",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    out = save_tiny_model(args.out, seed=args.seed)
+    out = save_tiny_model(args.out, seed=args.seed, llama_cpp_shape=args.llama_cpp_shape)
     print(f"tiny Gemma 3n written to {out}")
 
 

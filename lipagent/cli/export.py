@@ -46,11 +46,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def reads_a_mosaic(folder: Path) -> None:
+    """llama.cpp loads the export and reads one mosaic of the recorded size with it."""
+    import numpy as np
+    from PIL import Image
+
+    from lipagent.readers.gguf import GGUFReader
+
+    reader = GGUFReader(folder)
+    # Noise, not a flat grey: a flat picture through filters that sum to zero (the tiny models') leaves all-zero
+    # activations, which llama.cpp's vision tower normalises to NaN where PyTorch's gives zeros.
+    pixels = np.random.default_rng(0).integers(0, 256, (reader.config.height, reader.config.width, 3), dtype=np.uint8)
+    try:
+        reader.transcribe_mosaic(Image.fromarray(pixels))
+    finally:
+        reader.close()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.gguf is not None:
         from lipagent.gguf.export import export_gguf
 
-        print(f"wrote {export_gguf(args.adapter, args.gguf, args.quant, args.base_model, args.overwrite)}")
+        out = export_gguf(args.adapter, args.gguf, args.quant, args.base_model, args.overwrite, check=reads_a_mosaic)
+        print(f"wrote {out}")
         return 0
     from lipagent.model.loading import export_merged
 

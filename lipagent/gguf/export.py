@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,28 @@ def base_architecture(base: str) -> str:
     return (config.get("architectures") or ["model of unknown architecture"])[0]
 
 
+def llama_cpp_shape_problem(text_config: dict[str, Any]) -> str | None:
+    """Why llama.cpp cannot run a Gemma 3n text model of this shape, or None.
+
+    llama.cpp's Gemma 3n graph hard-codes what E2B and E4B share (their config values below); a model of another
+    shape converts without complaint and then fails to load, so it is refused before the merge and conversion.
+    """
+    layers = text_config.get("num_hidden_layers", 0)
+    expected = {
+        "hidden_size": 2048,
+        "hidden_size_per_layer_input": 256,
+        "laurel_rank": 64,
+        "num_kv_shared_layers": max(0, layers - 20),
+    }
+    for key, value in expected.items():
+        if text_config.get(key) != value:
+            return f"text {key} is {text_config.get(key)}, llama.cpp's Gemma 3n needs {value}"
+    sparsity = [float(x) for x in text_config.get("activation_sparsity_pattern") or [0.0] * layers]
+    if sparsity != [0.95] * min(10, layers) + [0.0] * max(0, layers - 10):
+        return "its activation sparsity is not 0.95 in exactly the first 10 layers, as llama.cpp's Gemma 3n assumes"
+    return None
+
+
 def tokenizer_model(adapter: Path, base: str) -> Path:
     """The SentencePiece file llama.cpp's converter reads: the adapter's if training kept one, else the base
     model's (transformers 5 no longer saves it)."""
@@ -156,9 +179,17 @@ Ollama cannot read these files: its Gemma 3n model is text only (no vision encod
 
 
 def export_gguf(
-    adapter: str | Path, out: str | Path, quant: str = "Q4_K_M", base_model: str | None = None, overwrite: bool = False
+    adapter: str | Path,
+    out: str | Path,
+    quant: str = "Q4_K_M",
+    base_model: str | None = None,
+    overwrite: bool = False,
+    check: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`."""
+    """Write the GGUF folder for `adapter` (a folder or a Hub id) to `out`; returns `out`.
+
+    `check` gets the finished folder before it takes the place of `out` (the command reads one mosaic with it), so
+    an export llama.cpp cannot read is never left behind as if it were written."""
     out = Path(out)
     if quant not in QUANT_CHOICES:
         raise GGUFError(f"--quant {quant} is not one of {', '.join(QUANT_CHOICES)}")
@@ -174,7 +205,10 @@ def export_gguf(
             f"the base model {base} is a {architecture}; GGUF export knows Gemma 3n "
             f"({', '.join(SUPPORTED_ARCHITECTURES)})"
         )
-    converter = converter_dir()
+    problem = llama_cpp_shape_problem(json.loads(base_model_file(base, "config.json").read_text())["text_config"])
+    if problem:
+        raise GGUFError(f"llama.cpp cannot run the base model {base}: {problem}")
+    converter = converter_dir(announce=_step)
     with output_lock(out), staging_for(out) as staging:
         started = _step(f"merging {folder} into {base}")
         text_type = "f32" if quant == "f32" else "f16"
@@ -194,6 +228,9 @@ def export_gguf(
         (staging / GBNF_FILE).write_text(grid_gbnf())
         (staging / READING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         (staging / "README.md").write_text(usage_readme(record))
+        if check is not None:
+            _step("checking that llama.cpp loads the export and reads a mosaic with it")
+            check(staging)
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in sorted(staging.glob("*.gguf")))
         _step(f"done in {time.perf_counter() - started:.0f} s: {sizes}")
         return move_into_place(staging, out, overwrite, is_kind("gguf"), "GGUF export")

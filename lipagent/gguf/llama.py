@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -61,8 +62,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lipagent"
 
 
-def converter_dir() -> Path:
-    """A folder holding convert_hf_to_gguf.py, conversion/ and gguf-py/ of the installed llama.cpp."""
+def converter_dir(announce: Callable[[str], object] = lambda message: None) -> Path:
+    """A folder holding convert_hf_to_gguf.py, conversion/ and gguf-py/ of the installed llama.cpp; `announce`
+    hears of the one-time fetch, which takes a minute."""
     override = os.environ.get(CONVERTER_ENV)
     if override:
         if not (Path(override) / "convert_hf_to_gguf.py").is_file():
@@ -72,6 +74,7 @@ def converter_dir() -> Path:
     version = llama_cpp_version()
     folder = cache_root() / f"llama.cpp-converter-{version}"
     if not (folder / "convert_hf_to_gguf.py").is_file():
+        announce(f"fetching llama.cpp's converter (llama-cpp-python=={version} source, once) into {folder}")
         fetch_converter(version, folder)
     return folder
 

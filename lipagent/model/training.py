@@ -131,13 +131,22 @@ def make_parser(description: str | None = None, prog: str | None = None) -> TrlP
     )
 
 
+NO_DATASET = (
+    "--dataset_name is required: a folder written by `lipagent prepare` or a Hub dataset id "
+    "(or `dataset_name:` in the --config YAML)"
+)
+
+
 def parse_args(
     argv: list[str] | None = None, description: str | None = None, prog: str | None = None
 ) -> tuple[LipScriptArguments, SFTConfig, ModelConfig]:
     """Parse flags and --config YAML; a bf16 recipe on a machine without a GPU gets a hint instead of a trace."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
         script_args, training_args, model_args = make_parser(description, prog).parse_args_and_config(argv)
     except ValueError as error:
+        if "bf16" in str(error) and not _gives("dataset_name", argv):
+            raise TrainingSetupError(NO_DATASET) from None
         if "bf16" in str(error):
             raise TrainingSetupError(
                 f"{error}\nThis config trains in bf16, which needs a GPU. On a CPU use "
@@ -145,6 +154,25 @@ def parse_args(
             ) from error
         raise
     return script_args, training_args, model_args
+
+
+def _gives(key: str, argv: list[str]) -> bool:
+    """Whether `--key` is among the flags or a key of the --config YAML (checked before TRL's slower parse)."""
+    if any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in argv):
+        return True
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            config = Path(argv[i + 1])
+        elif arg.startswith("--config="):
+            config = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if not config.is_file():
+            return True  # TRL's parser names the missing file
+        import yaml
+
+        return key in (yaml.safe_load(config.read_text()) or {})
+    return False
 
 
 def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.DatasetDict:
@@ -374,8 +402,10 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
     """Run (or resume) training; leaves trainer_state.json and final-adapter/ under --output_dir.
 
     Returns the finished trainer, whose model is the one the adapter was saved from."""
+    if not script_args.dataset_name:
+        raise TrainingSetupError(NO_DATASET)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    record = reading_record(script_args.dataset_name) if script_args.dataset_name else None
+    record = reading_record(script_args.dataset_name)
     if record is not None:
         record["quantization"] = quantization_record(get_quantization_config(model_args))
     trainer = build_trainer(script_args, training_args, model_args)

@@ -195,14 +195,15 @@ def run(args: argparse.Namespace) -> dict:
         step("preparing the mosaics", command + ["--cache-dir", str(work / "cache")], logs / "prepare.log", dataset, "")
     data = fingerprint(dataset)
     model = work / "small-gemma3n"
-    new_model = not (model / "config.json").is_file() or not recorded(logs / "model.json", args.seed)
+    recipe = [args.seed, "llama.cpp shape", "zero-mean filters"]
+    new_model = not (model / "config.json").is_file() or not recorded(logs / "model.json", recipe)
     if new_model:
         from lipagent.testing.tiny_gemma3n import save_tiny_model
 
         print("writing the small Gemma 3n (random weights) ...", flush=True)
         shutil.rmtree(model, ignore_errors=True)
-        save_tiny_model(model, seed=args.seed, llama_cpp_shape=True)
-        (logs / "model.json").write_text(json.dumps(args.seed))
+        save_tiny_model(model, seed=args.seed, llama_cpp_shape=True, zero_mean=True)
+        (logs / "model.json").write_text(json.dumps(recipe))
     shuffled = work / "dataset-shuffled"
     marker = logs / "shuffled.json"
     shuffle_images(dataset, shuffled, args.seed, force=not recorded(marker, [data, args.seed]))

@@ -66,6 +66,38 @@ def test_cli_writes_the_same_files_offline(tiny_dir: Path, tmp_path: Path):
     assert all((out / name).read_bytes() == (tiny_dir / name).read_bytes() for name in written)
 
 
+def test_cli_writes_the_llama_cpp_shaped_model(tmp_path: Path):
+    out = tmp_path / "llama-shaped"
+    subprocess.run([sys.executable, str(REPO / "train" / "tiny_model.py"), str(out), "--llama-cpp-shape"], check=True)
+    config = transformers.AutoConfig.from_pretrained(out)
+    from lipagent.gguf.export import llama_cpp_shape_problem
+
+    assert config.text_config.hidden_size == 2048 and llama_cpp_shape_problem(config.text_config.to_dict()) is None
+
+
+def test_a_zero_mean_vision_tower_tells_mosaics_apart(processor, few_prepared: Path):
+    """Filters that sum to zero (the learning check's model): on real mosaics, which share most of their picture, the
+    part of the tower's output that differs between clips is most of it, where random filters leave a fraction of a
+    percent (and a small Gemma trained on those reads no image: docs/results.md, the learning check)."""
+    import datasets
+
+    model = tiny.build_model(zero_mean=True)
+    spatial = [
+        m for m in model.model.vision_tower.modules() if isinstance(m, torch.nn.Conv2d) and m.weight[0].numel() > 1
+    ]
+    assert spatial and all(m.weight.sum(dim=(1, 2, 3)).abs().max() < 1e-5 for m in spatial)
+    images = datasets.load_dataset(str(few_prepared), split="train")["image"][:4]
+    pixels = processor.image_processor([image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"]
+
+    def image_specific_share(model: transformers.PreTrainedModel) -> float:
+        with torch.no_grad():
+            out = model.model.vision_tower(pixel_values=pixels, do_pooling=False, return_dict=True).last_hidden_state
+        return ((out - out.mean(0, keepdim=True)).pow(2).mean() / out.pow(2).mean()).item()
+
+    assert image_specific_share(model) > 0.2
+    assert image_specific_share(tiny.build_model()) < 0.01
+
+
 def test_reloads_offline_as_gemma3n(tiny_dir: Path, processor: transformers.ProcessorMixin):
     model = load_model(tiny_dir)
     assert isinstance(model, transformers.Gemma3nForConditionalGeneration)

@@ -41,6 +41,7 @@ __all__ = [
     "build_processor",
     "build_tokenizer",
     "save_tiny_model",
+    "zero_mean_filters",
 ]
 
 IMAGE_SOFT_TOKENS = 256
@@ -197,12 +198,33 @@ def build_config(llama_cpp_shape: bool = False) -> transformers.Gemma3nConfig:
     )
 
 
-def build_model(seed: int = 0, llama_cpp_shape: bool = False) -> transformers.Gemma3nForConditionalGeneration:
-    """Random-weight tiny model; the seed fixes every weight."""
+def build_model(
+    seed: int = 0, llama_cpp_shape: bool = False, zero_mean: bool = False
+) -> transformers.Gemma3nForConditionalGeneration:
+    """Random-weight tiny model; the seed fixes every weight. `zero_mean`: a vision tower that tells mosaics apart
+    (`zero_mean_filters`), for a model meant to learn from them."""
     torch.manual_seed(seed)
     model = transformers.Gemma3nForConditionalGeneration(build_config(llama_cpp_shape))
+    if zero_mean:
+        zero_mean_filters(model.model.vision_tower)
     model.generation_config = build_generation_config()
     return model.eval()
+
+
+def zero_mean_filters(tower: torch.nn.Module) -> None:
+    """Make every spatial convolution of a random vision tower respond to change, not brightness.
+
+    Mosaics of one corpus share most of their picture: the image-specific part of their pixels' mean square is 0.75%
+    on s1. Random filters pass that common picture on and the clips' differences drown in it (0.17% of the tower's
+    output, so a small Gemma 3n trained on it stays image-blind); filters that sum to zero, as trained edge
+    detectors do, keep the differences (75% of the output). The price is a tower that amplifies small differences:
+    flat regions leave activations near zero, which its norms scale up, so llama.cpp's f16 tower reads such a model
+    less exactly (first logits 14% apart instead of under 1%) and a flat picture gives it NaN.
+    """
+    with torch.no_grad():
+        for module in tower.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.weight[0].numel() > 1:
+                module.weight.sub_(module.weight.mean(dim=(1, 2, 3), keepdim=True))
 
 
 def build_generation_config() -> transformers.GenerationConfig:
@@ -351,10 +373,12 @@ def build_processor() -> transformers.Gemma3nProcessor:
     )
 
 
-def save_tiny_model(directory: str | Path, seed: int = 0, llama_cpp_shape: bool = False) -> Path:
+def save_tiny_model(
+    directory: str | Path, seed: int = 0, llama_cpp_shape: bool = False, zero_mean: bool = False
+) -> Path:
     """Write the tiny model and its processor to `directory`; same seed, same files."""
     directory = Path(directory)
-    build_model(seed, llama_cpp_shape).save_pretrained(directory)
+    build_model(seed, llama_cpp_shape, zero_mean).save_pretrained(directory)
     build_processor().save_pretrained(directory)
     (directory / "tokenizer.model").write_bytes(build_sentencepiece_model())
     return directory

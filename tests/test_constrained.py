@@ -194,7 +194,9 @@ def test_processor_masks_each_left_padded_row_after_the_prompt():
         kept = torch.isfinite(row)
         assert kept.nonzero().flatten().tolist() == grammar.allowed_token_ids(answer)
         assert torch.equal(row[kept], raw[kept])
-    with pytest.raises(ValueError, match="fresh processor"):
+    with pytest.raises(
+        ValueError, match="^input_ids shorter than the prompt: use a fresh processor for each generate call$"
+    ):
         processor(prompts[:, :2], scores)
 
 
@@ -225,6 +227,23 @@ def test_grammar_wins_when_earlier_processors_block_every_allowed_token():
     allowed = grid_token_grammar(tokenizer).allowed_token_ids([])
     assert torch.isfinite(out).nonzero()[:, 1].tolist() == allowed
     assert not torch.isnan(torch.softmax(out, dim=-1)).any()
+
+
+def test_one_allowed_token_left_by_earlier_processors_is_the_one_kept():
+    tokenizer = tiny.build_tokenizer()
+    allowed = grid_token_grammar(tokenizer).allowed_token_ids([])
+    scores = torch.full((1, len(tokenizer)), -math.inf)
+    scores[0, allowed[1]] = 1.5
+    out = make_grid_logits_processor(tokenizer, prompt_length=2)(torch.tensor([[5, 6]]), scores)
+    assert torch.isfinite(out).nonzero()[:, 1].tolist() == [allowed[1]] and out[0, allowed[1]] == 1.5
+
+
+def test_logits_narrower_than_the_grammar_s_tokens_are_refused():
+    tokenizer = tiny.build_tokenizer()
+    processor = make_grid_logits_processor(tokenizer, prompt_length=2)
+    width = processor._max_id  # one short: the largest token id has no logit
+    with pytest.raises(ValueError, match=f"^token id {width} is outside the model's {width} logits$"):
+        processor(torch.tensor([[5, 6], [5, 6]]), torch.zeros(2, width))
 
 
 def test_free_decoding_kwargs_differ_only_in_the_mask():

@@ -153,3 +153,23 @@ def test_a_mosaic_reaches_a_model_as_an_rgb_image_whatever_it_came_as():
 def test_an_empty_crop_box_is_refused_naming_it():
     with pytest.raises(ValueError, match=r"empty crop box \(10.0, 10.0, 10.0, 10.0\)"):
         crop_cell(np.zeros((0, 0, 3), np.uint8), (10.0, 10.0, 10.0, 10.0), 100, 80)
+
+
+@pytest.mark.parametrize(
+    "box, expected",
+    [
+        ((10.2, -3.0, 30.4, 5.0), (10, 0, 30, 8)),  # above the top edge: moved down, not cut
+        ((10.0, 0.4, 30.0, 16.4), (10, 0, 30, 16)),  # starting in the first row
+        ((10.0, 280.0, 30.0, 300.0), (10, 268, 30, 288)),  # below the bottom edge: moved up, not cut
+        ((10.0, 50.2, 30.0, 50.9), (10, 50, 30, 51)),  # thinner than a pixel: one row
+    ],
+)
+def test_pixel_boxes_at_the_frame_edges(box, expected):
+    assert pixel_box(box, 360, 288) == expected
+
+
+def test_a_subpixel_box_past_the_frame_repeats_the_edge_pixels():
+    """Where the box leaves the frame the cell shows the nearest edge pixel, not black."""
+    frame = np.full((288, 360, 3), 200, np.uint8)
+    cell = crop_cell(frame, (-20.0, -10.0, 30.0, 30.0), 100, 80, "linear", subpixel=True)
+    assert cell.min() == 200 and cell.max() == 200

@@ -3,6 +3,7 @@ read clips it never saw, beside two controls.
 
     python bench/bench_learning.py                           # about two hours on 2 cores; the table in the end
     python bench/bench_learning.py --markdown learning.md    # also write the table
+    python bench/bench_learning.py --memorise 16 --batch-size 4   # 20 minutes: read the 16 clips it trained on
 
 A small Gemma 3n of the real architecture (the tiny one of lipagent.testing in the widths llama.cpp runs, weights
 from scratch) is trained through train/sft.py with train/configs/learning-check.yaml on the train split of a
@@ -44,6 +45,8 @@ CONFIG = REPO / "train" / "configs" / "learning-check.yaml"
 MARGIN = 0.15
 """How far below the shuffled control the Gemma reader's WER must be for the check to hold."""
 GGUF_TOLERANCE = 0.02
+MEMORISE_EPOCHS = 20
+"""--memorise's default length: 16 clips are memorised in 20 epochs (docs/results.md)."""
 
 
 class StepFailed(ValueError):
@@ -182,6 +185,21 @@ def paired_difference(a: dict, b: dict, draws: int) -> tuple[float, float, float
     return paired_interval(np.array(a["errors"], float), np.array(b["errors"], float), len(SLOT_NAMES), draws)
 
 
+def plan(args: argparse.Namespace) -> tuple[list[str], str, int | None]:
+    """The flags added to the YAML for training, the split read and how many of its clips."""
+    overrides, split, max_clips, epochs = [], args.split, args.max_clips, args.epochs
+    if args.memorise:
+        overrides += ["--max_samples", str(args.memorise)]
+        split, max_clips, epochs = "train", args.memorise, MEMORISE_EPOCHS if epochs is None else epochs
+    if epochs is not None:
+        overrides += ["--num_train_epochs", str(epochs)]
+    if args.max_steps is not None:
+        overrides += ["--max_steps", str(args.max_steps)]
+    if args.batch_size is not None:
+        overrides += ["--per_device_train_batch_size", str(args.batch_size)]
+    return overrides, split, max_clips
+
+
 def run(args: argparse.Namespace) -> dict:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -209,13 +227,7 @@ def run(args: argparse.Namespace) -> dict:
     shuffle_images(dataset, shuffled, args.seed, force=not recorded(marker, [data, args.seed]))
     marker.write_text(json.dumps([data, args.seed]))
 
-    overrides = []
-    if args.epochs is not None:
-        overrides += ["--num_train_epochs", str(args.epochs)]
-    if args.max_steps is not None:
-        overrides += ["--max_steps", str(args.max_steps)]
-    if args.batch_size is not None:
-        overrides += ["--per_device_train_batch_size", str(args.batch_size)]
+    overrides, split, max_clips = plan(args)
     config = args.config.read_text()
     adapters, trained = {}, {}
     for name, rows in (("gemma", dataset), ("shuffled", shuffled)):
@@ -240,8 +252,8 @@ def run(args: argparse.Namespace) -> dict:
     command = lipagent("export", str(adapters["gemma"]), "--gguf", str(gguf), "--quant", args.gguf_quant)
     exported = step("exporting the gemma reader to GGUF", command, logs / "export.log", gguf, "", trained["gemma"])
 
-    limit = ["--max-samples", str(args.max_clips)] if args.max_clips else []
-    common = ["--dataset", str(dataset), "--split", args.split, "--device", "cpu", *limit]
+    limit = ["--max-samples", str(max_clips)] if max_clips else []
+    common = ["--dataset", str(dataset), "--split", split, "--device", "cpu", *limit]
     evaluations = {
         "gemma": (
             ["--model", str(adapters["gemma"]), "--baseline", str(baseline)],
@@ -254,20 +266,21 @@ def run(args: argparse.Namespace) -> dict:
     for name, (model_args, redo) in evaluations.items():
         out = work / f"eval-{name}"
         command = [sys.executable, "eval/run_eval.py", *model_args, *common, "--out", str(out)]
-        what = f"reading the {args.split} clips with the {name} reader"
+        what = f"reading the {split} clips with the {name} reader"
         step(what, command, logs / f"eval-{name}.log", out, data, redo)
         results[name] = read_eval(out)
     results["baseline"] = results["gemma"].pop("baseline")
 
-    shift = {name: first_token_shift(adapters[name], dataset, args.split, args.shift_clips) for name in adapters}
-    round_trip = processor_round_trip(model, dataset, args.split, args.shift_clips)
+    shift = {name: first_token_shift(adapters[name], dataset, split, args.shift_clips) for name in adapters}
+    round_trip = processor_round_trip(model, dataset, split, args.shift_clips)
     below_control = paired_difference(results["gemma"], results["shuffled"], args.bootstrap)
     from_baseline = paired_difference(results["gemma"], results["baseline"], args.bootstrap)
     gguf_gap = paired_difference(results["gguf"], results["gemma"], args.bootstrap)
     apart = results["gemma"]["wer_interval"][1] < results["shuffled"]["wer_interval"][0]
     return {
         "dataset": str(dataset),
-        "split": args.split,
+        "split": split,
+        "memorise": args.memorise,
         "clips": len(results["gemma"]["clips"]),
         "seed": args.seed,
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
@@ -313,8 +326,10 @@ def markdown(table: dict) -> str:
     shift = table["first_token_shift"]
     lines += [
         "",
-        f"{table['clips']} {table['split']} clips of {table['dataset']}; slot columns: share of clips with that word "
-        "right. Differences are paired over clips, bootstrap 95% intervals.",
+        f"{table['clips']} {table['split']} clips of {table['dataset']}"
+        + (" (memorisation: the clips the readers trained on)" if table.get("memorise") else "")
+        + "; slot columns: share of clips with that word right. Differences are paired over clips, bootstrap 95% "
+        "intervals.",
         f"- Gemma minus shuffled control: {difference('gemma_minus_shuffled')}: the check {verdict} "
         f"(at least {MARGIN * 100:.0f} points below, intervals apart).",
         f"- Gemma minus baseline: {difference('gemma_minus_baseline')}.",
@@ -338,6 +353,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="override the YAML's samples per step (smoke runs)")
     parser.add_argument("--baseline-epochs", type=int, help="the baseline's epochs (default: its own)")
     parser.add_argument("--split", default="test", help="the split read (default: test)")
+    parser.add_argument(
+        "--memorise",
+        type=int,
+        metavar="N",
+        help="train on the first N train clips only (default 20 epochs) and read those same clips: a check, in "
+        "minutes, that the image reaches the answer through every step (processor, tower, projector, loss mask, "
+        "prompt, GGUF); the control trained on shuffled images cannot say which clip is which",
+    )
     parser.add_argument("--max-clips", type=int, help="read only the first N clips of the split (smoke runs)")
     parser.add_argument("--gguf-quant", default="f16", help="GGUF text-model type (default: f16, for a fair gap)")
     parser.add_argument(

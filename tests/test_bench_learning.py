@@ -78,3 +78,13 @@ def test_smoke_run_trains_reads_exports_and_reports_what_its_readers_wrote(few_p
     assert bench_learning.main([*argv, "--baseline-epochs", "2"]) == 0  # the last flag wins
     redone = [line.split(" ...")[0] for line in capsys.readouterr().out.splitlines() if "(log:" in line]
     assert redone == ["training the baseline", "reading the validation clips with the gemma reader"]
+
+
+def test_memorise_trains_on_the_clips_it_reads():
+    """`--memorise N`: the first N train rows are trained on (train/sft.py's --max_samples) and the same first N
+    train clips are read (run_eval's --max-samples), for 20 epochs unless told."""
+    overrides, split, clips = bench_learning.plan(bench_learning.parse_args(["--memorise", "16"]))
+    assert (overrides, split, clips) == (["--max_samples", "16", "--num_train_epochs", "20"], "train", 16)
+    overrides, split, clips = bench_learning.plan(bench_learning.parse_args(["--memorise", "8", "--epochs", "3"]))
+    assert (overrides, split, clips) == (["--max_samples", "8", "--num_train_epochs", "3.0"], "train", 8)
+    assert bench_learning.plan(bench_learning.parse_args([])) == ([], "test", None)

@@ -4,12 +4,20 @@ PYTHON  ?= python3
 # torch first, pinned, so nothing resolves it to a newer build (on a CPU box that would pull GBs of CUDA).
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
+# The Pythons MediaPipe 0.10.21 has wheels for (the last release with the Face Mesh models), as far as pyproject allows.
+PYTHONS ?= 3.10 3.11 3.12
 
-.PHONY: setup demo test bench mutation clean
+.PHONY: setup check-python demo test bench mutation clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# Before anything is installed: a Python without a MediaPipe wheel would fail minutes later in pip's resolver.
+check-python:
+	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; ok = v in "$(PYTHONS)".split(); \
+	ok or sys.exit("make setup: LipAgent installs on Python $(PYTHONS); $(PYTHON) is Python " + v + \
+	" (MediaPipe 0.10.21 has no wheel for it). Give another one: make setup PYTHON=python3.12")'
+
+$(STAMP): pyproject.toml constraints.txt | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q "$(TORCH)"

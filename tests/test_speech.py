@@ -322,3 +322,42 @@ def test_a_sharp_opening_is_a_step_larger_than_onset_jump_not_equal_to_it():
     frames before it at 22, and the lead gives 21 (counting the equal step would give 20)."""
     rising = [0.0] * 20 + [0.0625, 0.125, 0.1875, 0.25, 0.375] + [0.75 if i % 2 == 0 else 0.25 for i in range(20)]
     assert segment(rising + [0.0] * 35, SpeechConfig(onset_jump=0.125)) == [Span(21, 46)]
+
+
+EXACT = {
+    "smoothing": 1,
+    "motion_weight": 0.0,
+    "rest_window": 0,
+    "still_change": 0.5,
+    "still_frames": 4,
+    "start_threshold": 0.25,
+    "stop_threshold": 0.125,
+    "hangover": 3,
+    "min_frames": 3,
+    "min_moving_frames": 0,
+    "onset": "threshold",
+}
+"""Settings under which a frame's activity is its opening, in binary fractions a comparison meets exactly."""
+
+
+def test_activity_must_exceed_the_thresholds_not_touch_them():
+    assert segment([0.25] * 30, SpeechConfig(**EXACT)) == []
+    assert segment([0.5] * 20 + [0.125] * 30, SpeechConfig(**EXACT)) == [Span(0, 19)]
+
+
+def test_an_utterance_needs_min_moving_frames_frames_that_move_by_still_change_or_more():
+    """Twenty frames that change by 0 move by still_change=0 or more: exactly min_moving_frames=20, enough."""
+    settings = {**EXACT, "still_change": 0.0, "min_moving_frames": 20, "min_frames": 5}
+    assert segment([0.5] * 20 + [0.0] * 10, SpeechConfig(**settings)) == [Span(0, 19)]
+
+
+def test_a_mouth_still_for_still_frames_frames_is_at_its_new_rest():
+    """A step to a new shape (a change of exactly still_change is not still) reads as speech until the mouth has been
+    still for still_frames frames: frames 11, 12 and 13, not 14."""
+    assert segment([0.0] * 10 + [0.5] * 30, SpeechConfig(**{**EXACT, "rest_window": 50})) == [Span(10, 13)]
+
+
+def test_an_utterance_closed_while_the_stream_ends_is_returned():
+    """The hangover runs out in the frames `finish` adds for the look-ahead of a 9-frame smoothing."""
+    settings = {**EXACT, "smoothing": 9}
+    assert segment([0.0] * 10 + [0.5] * 20 + [0.0] * 6, SpeechConfig(**settings)) == [Span(10, 31)]

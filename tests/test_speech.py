@@ -361,3 +361,17 @@ def test_an_utterance_closed_while_the_stream_ends_is_returned():
     """The hangover runs out in the frames `finish` adds for the look-ahead of a 9-frame smoothing."""
     settings = {**EXACT, "smoothing": 9}
     assert segment([0.0] * 10 + [0.5] * 20 + [0.0] * 6, SpeechConfig(**settings)) == [Span(10, 31)]
+
+
+@pytest.mark.parametrize(
+    "openings, span",
+    [
+        ([0.3] * 6 + [0.6] * 15 + [0.0] * 10, Span(2, 20)),  # speech from the first frame, the jump at frame 6
+        ([0.3] + [0.6] * 9 + [0.9] * 11 + [0.0] * 10, Span(0, 20)),  # a jump already at frame 1 is the onset
+        ([0.3] * 10 + [0.6] + [0.0] * 10, Span(6, 10)),  # a jump on the utterance's last frame counts
+        ([0.3] * 11 + [0.0] * 10, Span(0, 10)),  # the drop after the last frame does not
+    ],
+)
+def test_the_onset_jump_is_searched_from_the_second_frame_to_the_last_of_the_utterance(openings, span):
+    settings = {**EXACT, "onset": "jump", "onset_jump": 0.125, "onset_back": 3, "onset_lead": 1}
+    assert segment(openings, SpeechConfig(**settings)) == [span]

@@ -407,6 +407,8 @@ def test_dataset_errors_tell_what_to_pass(dataset_dir: Path, tmp_path: Path, mon
     with pytest.raises(training.TrainingSetupError, match="lacks column\\(s\\) image, text"):
         training.training_split(datasets.DatasetDict(train=bare.remove_columns("image")), "train")
     assert len(training.training_split(loaded, "train", max_samples=3)) == 3
+    with pytest.raises(training.TrainingSetupError, match="^--max_samples must be at least 1, got 0$"):
+        training.training_split(loaded, "train", max_samples=0)
 
 
 @pytest.mark.parametrize("completion_only_loss", [None, True, False])

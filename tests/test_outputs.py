@@ -273,3 +273,13 @@ def test_outputs_that_are_never_replaced_say_so(tmp_path):
         check_output(tmp_path / "merged", True, never, "merged model")
     with pytest.raises(OutputError, match="already exists; pass --overwrite to replace it$"):
         check_output(tmp_path / "merged", False, lambda _: True, "dataset")
+
+
+def test_a_forced_end_after_the_lock_was_already_removed_is_quiet(tmp_path):
+    from lipagent.outputs import remove_unfinished
+
+    out = tmp_path / "out"
+    with output_lock(out):
+        (tmp_path / ".out.lock").unlink()
+        remove_unfinished()
+    assert list(tmp_path.iterdir()) == []

@@ -118,7 +118,8 @@ def shuffle_images(dataset: Path, out: Path, seed: int, force: bool = False) -> 
 
 def first_token_shift(adapter: Path, dataset: Path, split: str, clips: int) -> float:
     """Mean total-variation distance between the first answer token's distributions of two different clips' images:
-    how much the image moves the answer (0 for a model that ignores it)."""
+    how much the image moves the answer (0 for a model that ignores it). The clips are spread over the split, which is
+    sorted by video id, so that their sentences start with different commands."""
     import datasets
     import torch
 
@@ -126,7 +127,8 @@ def first_token_shift(adapter: Path, dataset: Path, split: str, clips: int) -> f
 
     reader = LipReader.from_pretrained(adapter, device="cpu")
     rows = datasets.load_dataset(str(dataset), split=split)
-    images = rows.select(range(min(clips, len(rows))))["image"]
+    spread = np.unique(np.linspace(0, len(rows) - 1, min(clips, len(rows))).round().astype(int))
+    images = rows.select(spread.tolist())["image"]
     with torch.inference_mode():
         logits = reader.model(**reader.prompt_inputs(images)).logits[:, -1].float()
     probabilities = torch.softmax(logits, dim=-1)

@@ -297,7 +297,6 @@ def run_live(
             stats.frames += 1
             for utterance in segmenter.push(frame):
                 worker.offer(utterance)
-            stats.face_frames = segmenter.face_frames
             if pace and time.perf_counter() - frame.captured > period:
                 stats.late_frames += 1
             if worker.error is not None:
@@ -310,6 +309,7 @@ def run_live(
         interrupted = True
         raise
     finally:
+        stats.face_frames = segmenter.face_frames
         worker.stop(discard=interrupted)
         segmenter.close()
         if display:

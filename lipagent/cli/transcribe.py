@@ -61,11 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(clips)} utterances found, one line each", file=sys.stderr)
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
-    if len(clips) == 1:
-        print(reader.transcribe_mosaic(clips[0].mosaic.jpeg))
-        return 0
     for clip in clips:
         start, end = clip.span
         text = reader.transcribe_mosaic(clip.mosaic.jpeg)
-        print(f"{timestamp(start, clip.fps)}-{timestamp(end + 1, clip.fps)}  {text}", flush=True)
+        print(text if len(clips) == 1 else f"{timestamp(start, clip.fps)}-{timestamp(end + 1, clip.fps)}  {text}")
     return 0

@@ -85,9 +85,8 @@ def base_model_file(base: str, name: str) -> Path:
         ) from error
 
 
-def base_architecture(base: str) -> str:
+def base_architecture(config: dict[str, Any]) -> str:
     """The base model's architecture, from its config.json."""
-    config = json.loads(base_model_file(base, "config.json").read_text())
     return (config.get("architectures") or ["model of unknown architecture"])[0]
 
 
@@ -199,13 +198,14 @@ def export_gguf(
     if not (folder / "adapter_config.json").is_file():
         raise GGUFError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
     base = base_model or base_model_of(folder)
-    architecture = base_architecture(base)
+    config = json.loads(base_model_file(base, "config.json").read_text())
+    architecture = base_architecture(config)
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise GGUFError(
             f"the base model {base} is a {architecture}; GGUF export knows Gemma 3n "
             f"({', '.join(SUPPORTED_ARCHITECTURES)})"
         )
-    problem = llama_cpp_shape_problem(json.loads(base_model_file(base, "config.json").read_text())["text_config"])
+    problem = llama_cpp_shape_problem(config["text_config"])
     if problem:
         raise GGUFError(f"llama.cpp cannot run the base model {base}: {problem}")
     converter = converter_dir(announce=_step)

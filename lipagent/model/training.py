@@ -145,9 +145,9 @@ def parse_args(
     try:
         script_args, training_args, model_args = make_parser(description, prog).parse_args_and_config(argv)
     except ValueError as error:
-        if "bf16" in str(error) and not _gives("dataset_name", argv):
-            raise TrainingSetupError(NO_DATASET) from None
         if "bf16" in str(error):
+            if not _gives("dataset_name", argv):
+                raise TrainingSetupError(NO_DATASET) from None
             raise TrainingSetupError(
                 f"{error}\nThis config trains in bf16, which needs a GPU. On a CPU use "
                 "--config train/configs/tiny-cpu.yaml (or pass --bf16 false --dtype float32)."
@@ -406,8 +406,7 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
         raise TrainingSetupError(NO_DATASET)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     record = reading_record(script_args.dataset_name)
-    if record is not None:
-        record["quantization"] = quantization_record(get_quantization_config(model_args))
+    record["quantization"] = quantization_record(get_quantization_config(model_args))
     trainer = build_trainer(script_args, training_args, model_args)
     if trainer.accelerator.is_main_process:
         trainer.model.print_trainable_parameters()

@@ -18,7 +18,6 @@ from lipagent.transform.speech import (
     SPEECH_MODES,
     Speech,
     SpeechConfig,
-    detect_span,
     mouth_opening,
     spoken,
 )
@@ -91,10 +90,10 @@ def find_speech(
     frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
 ) -> tuple[int, int]:
     """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
-    tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
+    tracking mode on every frame (reset at the clip's start), from the first utterance's start to the last's end.
     Raises `lipagent.transform.speech.NoSpeechFound`."""
-    points = process_landmarker(config, mode="tracking").clip_points(frames)
-    return detect_span([mouth_opening(p) for p in points], speech.following(config))
+    utterances = find_utterances(frames, config, speech)
+    return utterances[0][0], utterances[-1][1]
 
 
 def find_utterances(

@@ -18,6 +18,7 @@ from lipagent.transform.speech import (
     SPEECH_MODES,
     Speech,
     SpeechConfig,
+    detect_span,
     mouth_opening,
     spoken,
 )
@@ -90,10 +91,10 @@ def find_speech(
     frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
 ) -> tuple[int, int]:
     """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
-    tracking mode on every frame (reset at the clip's start), from the first utterance's start to the last's end.
+    tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
     Raises `lipagent.transform.speech.NoSpeechFound`."""
-    utterances = find_utterances(frames, config, speech)
-    return utterances[0][0], utterances[-1][1]
+    points = process_landmarker(config, mode="tracking").clip_points(frames)
+    return detect_span([mouth_opening(p) for p in points], speech.following(config))
 
 
 def find_utterances(

@@ -10,7 +10,10 @@ span and the whole clip. The baseline lip reader is trained on aligned-span mosa
 builds) with K-fold cross-fitting, so every clip is read by a model that never saw it, under each sampling; WER per
 condition and seed, and each condition's paired difference from the aligned span with a bootstrap 95% interval
 over clips. `--train-on-detected` adds, for each detector, a reader trained on its spans' mosaics reading its spans (the
-question whether `prepare` should offer detected spans for training). A benchmark: it prints figures.
+question whether `prepare` should offer detected spans for training). The aligned clips of other speakers
+(`--other-speakers`, by default the s31 clips of ../shared/grid-s31) get span errors of their own, one row per
+speaker: too few to train a reader on, enough to see whether a rule tuned on s1 holds on another face. A benchmark:
+it prints figures.
 """
 
 from __future__ import annotations
@@ -98,6 +101,62 @@ def clip_conditions(
         except ClipRejected:
             pass
     return mosaics, spans
+
+
+def span_error_row(
+    detector: str, settings: SpeechConfig, speaker: str, found: list[tuple[tuple[int, int] | None, tuple[int, int]]]
+) -> dict:
+    """Start and end errors (detected - aligned, frames) of one detector on one speaker's clips."""
+    pairs = [(span, aligned) for span, aligned in found if span is not None]
+    starts = np.array([s[0] - t[0] for s, t in pairs])
+    ends = np.array([s[1] - t[1] for s, t in pairs])
+    return {
+        "detector": detector,
+        "speaker": speaker,
+        "settings": str(settings),
+        "clips": len(found),
+        "no_speech_found": len(found) - len(pairs),
+        "start_median": float(np.median(starts)),
+        "start_abs_p90": float(np.percentile(abs(starts), 90)),
+        "start_abs_mean": float(np.mean(abs(starts))),
+        "start_within_3": float(np.mean(abs(starts) <= 3)),
+        "end_median": float(np.median(ends)),
+        "end_abs_p90": float(np.percentile(abs(ends), 90)),
+        "end_within_3": float(np.mean(abs(ends) <= 3)),
+        "start_early_share": float(np.mean(starts < 0)),
+    }
+
+
+def other_speaker_errors(folder: Path, detectors: dict[str, SpeechConfig], work: Path) -> list[dict]:
+    """Span errors on every aligned clip of the speakers in a folder laid out like Zenodo's zips (too few clips to
+    train a reader on: the question is only whether the detector finds their speech where the .align puts it)."""
+    archives = sorted(folder.glob("s*.zip"))
+    if not archives or not (folder / "alignments.zip").is_file():
+        raise ValueError(f"{folder} holds no sN.zip with an alignments.zip beside it")
+    with zipfile.ZipFile(folder / "alignments.zip") as archive:
+        alignments = {Path(n).stem: n for n in archive.namelist() if n.endswith(".align")}
+        archive.extractall(work)
+    rows = []
+    for zipped in archives:
+        speaker = zipped.stem
+        with zipfile.ZipFile(zipped) as archive:
+            archive.extractall(work)
+        found: dict[str, list] = {name: [] for name in detectors}
+        for path in sorted((work / speaker).glob("*.mpg")):
+            if path.stem not in alignments:  # paired by video id: the real archive misfiles some speakers' folders
+                continue
+            alignment = parse_alignment((work / alignments[path.stem]).read_text())
+            truth = (alignment.speech_start_frame, alignment.speech_end_frame)
+            points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(decode_all(path))
+            openings = [mouth_opening(p) for p in points]
+            for name, detector in detectors.items():
+                try:
+                    found[name].append((detect_span(openings, detector), truth))
+                except NoSpeechFound:
+                    found[name].append((None, truth))
+        if any(found.values()):
+            rows += [span_error_row(name, detectors[name], speaker, pairs) for name, pairs in found.items()]
+    return rows
 
 
 def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch) -> np.ndarray:
@@ -207,26 +266,14 @@ def run(args: argparse.Namespace) -> dict:
                 per_clip[name], per_clip["aligned span"], 6, args.bootstrap
             )
         rows.append(row)
-    errors = []
-    for name in detectors:
-        found = [(spans[v][name], truth[v]) for v in aligned.video_ids if spans[v].get(name) is not None]
-        starts = np.array([s[0] - t[0] for s, t in found])
-        ends = np.array([s[1] - t[1] for s, t in found])
-        errors.append(
-            {
-                "detector": name,
-                "settings": str(detectors[name]),
-                "clips": len(aligned.video_ids),
-                "no_speech_found": len(aligned.video_ids) - len(found),
-                "start_median": float(np.median(starts)),
-                "start_abs_p90": float(np.percentile(abs(starts), 90)),
-                "start_abs_mean": float(np.mean(abs(starts))),
-                "start_within_3": float(np.mean(abs(starts) <= 3)),
-                "end_median": float(np.median(ends)),
-                "end_abs_p90": float(np.percentile(abs(ends), 90)),
-                "start_early_share": float(np.mean(starts < 0)),
-            }
-        )
+    speaker = args.speakers[0]
+    errors = [
+        span_error_row(name, detectors[name], speaker, [(spans[v].get(name), truth[v]) for v in aligned.video_ids])
+        for name in detectors
+    ]
+    for folder in args.other_speakers:
+        print(f"  span errors on {folder}", flush=True)
+        errors += other_speaker_errors(folder, detectors, args.work / "other" / folder.name)
     costs = {name: statistics.median(values) * 1000 for name, values in cost.items()}
     return {
         "clips": len(usable),
@@ -242,15 +289,15 @@ def run(args: argparse.Namespace) -> dict:
 def markdown(table: dict) -> str:
     seeds = table["seeds"]
     lines = [
-        "| detector | start error, median (frames) | start abs, mean | start abs, 90th pct | start within 3 | "
-        "end error, median | end abs, 90th pct | no speech found |",
-        "|---|---|---|---|---|---|---|---|",
+        "| detector | speaker | start error, median (frames) | start abs, mean | start abs, 90th pct | "
+        "start within 3 | end error, median | end abs, 90th pct | end within 3 | no speech found |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in table["span_errors"]:
         lines.append(
-            f"| {e['detector']} | {e['start_median']:+.0f} | {e['start_abs_mean']:.1f} | {e['start_abs_p90']:.0f} | "
-            f"{e['start_within_3']:.0%} | {e['end_median']:+.0f} | {e['end_abs_p90']:.0f} | "
-            f"{e['no_speech_found']} of {e['clips']} |"
+            f"| {e['detector']} | {e['speaker']} | {e['start_median']:+.0f} | {e['start_abs_mean']:.1f} | "
+            f"{e['start_abs_p90']:.0f} | {e['start_within_3']:.0%} | {e['end_median']:+.0f} | "
+            f"{e['end_abs_p90']:.0f} | {e['end_within_3']:.0%} | {e['no_speech_found']} of {e['clips']} |"
         )
     lines += [
         "",
@@ -287,6 +334,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")
+    parser.add_argument(
+        "--other-speakers",
+        type=Path,
+        action="append",
+        help="a folder laid out like Zenodo's zips (sN.zip beside alignments.zip) whose aligned clips get span errors "
+        "of their own, one row per speaker (repeatable; default: ../shared/grid-s31 where it exists)",
+    )
+    parser.add_argument("--no-other-speakers", action="store_true", help="span errors on --speakers only")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
     parser.add_argument("--folds", type=int, default=3, help="cross-fitting folds (default: 3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
@@ -323,6 +378,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
     args.detector = args.detector or ["default"]
+    default_others = [p for p in [REPO.parent / "shared" / "grid-s31"] if p.is_dir()]
+    args.other_speakers = [] if args.no_other_speakers else args.other_speakers or default_others
+    for folder in args.other_speakers:
+        if not folder.is_dir():
+            parser.error(f"--other-speakers: no folder at {folder}")
     args.mix_epochs = args.mix_epochs or max(1, args.epochs // 2)
     if args.folds < 2:
         parser.error("--folds must be at least 2 (every clip is read by a model that never saw it)")

@@ -60,6 +60,10 @@ class MosaicConfig:
         "sharp opening after it",
         SPEECH_ONSETS,
     )
+    speech_settle: int = _setting(
+        10,
+        "frames a mouth may hold one parted shape before a detected speech span ends at its last movement (0: off)",
+    )
     jpeg_quality: int = _setting(95, "JPEG quality of the stored mosaic")
     min_detection_confidence: float = _setting(0.5, "Face Mesh's face detection confidence")
     min_tracking_confidence: float = _setting(0.5, "Face Mesh's landmark tracking confidence")
@@ -77,6 +81,8 @@ class MosaicConfig:
                 raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
         if self.subpixel_crop and self.resampling != "linear":
             raise ValueError("subpixel_crop samples the frame through an affine warp, which needs resampling='linear'")
+        if self.speech_settle < 0:
+            raise ValueError(f"mosaic setting speech_settle must be >= 0 frames, got {self.speech_settle}")
         if min(self.rows, self.cols, self.cell_width, self.cell_height) < 1 or self.lip_padding < 0:
             raise ValueError(
                 f"mosaic geometry must be positive: {self.rows}x{self.cols} cells of "
@@ -147,9 +153,10 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "resampling": "area",
     "subpixel_crop": False,
     "speech_onset": "threshold",
+    "speech_settle": 0,
 }
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1; the
-speech onset since the detector came, until it was recorded)."""
+speech onset and settle rule since the detector came, until each was recorded)."""
 
 DEFAULT_CONFIG = MosaicConfig()
 

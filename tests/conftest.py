@@ -76,6 +76,19 @@ def grid_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def s31_unpacked(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ten real clips of a second speaker (../shared/grid-s31, beside the s1 samples) and their alignments."""
+    folder = grid_dir.parent / "grid-s31"
+    if not (folder / "s31.zip").is_file():
+        pytest.skip(f"the s31 samples are missing at {folder}")
+    root = tmp_path_factory.mktemp("s31-unpacked")
+    for name in ("s31.zip", "alignments.zip"):
+        with zipfile.ZipFile(folder / name) as archive:
+            archive.extractall(root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def unpacked(grid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """s1, s2 and alignments unpacked once, for tests that need single files."""
     root = tmp_path_factory.mktemp("grid-unpacked")

@@ -134,6 +134,13 @@ def test_the_mosaic_flags_are_every_mosaic_setting(capsys):
     assert "invalid choice: 'sometimes'" in capsys.readouterr().err
 
 
+def test_a_settle_rule_the_detector_cannot_run_is_one_line_before_any_work(tmp_path, capsys):
+    assert main(["prepare", "--out", str(tmp_path / "o"), "--speech-settle", "12", "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "speech_settle) must be below still_frames=12" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_validate_of_a_missing_folder_says_so(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "grid-mosaics")]) == 1
     out = capsys.readouterr().out

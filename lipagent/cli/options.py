@@ -7,6 +7,7 @@ import argparse
 from dataclasses import fields
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
+from lipagent.transform.speech import DEFAULT_SPEECH
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -36,5 +37,8 @@ def add_mosaic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mosaic_config(args: argparse.Namespace) -> MosaicConfig:
-    """The MosaicConfig the mosaic flags describe (a bad combination is a one-line ValueError)."""
-    return MosaicConfig(**{setting.name: getattr(args, setting.name) for setting in fields(MosaicConfig)})
+    """The MosaicConfig the mosaic flags describe (a bad combination is a one-line ValueError, found here rather than
+    in the first worker that looks for speech)."""
+    config = MosaicConfig(**{setting.name: getattr(args, setting.name) for setting in fields(MosaicConfig)})
+    DEFAULT_SPEECH.following(config)
+    return config

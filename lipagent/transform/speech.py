@@ -67,6 +67,12 @@ class SpeechConfig:
     """Activity under which a frame counts as silent."""
     hangover: int = 12
     """Silent frames (0.48 s at 25 fps) that end an utterance; shorter pauses stay inside it."""
+    settle_frames: int = 10
+    """Frames (0.4 s) the mouth may hold one shape above its rest before the utterance ends at its last moving frame:
+    some faces relax into parted lips after a sentence, which the stop threshold reads as speech until the rest
+    window catches up (on s31 such ends ran 9-12 frames late; 5 of its 10 clips ended within 3 frames of the .align,
+    8 with the rule). Any value from 7 to 10 leaves every one of the 450 s1 spans as it was. Below `still_frames`,
+    where the rest restarts; 0 turns it off. Recorded with a dataset or model (`MosaicConfig.speech_settle`)."""
     min_frames: int = 12
     """Utterances shorter than this (0.48 s; a mosaic's 12 frames) are noise (a lip lick, a swallow), not speech."""
     min_moving_frames: int = 10
@@ -94,10 +100,15 @@ class SpeechConfig:
             raise ValueError(f"smoothing must be an odd number of frames, got {self.smoothing}")
         if not 0 <= self.stop_threshold <= self.start_threshold:
             raise ValueError("need 0 <= stop_threshold <= start_threshold")
-        if min(self.hangover, self.rest_window, self.still_change, self.min_moving_frames) < 0:
-            raise ValueError("hangover, rest_window, still_change and min_moving_frames must be >= 0")
+        if min(self.hangover, self.rest_window, self.still_change, self.min_moving_frames, self.settle_frames) < 0:
+            raise ValueError("hangover, rest_window, still_change, min_moving_frames and settle_frames must be >= 0")
         if self.min_frames < 1 or self.still_frames < 1:
             raise ValueError("min_frames and still_frames must be >= 1")
+        if self.settle_frames >= self.still_frames:
+            raise ValueError(
+                f"settle_frames (a mosaic's speech_settle) must be below still_frames={self.still_frames}, where the "
+                f"rest restarts and the hold ends; got {self.settle_frames}"
+            )
         if self.onset not in SPEECH_ONSETS:
             raise ValueError(f"onset must be one of {', '.join(SPEECH_ONSETS)}, got {self.onset!r}")
         if min(self.onset_jump, self.onset_back, self.onset_lead) < 0:
@@ -108,8 +119,9 @@ class SpeechConfig:
         return self.smoothing // 2
 
     def following(self, config: MosaicConfig) -> SpeechConfig:
-        """These settings with the onset rule a dataset or model recorded: its spans are found as its data's were."""
-        return replace(self, onset=config.speech_onset)
+        """These settings with the onset and settle rules a dataset or model recorded: its spans are found as its
+        data's were."""
+        return replace(self, onset=config.speech_onset, settle_frames=config.speech_settle)
 
 
 DEFAULT_SPEECH = SpeechConfig()
@@ -152,6 +164,7 @@ class SpanTracker:
         self._frame = -1
         self._start: int | None = None
         self._last_active = -1
+        self._settled = 0
         self._changes: list[float] = []
         self._openings: deque[float] = deque(maxlen=HISTORY_FRAMES)
 
@@ -188,13 +201,19 @@ class SpanTracker:
         config = self.config
         if self._start is None:
             if activity > config.start_threshold:
-                self._start, self._last_active, self._changes = frame, frame, [change]
+                self._start, self._last_active, self._changes, self._settled = frame, frame, [change], 0
             return None
         self._changes.append(change)
         if activity > config.stop_threshold:
             self._last_active = frame
+            self._settled = self._settled + 1 if change < config.still_change else 0
+            if config.settle_frames and self._settled >= config.settle_frames:
+                self._last_active = frame - self._settled
+                return self._close()
         elif frame - self._last_active > config.hangover:
             return self._close()
+        else:
+            self._settled = 0
         return None
 
     def _close(self) -> Span | None:

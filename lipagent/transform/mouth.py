@@ -86,32 +86,55 @@ class LipLandmarker:
                 min_tracking_confidence=config.min_tracking_confidence,
             )
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
+        self._detector = None
+
+    def _landmarks(self, frame_bgr: np.ndarray) -> Sequence | None:
+        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        return result.multi_face_landmarks[0].landmark if result.multi_face_landmarks else None
 
     def points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """The face's 468 landmarks in one frame as (468, 2) pixel x, y (None: no face), carrying tracking state
         from the previous call."""
-        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
-        if not result.multi_face_landmarks:
+        landmarks = self._landmarks(frame_bgr)
+        if landmarks is None:
             return None
         height, width = frame_bgr.shape[:2]
-        landmarks = result.multi_face_landmarks[0].landmark
         return np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
 
-    def lip_box(self, frame_bgr: np.ndarray) -> FloatBox | None:
-        """The lip box in one frame, carrying tracking state from the previous call."""
-        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
-        if not result.multi_face_landmarks:
+    def face(self, frame_bgr: np.ndarray) -> tuple[FloatBox, np.ndarray] | None:
+        """The lip box and the (468, 2) pixel landmarks in one frame, carrying tracking state from the previous
+        call."""
+        landmarks = self._landmarks(frame_bgr)
+        if landmarks is None:
             return None
-        landmarks = result.multi_face_landmarks[0].landmark
         lips = np.array([(landmarks[i].x, landmarks[i].y) for i in LIP_LANDMARKS], dtype=np.float64)
         height, width = frame_bgr.shape[:2]
-        return lip_box(lips, width, height)
+        points = np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
+        return lip_box(lips, width, height), points
+
+    def clip_faces(self, frames_bgr: Sequence[np.ndarray]) -> list[tuple[FloatBox, np.ndarray] | None]:
+        """Lip boxes and landmarks for the frames of a new clip (tracking state reset first)."""
+        with quiet_native_stderr():
+            self._mesh.reset()
+            return [self.face(frame) for frame in frames_bgr]
 
     def clip_boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[FloatBox | None]:
         """Lip boxes for the frames of a new clip (tracking state reset first)."""
+        return [None if face is None else face[0] for face in self.clip_faces(frames_bgr)]
+
+    def face_scores(self, frame_bgr: np.ndarray) -> tuple[float, float]:
+        """MediaPipe's face-detector score for the frame as it is and turned by 180 degrees (0: no face); an
+        upside-down face scores higher turned (`lipagent.transform.pose.upside_down`)."""
         with quiet_native_stderr():
-            self._mesh.reset()
-            return [self.lip_box(frame) for frame in frames_bgr]
+            if self._detector is None:
+                self._detector = mp.solutions.face_detection.FaceDetection(
+                    model_selection=0, min_detection_confidence=0.1
+                )
+            scores = []
+            for frame in (frame_bgr, np.ascontiguousarray(frame_bgr[::-1, ::-1])):
+                found = self._detector.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).detections or []
+                scores.append(max((float(d.score[0]) for d in found), default=0.0))
+        return scores[0], scores[1]
 
     def clip_points(self, frames_bgr: Sequence[np.ndarray]) -> list[np.ndarray | None]:
         """Landmarks for every frame of a new clip (tracking state reset first)."""
@@ -126,6 +149,8 @@ class LipLandmarker:
 
     def close(self) -> None:
         self._mesh.close()
+        if self._detector is not None:
+            self._detector.close()
 
 
 _LANDMARKERS: dict[tuple[int, MosaicConfig, str | None], LipLandmarker] = {}

@@ -11,6 +11,7 @@ import numpy as np
 from lipagent.config import DEFAULT_CONFIG, VIDEO_FPS, MosaicConfig
 from lipagent.transform.mosaic import FloatBox, build_mosaic, encode_jpeg
 from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
+from lipagent.transform.pose import face_pose, pose_problem, upside_down
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.skips import SkipReason
 from lipagent.transform.speech import (
@@ -46,20 +47,37 @@ def crop_boxes(
     frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
 ) -> tuple[list[FloatBox], int]:
     """The crop box of each sampled BGR frame (a frame without a face borrows its neighbour's), and how many
-    frames showed a face. Raises ClipRejected when too few did."""
-    boxes = landmarker.clip_boxes(frames)
-    found = sum(b is not None for b in boxes)
+    frames showed a face. Raises ClipRejected when too few did, or when the face is one the crop cannot serve
+    (`lipagent.transform.pose`: rolled or turned far, upside down, lip landmarks not on a mouth)."""
+    faces = landmarker.clip_faces(frames)
+    _check_face(frames, [None if f is None else f[1] for f in faces], landmarker)
+    found = sum(f is not None for f in faces)
     if found < min_faces(config):
         raise ClipRejected(
             SkipReason.FACE_NOT_FOUND,
             f"a face in {found} of {len(frames)} sampled frames (need {min_faces(config)})",
         )
+    boxes = [None if f is None else f[0] for f in faces]
     aspect = config.cell_width / config.cell_height if config.crop == "cell_aspect" else None
     crops = []
     for frame, lips in zip(frames, fill_missing(boxes)):
         height, width = frame.shape[:2]
         crops.append(crop_box(lips, config.lip_padding, aspect, width, height))
     return crops, found
+
+
+def _check_face(frames: Sequence[np.ndarray], points: Sequence[np.ndarray | None], landmarker: LipLandmarker) -> None:
+    """ClipRejected when the face is one the mouth crop cannot serve (`lipagent.transform.pose`)."""
+    problem = pose_problem([face_pose(p) for p in points if p is not None])
+    if problem is None and upside_down([landmarker.face_scores(frames[i]) for i in _spread(len(frames), 3)]):
+        problem = "the face is upside down; rotate the video so the face is upright"
+    if problem is not None:
+        raise ClipRejected(SkipReason.FACE_POSE, problem)
+
+
+def _spread(count: int, n: int) -> list[int]:
+    """`n` indices spread over `count` items, first and last included."""
+    return sorted({round(i * (count - 1) / max(n - 1, 1)) for i in range(n)})
 
 
 def frames_to_mosaic(
@@ -92,8 +110,11 @@ def find_speech(
 ) -> tuple[int, int]:
     """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
     tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
-    Raises `lipagent.transform.speech.NoSpeechFound`."""
-    points = process_landmarker(config, mode="tracking").clip_points(frames)
+    Raises `lipagent.transform.speech.NoSpeechFound`, or ClipRejected for a face the crop cannot serve (whose
+    "mouth" is not one)."""
+    landmarker = process_landmarker(config, mode="tracking")
+    points = landmarker.clip_points(frames)
+    _check_face(frames, points, landmarker)
     return detect_span([mouth_opening(p) for p in points], speech.following(config))
 
 
@@ -103,7 +124,9 @@ def find_utterances(
     """The spoken frames of each utterance of a video that may hold several, as `lipagent live` finds them (one
     tracking Face Mesh, `segment`). A GRID clip is one utterance, `find_speech`'s span (on 470 real clips of 11
     speakers no sentence paused long enough to be cut in two: docs/results.md)."""
-    points = process_landmarker(config, mode="tracking").clip_points(frames)
+    landmarker = process_landmarker(config, mode="tracking")
+    points = landmarker.clip_points(frames)
+    _check_face(frames, points, landmarker)
     return [(span.start, span.end) for span in spoken([mouth_opening(p) for p in points], speech.following(config))]
 
 

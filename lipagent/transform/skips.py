@@ -18,4 +18,5 @@ class SkipReason(str, Enum):
     UNDECODABLE = "video does not decode"
     TOO_FEW_FRAMES = "video has too few frames"
     FACE_NOT_FOUND = "face found too rarely"
+    FACE_POSE = "face the mouth crop cannot serve"
     NO_SPEECH = "no speech found from the mouth"

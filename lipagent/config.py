@@ -7,7 +7,9 @@ which is the point: the model must never see inputs made differently from those 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -181,3 +183,8 @@ class ZenodoRecord:
 
 GRID_SPEAKERS: tuple[str, ...] = tuple(f"s{i}" for i in range(1, 35) if i != 21)
 """Speakers with video in the corpus (speaker 21 has none)."""
+
+
+def cache_root() -> Path:
+    """Where LipAgent keeps what it can make again (the llama.cpp converter, `lipagent train`'s help)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lipagent"

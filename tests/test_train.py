@@ -475,3 +475,33 @@ def test_bench_flop_formula_for_addmm_takes_a_fourth_positional_argument():
     with torch.utils.flop_counter.FlopCounterMode(display=False, custom_mapping=bench.MATMUL_PLUS) as counter:
         torch.addmm(torch.zeros(3, 5), torch.ones(3, 4), torch.ones(4, 5), beta=0.5)
     assert counter.get_total_flops() == 2 * 3 * 4 * 5
+
+
+def test_train_help_is_trls_parser_made_once_per_installed_versions(tmp_path, monkeypatch, capsys):
+    """`lipagent train --help` prints the training parser's help; building it imports torch, PEFT and TRL, so the
+    text is kept per versions and terminal width, and a second --help does not build the parser again."""
+    import lipagent.model.training as training
+    from lipagent.cli import main as lipagent_main
+    from lipagent.cli.train import DESCRIPTION
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "100")
+    assert lipagent_main(["train", "--help"]) == 0
+    first = capsys.readouterr().out
+    assert first == training.make_parser(DESCRIPTION, "lipagent train").format_help()
+    assert "--dataset_name" in first and "--lora_r" in first
+    [cached] = (tmp_path / "lipagent").glob("train-help-*.txt")
+
+    def unbuildable(*args, **kwargs):
+        raise AssertionError("the parser was built again")
+
+    monkeypatch.setattr(training, "make_parser", unbuildable)
+    assert lipagent_main(["train", "-h"]) == 0
+    assert capsys.readouterr().out == first
+    monkeypatch.setenv("COLUMNS", "140")
+    with pytest.raises(AssertionError, match="built again"):
+        lipagent_main(["train", "-h"])
+    cached.unlink()
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(AssertionError, match="built again"):
+        lipagent_main(["train", "-h"])

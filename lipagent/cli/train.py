@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import os
+import shutil
 
 INTERRUPTED = "checkpoints saved so far are kept; the same command with --resume_from_checkpoint last resumes"
 DESCRIPTION = (
@@ -19,7 +23,42 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
 
 
+HELP_PACKAGES = ("lipagent", "trl", "transformers", "peft", "torch")
+"""The packages whose versions decide what `lipagent train --help` says."""
+
+
+def training_help() -> str:
+    """The training parser's help, cached per installed versions and terminal width: building it imports torch,
+    PEFT and TRL, which takes seconds, to print text that changes only when they do."""
+    versions = []
+    for package in HELP_PACKAGES:
+        try:
+            versions.append(f"{package}={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package}=none")
+    versions.append(f"columns={shutil.get_terminal_size().columns}")
+    from lipagent.config import cache_root
+
+    cached = cache_root() / f"train-help-{hashlib.sha256(' '.join(versions).encode()).hexdigest()[:16]}.txt"
+    if cached.is_file():
+        return cached.read_text()
+    from lipagent.model.training import make_parser
+
+    text = make_parser(DESCRIPTION, "lipagent train").format_help()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        staging = cached.with_name(f".{cached.name}.{os.getpid()}")
+        staging.write_text(text)
+        staging.replace(cached)
+    except OSError:
+        pass  # an unwritable cache only costs the next --help its seconds
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
+    if any(arg in ("-h", "--help") for arg in args.train_argv):
+        print(training_help(), end="")
+        return 0
     from lipagent.model.training import TrainingSetupError, parse_args, train
 
     try:

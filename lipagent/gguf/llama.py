@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from lipagent.config import cache_root
 from lipagent.records import RecordError
 
 INSTALL_HINT = (
@@ -56,10 +57,6 @@ def llama_cpp() -> ModuleType:
 
 def llama_cpp_version() -> str:
     return importlib.metadata.version("llama-cpp-python")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lipagent"
 
 
 def converter_dir(announce: Callable[[str], object] = lambda message: None) -> Path:

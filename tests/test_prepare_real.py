@@ -97,6 +97,7 @@ def test_skips_are_counted_in_summary_card_and_list(prepared):
     counts = summary.skipped_counts()
     assert counts[SkipReason.NO_VIDEO.value] == 550
     assert counts[SkipReason.NO_ALIGNMENT.value] == 1
+    assert SkipReason.FACE_POSE.value not in counts, "every real GRID face is one the crop serves"
     assert "550" in summary.text() and "video without alignment" in summary.text()
     listed = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert len(listed) == len(summary.skipped)

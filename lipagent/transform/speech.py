@@ -71,8 +71,9 @@ class SpeechConfig:
     """Frames (0.4 s) the mouth may hold one shape above its rest before the utterance ends at its last moving frame:
     some faces relax into parted lips after a sentence, which the stop threshold reads as speech until the rest
     window catches up (on s31 such ends ran 9-12 frames late; 5 of its 10 clips ended within 3 frames of the .align,
-    8 with the rule). Any value from 7 to 10 leaves every one of the 450 s1 spans as it was. Below `still_frames`,
-    where the rest restarts; 0 turns it off. Recorded with a dataset or model (`MosaicConfig.speech_settle`)."""
+    8 with the rule from 5 to 10 frames). At 10 every one of the 450 s1 spans is as it was (at 9 one changes, at 7
+    six: s1's slow final closing). Below `still_frames`, where the rest restarts; 0 turns it off. Recorded with a
+    dataset or model (`MosaicConfig.speech_settle`)."""
     min_frames: int = 12
     """Utterances shorter than this (0.48 s; a mosaic's 12 frames) are noise (a lip lick, a swallow), not speech."""
     min_moving_frames: int = 10

@@ -107,6 +107,21 @@ def test_a_stream_with_no_face_says_so(baseline_dir, tmp_path, capsys):
     assert "40 frames (1.6 s, a face in 0)" in err
 
 
+def test_an_upside_down_face_is_not_read(baseline_dir, unpacked, tmp_path, capsys):
+    """Face Mesh puts the lip box of an upside-down face on its eyes; the utterance is reported, not read."""
+    frames = decode_all(unpacked / "s1" / "bbaf2n.mpg")
+    path = tmp_path / "upside-down.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (360, 288))
+    for frame in [frames[0]] * 30 + frames + [frames[-1]] * 20:
+        writer.write(frame[::-1, ::-1].copy())
+    writer.release()
+    assert lipagent_main(["live", "--source", str(path), "--fast", "--model", str(baseline_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines and all(
+        line.endswith("(not read: the face is upside down; rotate the video so the face is upright)") for line in lines
+    ), lines
+
+
 def test_a_save_that_fails_ends_the_run_with_one_line(joined, baseline_dir, tmp_path, capsys):
     path, _ = joined
     (tmp_path / "taken").write_text("a file where the utterance folders would go")

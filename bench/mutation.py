@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.toml")
 
 MODULES: dict[str, tuple[str, ...]] = {
-    "crop": ("lipagent.transform.mouth.*", "lipagent.transform.pipeline.*"),
+    "crop": ("lipagent.transform.mouth.*", "lipagent.transform.pipeline.*", "lipagent.transform.pose.*"),
     "sampling": ("lipagent.transform.sampling.*",),
     "speech spans": ("lipagent.transform.speech.*",),
     "mosaic": ("lipagent.transform.mosaic.*",),

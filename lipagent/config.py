@@ -14,6 +14,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+LANDMARKERS: tuple[str, ...] = ("face_mesh", "face_landmarker")
+"""Which MediaPipe model finds the face's landmarks: the legacy Face Mesh (468 points; its models ship only in
+mediapipe 0.10.21 and earlier) or the Tasks API's Face Landmarker (478 points, a model bundle fetched once:
+`lipagent.transform.face_model`)."""
+
 LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
 """Face Mesh on each sampled frame afresh (static), or carried from one sampled frame to the next (tracking)."""
 
@@ -48,6 +53,11 @@ class MosaicConfig:
     cell_width: int = _setting(100, "width of one mouth cell in pixels")
     cell_height: int = _setting(80, "height of one mouth cell in pixels")
     lip_padding: float = _setting(0.15, "margin around the lip landmarks, as a share of the lip box on each side")
+    landmarker: str = _setting(
+        "face_mesh",
+        "the MediaPipe model that finds the face: legacy Face Mesh or the Tasks API's Face Landmarker",
+        LANDMARKERS,
+    )
     landmarks: str = _setting(
         "tracking", "Face Mesh on each sampled frame afresh (static) or tracked from frame to frame", LANDMARK_MODES
     )
@@ -74,6 +84,7 @@ class MosaicConfig:
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
+            ("landmarker", self.landmarker, LANDMARKERS),
             ("landmarks", self.landmarks, LANDMARK_MODES),
             ("crop", self.crop, CROP_SHAPES),
             ("resampling", self.resampling, RESAMPLINGS),
@@ -143,13 +154,15 @@ class MosaicConfig:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
         return (
-            f"Face Mesh {self.landmarks} mode, lip box padded {self.lip_padding} "
+            f"{'Face Landmarker' if self.landmarker == 'face_landmarker' else 'Face Mesh'} {self.landmarks} mode, "
+            f"lip box padded {self.lip_padding} "
             f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
             f"{self.resampling} resampling{cut}"
         )
 
 
 LEGACY_SETTINGS: dict[str, Any] = {
+    "landmarker": "face_mesh",
     "landmarks": "tracking",
     "crop": "cell_aspect",
     "resampling": "area",

@@ -13,6 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GRID_DIR = Path(os.environ.get("LIPAGENT_GRID_DIR", REPO.parent / "shared" / "grid"))
+FACE_LANDMARKER_BUNDLE = GRID_DIR.parent / "models" / "face_landmarker.task"
+if FACE_LANDMARKER_BUNDLE.is_file():  # MediaPipe's model storage cannot be reached from the test machines
+    os.environ.setdefault("LIPAGENT_FACE_LANDMARKER", str(FACE_LANDMARKER_BUNDLE))
 
 
 def built_once(name: str, tmp_path_factory: pytest.TempPathFactory, build: Callable[[Path], None]) -> Path:
@@ -73,6 +76,15 @@ def grid_dir() -> Path:
     if not (GRID_DIR / "s1.zip").is_file():
         pytest.skip(f"the real GRID samples are missing at {GRID_DIR} (set LIPAGENT_GRID_DIR to their folder)")
     return GRID_DIR
+
+
+@pytest.fixture(scope="session")
+def face_landmarker_bundle() -> Path:
+    """MediaPipe's Face Landmarker bundle beside the GRID samples (../shared/models), which LIPAGENT_FACE_LANDMARKER
+    points every test at."""
+    if not FACE_LANDMARKER_BUNDLE.is_file():
+        pytest.skip(f"MediaPipe's face landmarker bundle is missing at {FACE_LANDMARKER_BUNDLE}")
+    return FACE_LANDMARKER_BUNDLE
 
 
 @pytest.fixture(scope="session")

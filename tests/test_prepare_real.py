@@ -146,3 +146,23 @@ def test_preview_writes_a_contact_sheet(prepared, tmp_path):
 
     sheet = Image.open(preview(out, tmp_path / "sheet.png", per_split=2))
     assert sheet.size[0] > 3 * 400 and sheet.size[1] > 2 * 240
+
+
+def test_a_dataset_made_with_the_face_landmarker_records_it(grid_dir, face_landmarker_bundle, tmp_path):
+    """Workers make their own Tasks landmarker (none is made before they fork), and the card records which
+    landmarker made the mosaics, so a model trained on them reads with the same."""
+    from dataclasses import replace
+
+    from lipagent.config import DEFAULT_CONFIG
+    from lipagent.data.prepare import PrepareOptions, prepare
+    from lipagent.records import read_dataset_record
+
+    config = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
+    options = PrepareOptions(
+        config=config, speakers=("s2",), out=tmp_path / "ds", grid_dir=grid_dir, cache_dir=tmp_path / "c", num_proc=2
+    )
+    summary = prepare(options)
+    assert sum(summary.split_sizes.values()) == 1 and summary.mosaic["landmarker"] == "face_landmarker"
+    _, rows = _rows(tmp_path / "ds")
+    assert list(rows) == ["swwp2s"]
+    assert read_dataset_record(tmp_path / "ds").mosaic.landmarker == "face_landmarker"

@@ -5,6 +5,7 @@ The other real-clip tests check shapes and counts; these notice a crop or a span
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,20 @@ def test_crop_boxes_land_where_recorded(clip, view, decoded):
     boxes, found = crop_boxes(frames, process_landmarker(DEFAULT_CONFIG), DEFAULT_CONFIG)
     assert found == DEFAULT_CONFIG.num_frames
     np.testing.assert_allclose(np.array(boxes), np.array(reference[view]), rtol=0, atol=BOX_TOLERANCE)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_the_face_landmarkers_crop_boxes_land_where_recorded(clip, decoded):
+    """The Tasks API's Face Landmarker with its model bundle: a different or broken bundle moves the lip boxes."""
+    reference = REFERENCES["clips"][clip]
+    config = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
+    boxes, found = crop_boxes([decoded[clip][i] for i in reference["sampled"]], process_landmarker(config), config)
+    assert found == config.num_frames
+    np.testing.assert_allclose(
+        np.array(boxes), np.array(reference["face_landmarker_boxes"]), rtol=0, atol=BOX_TOLERANCE
+    )
+    legacy = np.array(reference["boxes"])
+    assert np.abs(np.array(boxes) - legacy).max() > BOX_TOLERANCE, "the two landmarkers must be told apart"
 
 
 @pytest.mark.parametrize("clip", CLIPS)

@@ -65,8 +65,110 @@ def min_faces(config: MosaicConfig) -> int:
     return math.ceil(config.min_face_ratio * config.num_frames - 1e-9)
 
 
+class _FaceMesh:
+    """MediaPipe's legacy Face Mesh (`mp.solutions`, mediapipe 0.10.21 and earlier: its models are in the wheel)."""
+
+    def __init__(self, config: MosaicConfig, static: bool) -> None:
+        if not hasattr(mp, "solutions"):
+            raise ValueError(
+                f"these mosaics were made with landmarker=face_mesh, MediaPipe's legacy Face Mesh, which mediapipe "
+                f"{mp.__version__} no longer has: install mediapipe==0.10.21 to read them as they were made, or "
+                "rebuild the dataset (and retrain) with --landmarker face_landmarker"
+            )
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=1,
+            refine_landmarks=False,
+            min_detection_confidence=config.min_detection_confidence,
+            min_tracking_confidence=config.min_tracking_confidence,
+        )
+        self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
+        self._detector = None
+
+    def landmarks(self, rgb: np.ndarray) -> Sequence | None:
+        result = self._mesh.process(rgb)
+        return result.multi_face_landmarks[0].landmark if result.multi_face_landmarks else None
+
+    def reset(self) -> None:
+        self._mesh.reset()
+
+    def face_score(self, rgb: np.ndarray) -> float:
+        if self._detector is None:
+            self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.1)
+        found = self._detector.process(rgb).detections or []
+        return max((float(d.score[0]) for d in found), default=0.0)
+
+    def close(self) -> None:
+        self._mesh.close()
+        if self._detector is not None:
+            self._detector.close()
+
+
+class _FaceLandmarker:
+    """MediaPipe's Tasks `FaceLandmarker` with the model bundle of `lipagent.transform.face_model` (478 points; the
+    first 468 are Face Mesh's, so every index LipAgent uses means the same). Tracking is its VIDEO mode, which has
+    no reset: a new clip gets a new landmarker (about 30 ms)."""
+
+    FRAME_MS = 40
+    """Timestamps step by one 25 fps frame, whatever the source's rate, so a clip's landmarks are the same in
+    training and inference (VIDEO mode smooths over time)."""
+
+    def __init__(self, config: MosaicConfig, static: bool) -> None:
+        from lipagent.transform.face_model import face_landmarker_model
+
+        self._bundle = face_landmarker_model()
+        vision = mp.tasks.vision
+        self._options = vision.FaceLandmarkerOptions(
+            base_options=mp.tasks.BaseOptions(model_asset_path=str(self._bundle)),
+            running_mode=vision.RunningMode.IMAGE if static else vision.RunningMode.VIDEO,
+            num_faces=1,
+            min_face_detection_confidence=config.min_detection_confidence,
+            min_face_presence_confidence=config.min_detection_confidence,
+            min_tracking_confidence=config.min_tracking_confidence,
+        )
+        self._static = static
+        self._task = vision.FaceLandmarker.create_from_options(self._options)
+        self._time = 0
+        self._detector = None
+
+    def landmarks(self, rgb: np.ndarray) -> Sequence | None:
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if self._static:
+            result = self._task.detect(image)
+        else:
+            result = self._task.detect_for_video(image, self._time)
+            self._time += self.FRAME_MS
+        return result.face_landmarks[0] if result.face_landmarks else None
+
+    def reset(self) -> None:
+        if not self._static:
+            self._task.close()
+            self._task = mp.tasks.vision.FaceLandmarker.create_from_options(self._options)
+            self._time = 0
+
+    def face_score(self, rgb: np.ndarray) -> float:
+        if self._detector is None:
+            from lipagent.transform.face_model import face_detector_model
+
+            vision = mp.tasks.vision
+            options = vision.FaceDetectorOptions(
+                base_options=mp.tasks.BaseOptions(model_asset_path=str(face_detector_model(self._bundle))),
+                min_detection_confidence=0.1,
+            )
+            self._detector = vision.FaceDetector.create_from_options(options)
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        found = self._detector.detect(image).detections
+        return max((float(d.categories[0].score) for d in found), default=0.0)
+
+    def close(self) -> None:
+        self._task.close()
+        if self._detector is not None:
+            self._detector.close()
+
+
 class LipLandmarker:
-    """Face Mesh lip boxes for the frames of one clip at a time, in the mode `config.landmarks` names.
+    """Lip boxes and landmarks for the frames of one clip at a time, from the landmarker `config.landmarker` names
+    in the mode `config.landmarks` names.
 
     Tracking mode (the default) carries landmarks from one sampled frame to the next: it read 1.3 WER points
     better than static mode in the accuracy table (docs/results.md), and it is what must look at every frame of a camera
@@ -77,24 +179,16 @@ class LipLandmarker:
     def __init__(self, config: MosaicConfig, mode: str | None = None) -> None:
         _CREATORS.add(os.getpid())
         self.mode = mode or config.landmarks
+        backend = _FaceLandmarker if config.landmarker == "face_landmarker" else _FaceMesh
         with quiet_native_stderr():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=self.mode == "static",
-                max_num_faces=1,
-                refine_landmarks=False,
-                min_detection_confidence=config.min_detection_confidence,
-                min_tracking_confidence=config.min_tracking_confidence,
-            )
-            self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
-        self._detector = None
+            self._backend = backend(config, static=self.mode == "static")
 
     def _landmarks(self, frame_bgr: np.ndarray) -> Sequence | None:
-        result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
-        return result.multi_face_landmarks[0].landmark if result.multi_face_landmarks else None
+        return self._backend.landmarks(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
 
     def points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
-        """The face's 468 landmarks in one frame as (468, 2) pixel x, y (None: no face), carrying tracking state
-        from the previous call."""
+        """The face's landmarks in one frame as (N, 2) pixel x, y (468 from Face Mesh, 478 from the Face
+        Landmarker; None: no face), carrying tracking state from the previous call."""
         landmarks = self._landmarks(frame_bgr)
         if landmarks is None:
             return None
@@ -102,7 +196,7 @@ class LipLandmarker:
         return np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
 
     def face(self, frame_bgr: np.ndarray) -> tuple[FloatBox, np.ndarray] | None:
-        """The lip box and the (468, 2) pixel landmarks in one frame, carrying tracking state from the previous
+        """The lip box and the (N, 2) pixel landmarks in one frame, carrying tracking state from the previous
         call."""
         landmarks = self._landmarks(frame_bgr)
         if landmarks is None:
@@ -115,7 +209,7 @@ class LipLandmarker:
     def clip_faces(self, frames_bgr: Sequence[np.ndarray]) -> list[tuple[FloatBox, np.ndarray] | None]:
         """Lip boxes and landmarks for the frames of a new clip (tracking state reset first)."""
         with quiet_native_stderr():
-            self._mesh.reset()
+            self._backend.reset()
             return [self.face(frame) for frame in frames_bgr]
 
     def clip_boxes(self, frames_bgr: Sequence[np.ndarray]) -> list[FloatBox | None]:
@@ -125,21 +219,14 @@ class LipLandmarker:
     def face_scores(self, frame_bgr: np.ndarray) -> tuple[float, float]:
         """MediaPipe's face-detector score for the frame as it is and turned by 180 degrees (0: no face); an
         upside-down face scores higher turned (`lipagent.transform.pose.upside_down`)."""
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         with quiet_native_stderr():
-            if self._detector is None:
-                self._detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=0.1
-                )
-            scores = []
-            for frame in (frame_bgr, np.ascontiguousarray(frame_bgr[::-1, ::-1])):
-                found = self._detector.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).detections or []
-                scores.append(max((float(d.score[0]) for d in found), default=0.0))
-        return scores[0], scores[1]
+            return self._backend.face_score(rgb), self._backend.face_score(np.ascontiguousarray(rgb[::-1, ::-1]))
 
     def clip_points(self, frames_bgr: Sequence[np.ndarray]) -> list[np.ndarray | None]:
         """Landmarks for every frame of a new clip (tracking state reset first)."""
         with quiet_native_stderr():
-            self._mesh.reset()
+            self._backend.reset()
             return [self.points(frame) for frame in frames_bgr]
 
     def stream_points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
@@ -148,9 +235,7 @@ class LipLandmarker:
             return self.points(frame_bgr)
 
     def close(self) -> None:
-        self._mesh.close()
-        if self._detector is not None:
-            self._detector.close()
+        self._backend.close()
 
 
 _LANDMARKERS: dict[tuple[int, MosaicConfig, str | None], LipLandmarker] = {}

@@ -11,6 +11,7 @@ import json
 import sys
 import tempfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from lipagent.config import DEFAULT_CONFIG
@@ -29,8 +30,12 @@ computed with width and height mixed up lands elsewhere there."""
 OUT = Path(__file__).with_name("real_clip_references.json")
 
 
-def _boxes(frames) -> list[list[float]]:
-    boxes, _ = crop_boxes(frames, process_landmarker(DEFAULT_CONFIG), DEFAULT_CONFIG)
+FACE_LANDMARKER = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
+"""The Tasks API's landmarker (model bundle from LIPAGENT_FACE_LANDMARKER or its cached download)."""
+
+
+def _boxes(frames, config=DEFAULT_CONFIG) -> list[list[float]]:
+    boxes, _ = crop_boxes(frames, process_landmarker(config), config)
     return [[round(v, 3) for v in box] for box in boxes]
 
 
@@ -61,6 +66,7 @@ def record(grid_dir: Path) -> dict:
                 "sampled": indices,
                 "boxes": _boxes(sampled),
                 "portrait_boxes": _boxes([frame[:, left:right] for frame in sampled]),
+                "face_landmarker_boxes": _boxes(sampled, FACE_LANDMARKER),
             }
     return {"mosaic": DEFAULT_CONFIG.to_dict(), "portrait_columns": list(PORTRAIT), "clips": references}
 

@@ -1,0 +1,81 @@
+"""The model bundle of MediaPipe's Face Landmarker (its Tasks API), which no MediaPipe wheel ships since 0.10.30:
+fetched once from MediaPipe's model storage, checked against the hash LipAgent was measured with, and cached.
+
+`LIPAGENT_FACE_LANDMARKER` names a local copy instead (machines without that storage, tests); it is checked the same
+way, so a different model can never make mosaics silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+from lipagent.config import cache_root
+
+FACE_LANDMARKER_URL = (
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
+)
+FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+"""Face Landmarker float16, version 1: a zip of face_detector.tflite, face_landmarks_detector.tflite (478 points)
+and face_blendshapes.tflite."""
+MODEL_ENV = "LIPAGENT_FACE_LANDMARKER"
+FACE_DETECTOR_MEMBER = "face_detector.tflite"
+
+
+def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
+    """The checked bundle: `LIPAGENT_FACE_LANDMARKER`'s file, or the cached download (fetched on first use)."""
+    local = os.environ.get(MODEL_ENV)
+    if local:
+        path = Path(local)
+        if not path.is_file():
+            raise ValueError(f"{MODEL_ENV}={local}: no such file")
+        if (found := sha256sum(path)) != FACE_LANDMARKER_SHA256:
+            raise ValueError(
+                f"{MODEL_ENV}={local} is not the Face Landmarker bundle LipAgent's mosaics are made with "
+                f"(sha256 {found[:12]}..., expected {FACE_LANDMARKER_SHA256[:12]}...; it is at {FACE_LANDMARKER_URL})"
+            )
+        return path
+    import pooch
+    import requests
+
+    folder = cache_root() / "models"
+    try:
+        return Path(
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{FACE_LANDMARKER_SHA256}",
+                fname=f"face_landmarker-{FACE_LANDMARKER_SHA256[:12]}.task",
+                path=folder,
+                progressbar=True,
+            )
+        )
+    except requests.RequestException as error:
+        raise ValueError(
+            f"could not download MediaPipe's face landmarker model from {url} ({type(error).__name__}); "
+            f"on a machine without access, put a copy anywhere and set {MODEL_ENV} to its path"
+        ) from None
+    except ValueError as error:  # pooch's hash mismatch: the download is not the file this hash names
+        raise ValueError(f"the face landmarker model downloaded from {url} failed its hash check: {error}") from None
+
+
+def face_detector_model(bundle: Path) -> Path:
+    """The bundle's face detector as its own file (the Tasks FaceDetector reads a .tflite), unpacked beside the cache
+    once per bundle hash."""
+    target = cache_root() / "models" / f"face_detector-{FACE_LANDMARKER_SHA256[:12]}.tflite"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        with zipfile.ZipFile(bundle) as archive:
+            staging.write_bytes(archive.read(FACE_DETECTOR_MEMBER))
+        staging.replace(target)
+    return target

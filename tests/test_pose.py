@@ -104,7 +104,24 @@ def test_the_median_frame_decides_so_one_odd_frame_does_not():
     ],
 )
 def test_upside_down_is_the_turned_view_scoring_higher_on_most_frames(scores, turned):
-    assert upside_down(scores) is turned
+    assert upside_down(scores, len(scores)) is turned
+
+
+def test_upside_down_reads_scores_only_until_the_answer_is_settled():
+    read = []
+
+    def scores(pairs):
+        for pair in pairs:
+            read.append(pair)
+            yield pair
+
+    assert upside_down(scores([(0.9, 0.6), (0.9, 0.6), (0.1, 0.9)]), 3) is False and len(read) == 2
+    read.clear()
+    assert upside_down(scores([(0.6, 0.9), (0.6, 0.9), (0.9, 0.1)]), 3) is True and len(read) == 2
+    read.clear()
+    assert upside_down(scores([(0.0, 0.0), (0.9, 0.6), (0.6, 0.9)]), 3) is False and len(read) == 2, "a tie at best"
+    read.clear()
+    assert upside_down(scores([(0.9, 0.6), (0.6, 0.9), (0.6, 0.9)]), 3) is True and len(read) == 3
 
 
 def _turned(frame: np.ndarray, degrees: float, mirrored: bool = False) -> np.ndarray:

@@ -69,7 +69,8 @@ def crop_boxes(
 def _check_face(frames: Sequence[np.ndarray], points: Sequence[np.ndarray | None], landmarker: LipLandmarker) -> None:
     """ClipRejected when the face is one the mouth crop cannot serve (`lipagent.transform.pose`)."""
     problem = pose_problem([face_pose(p) for p in points if p is not None])
-    if problem is None and upside_down([landmarker.face_scores(frames[i]) for i in _spread(len(frames), 3)]):
+    spread = _spread(len(frames), 3)
+    if problem is None and upside_down((landmarker.face_scores(frames[i]) for i in spread), len(spread)):
         problem = "the face is upside down; rotate the video so the face is upright"
     if problem is not None:
         raise ClipRejected(SkipReason.FACE_POSE, problem)

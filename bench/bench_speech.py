@@ -27,9 +27,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import Variant, build, fold_of, merged, paired_interval, report, subset, word_errors
+from bench_accuracy import Variant, build, fold_of, merged, paired_interval, parse_variant, report, subset, word_errors
 
-from lipagent.config import DEFAULT_CONFIG
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
 from lipagent.data.splits import SPLITS
 from lipagent.model.baseline import mosaic_cells, sentences_of
@@ -43,8 +43,8 @@ from lipagent.transform.speech import DEFAULT_SPEECH, NoSpeechFound, SpeechConfi
 REPO = Path(__file__).resolve().parents[1]
 
 
-def parse_detector(text: str) -> SpeechConfig:
-    """`name=value` overrides of the default SpeechConfig, comma-separated ('default' for none)."""
+def parse_detector(text: str, base: SpeechConfig = DEFAULT_SPEECH) -> SpeechConfig:
+    """`name=value` overrides of `base` (the default SpeechConfig), comma-separated ('default' for none)."""
     kinds = {f.name: type(getattr(DEFAULT_SPEECH, f.name)) for f in fields(SpeechConfig)}
     values = {}
     for token in filter(None, (t.strip() for t in text.split(","))):
@@ -54,7 +54,15 @@ def parse_detector(text: str) -> SpeechConfig:
         if name not in kinds:
             raise ValueError(f"unknown detector setting {name!r}; known: {', '.join(kinds)}")
         values[name] = kinds[name](value)
-    return replace(DEFAULT_SPEECH, **values)
+    return replace(base, **values)
+
+
+def mosaic_variant(text: str) -> Variant:
+    """--mosaic's value, a bad setting said by argparse in the setting's own words."""
+    try:
+        return parse_variant(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def unpack(grid_dir: Path, folder: Path, speaker: str) -> None:
@@ -64,6 +72,7 @@ def unpack(grid_dir: Path, folder: Path, speaker: str) -> None:
 
 
 def clip_conditions(
+    config: MosaicConfig,
     path: Path,
     aligned: tuple[int, int],
     detectors: dict[str, SpeechConfig],
@@ -74,10 +83,10 @@ def clip_conditions(
     started = time.perf_counter()
     frames = decode_all(path)
     decoded = time.perf_counter()
-    points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(frames)
+    points = process_landmarker(config, mode="tracking").clip_points(frames)
     openings = [mouth_opening(p) for p in points]
     tracked = time.perf_counter()
-    mosaics = {"aligned span": clip_mosaic(frames, aligned).jpeg}
+    mosaics = {"aligned span": clip_mosaic(frames, aligned, config).jpeg}
     sampled = time.perf_counter()
     cost["decode every frame"].append(decoded - started)
     cost["Face Mesh (tracking) on every frame"].append(tracked - decoded)
@@ -86,7 +95,7 @@ def clip_conditions(
     for name, detector in detectors.items():
         try:
             spans[name] = detect_span(openings, detector)
-            mosaics[name] = clip_mosaic(frames, spans[name]).jpeg
+            mosaics[name] = clip_mosaic(frames, spans[name], config).jpeg
         except (NoSpeechFound, ClipRejected):
             spans[name] = None
     last = len(frames) - 1
@@ -97,7 +106,7 @@ def clip_conditions(
         others[f"aligned, end {shift:+d}"] = (start, min(max(end + shift, start + 1), last))
     for name, span in others.items():
         try:  # a condition the pipeline rejects leaves the clip out of the comparison (all conditions or none)
-            mosaics[name] = clip_mosaic(frames, span).jpeg
+            mosaics[name] = clip_mosaic(frames, span, config).jpeg
         except ClipRejected:
             pass
     return mosaics, spans
@@ -127,7 +136,9 @@ def span_error_row(
     }
 
 
-def other_speaker_errors(folder: Path, detectors: dict[str, SpeechConfig], work: Path) -> list[dict]:
+def other_speaker_errors(
+    config: MosaicConfig, folder: Path, detectors: dict[str, SpeechConfig], work: Path
+) -> list[dict]:
     """Span errors on every aligned clip of the speakers in a folder laid out like Zenodo's zips (too few clips to
     train a reader on: the question is only whether the detector finds their speech where the .align puts it)."""
     archives = sorted(folder.glob("s*.zip"))
@@ -147,7 +158,7 @@ def other_speaker_errors(folder: Path, detectors: dict[str, SpeechConfig], work:
                 continue
             alignment = parse_alignment((work / alignments[path.stem]).read_text())
             truth = (alignment.speech_start_frame, alignment.speech_end_frame)
-            points = process_landmarker(DEFAULT_CONFIG, mode="tracking").clip_points(decode_all(path))
+            points = process_landmarker(config, mode="tracking").clip_points(decode_all(path))
             openings = [mouth_opening(p) for p in points]
             for name, detector in detectors.items():
                 try:
@@ -159,17 +170,22 @@ def other_speaker_errors(folder: Path, detectors: dict[str, SpeechConfig], work:
     return rows
 
 
-def cells_of(mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch) -> np.ndarray:
-    return np.stack([mosaic_cells(mosaics[v][condition], DEFAULT_CONFIG, arch) for v in ids])
+def cells_of(
+    mosaics: dict[str, dict[str, bytes]], ids: list[str], condition: str, arch: BaselineArch, config: MosaicConfig
+) -> np.ndarray:
+    return np.stack([mosaic_cells(mosaics[v][condition], config, arch) for v in ids])
 
 
 def run(args: argparse.Namespace) -> dict:
+    config = args.mosaic.config
+    base = DEFAULT_SPEECH.following(config)
     detectors = {
-        f"detected ({text})" if text != "default" else "detected span": parse_detector(text) for text in args.detector
+        f"detected ({text})" if text != "default" else "detected span": parse_detector(text, base)
+        for text in args.detector
     }
     args.work.mkdir(parents=True, exist_ok=True)
     print("[1/4] the aligned-span dataset (lipagent prepare)", flush=True)
-    dataset = build(Variant("default", DEFAULT_CONFIG), args, 0)
+    dataset = build(args.mosaic, args, 0)
     arch = BaselineArch()
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     mosaic, cells = load_dataset_cells(str(dataset), present, arch)
@@ -191,7 +207,7 @@ def run(args: argparse.Namespace) -> dict:
         alignment = parse_alignment((clips / "alignments" / speaker / f"{video_id}.align").read_text())
         truth[video_id] = (alignment.speech_start_frame, alignment.speech_end_frame)
         mosaics[video_id], spans[video_id] = clip_conditions(
-            clips / speaker / f"{video_id}.mpg", truth[video_id], detectors, cost, args.shifts
+            config, clips / speaker / f"{video_id}.mpg", truth[video_id], detectors, cost, args.shifts
         )
         if (n + 1) % 50 == 0:
             print(f"  {n + 1}/{len(aligned)}", flush=True)
@@ -210,7 +226,7 @@ def run(args: argparse.Namespace) -> dict:
     def detector_set(detector: str) -> CellSet:
         """The aligned set's clips for which the detector found speech, with the detector's mosaics."""
         found = subset(aligned, np.array([detector in mosaics[v] for v in aligned.video_ids]))
-        return replace(found, cells=cells_of(mosaics, found.video_ids, detector, arch))
+        return replace(found, cells=cells_of(mosaics, found.video_ids, detector, arch, config))
 
     for detector in detectors if args.train_on_detected else []:
         trained_on[detector] = detector_set(detector)
@@ -243,7 +259,8 @@ def run(args: argparse.Namespace) -> dict:
                         name += f", reader trained on aligned + detected spans ({epochs})"
                     elif source != "aligned":
                         name += ", reader trained on its spans"
-                    sentences = sentences_of(predict_logits(model, cells_of(mosaics, test_ids, condition, arch)))
+                    cells = cells_of(mosaics, test_ids, condition, arch, config)
+                    sentences = sentences_of(predict_logits(model, cells))
                     predictions.setdefault(name, {}).setdefault(seed, {}).update(zip(test_ids, sentences))
                 print(
                     f"  seed {seed} fold {k + 1}/{args.folds} ({source}): trained on {len(train)}, "
@@ -273,7 +290,7 @@ def run(args: argparse.Namespace) -> dict:
     ]
     for folder in args.other_speakers:
         print(f"  span errors on {folder}", flush=True)
-        errors += other_speaker_errors(folder, detectors, args.work / "other" / folder.name)
+        errors += other_speaker_errors(config, folder, detectors, args.work / "other" / folder.name)
     costs = {name: statistics.median(values) * 1000 for name, values in cost.items()}
     return {
         "clips": len(usable),
@@ -283,6 +300,7 @@ def run(args: argparse.Namespace) -> dict:
         "wer": rows,
         "span_errors": errors,
         "cost_ms_median": costs,
+        "mosaic": config.describe(),
     }
 
 
@@ -319,7 +337,7 @@ def markdown(table: dict) -> str:
     lines += [
         "",
         f"{table['clips']} real s1 clips, {table['folds']}-fold cross-fitting, {len(seeds)} seed(s), "
-        f"{table['epochs']} epochs; readers trained on aligned-span mosaics unless said otherwise",
+        f"{table['epochs']} epochs; readers trained on aligned-span mosaics unless said otherwise; {table['mosaic']}",
     ]
     return "\n".join(lines)
 
@@ -331,6 +349,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         help="detector settings to try, `name=value,...` overrides "
         "of lipagent.transform.speech.SpeechConfig (repeatable; default: the defaults)",
+    )
+    parser.add_argument(
+        "--mosaic",
+        type=mosaic_variant,
+        default=Variant("default", DEFAULT_CONFIG),
+        help="mosaic settings for everything the bench makes (the landmarks the detector reads included), as "
+        "bench_accuracy.py's variants: `default`, or `setting=value` tokens, e.g. `landmarker=face_landmarker`",
     )
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")

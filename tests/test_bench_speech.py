@@ -86,3 +86,4 @@ def test_smoke_run_measures_spans_and_trains_the_readers_it_compares(
     mix = ", reader trained on aligned + detected spans (1 epoch)"
     assert {"aligned span" + mix, "detected span" + mix} <= conditions
     assert "| end within 3 |" in capsys.readouterr().out
+    assert table["mosaic"] == DEFAULT_CONFIG.describe()

@@ -111,3 +111,12 @@ def test_mosaics_made_with_face_mesh_need_a_mediapipe_that_has_it(monkeypatch):
     monkeypatch.delattr(mp, "solutions", raising=False)
     with pytest.raises(ValueError, match=r"install mediapipe==0.10.21 .* or rebuild the dataset .* --landmarker"):
         LipLandmarker(DEFAULT_CONFIG)
+
+
+def test_the_face_detector_is_unpacked_where_it_can_be_written(face_landmarker_bundle, monkeypatch, tmp_path):
+    locked = tmp_path / "locked"
+    locked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(locked))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    detector = face_detector_model(face_landmarker_bundle)
+    assert detector.parent == tmp_path / "tmp" / "lipagent" and detector.read_bytes()[4:8] == b"TFL3"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -69,13 +70,20 @@ def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
 
 
 def face_detector_model(bundle: Path) -> Path:
-    """The bundle's face detector as its own file (the Tasks FaceDetector reads a .tflite), unpacked beside the cache
-    once per bundle hash."""
-    target = cache_root() / "models" / f"face_detector-{FACE_LANDMARKER_SHA256[:12]}.tflite"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}.{os.getpid()}")
-        with zipfile.ZipFile(bundle) as archive:
-            staging.write_bytes(archive.read(FACE_DETECTOR_MEMBER))
-        staging.replace(target)
-    return target
+    """The bundle's face detector as its own file (the Tasks FaceDetector reads a .tflite), unpacked once per bundle
+    hash into the cache, or into the temporary folder where the cache cannot be written."""
+    name = f"face_detector-{FACE_LANDMARKER_SHA256[:12]}.tflite"
+    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
+        target = folder / name
+        if target.is_file():
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{name}.{os.getpid()}")
+            with zipfile.ZipFile(bundle) as archive:
+                staging.write_bytes(archive.read(FACE_DETECTOR_MEMBER))
+            staging.replace(target)
+            return target
+        except OSError:
+            continue
+    raise OSError(f"could not write the face detector unpacked from {bundle} into {cache_root()} or the temp folder")

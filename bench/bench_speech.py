@@ -89,8 +89,8 @@ def clip_conditions(
     mosaics = {"aligned span": clip_mosaic(frames, aligned, config).jpeg}
     sampled = time.perf_counter()
     cost["decode every frame"].append(decoded - started)
-    cost["Face Mesh (tracking) on every frame"].append(tracked - decoded)
-    cost["12-frame mosaic (Face Mesh, crop, JPEG)"].append(sampled - tracked)
+    cost["landmarks (tracking) on every frame"].append(tracked - decoded)
+    cost["12-frame mosaic (landmarks, crop, JPEG)"].append(sampled - tracked)
     spans: dict[str, tuple[int, int] | None] = {}
     for name, detector in detectors.items():
         try:
@@ -199,8 +199,8 @@ def run(args: argparse.Namespace) -> dict:
     truth: dict[str, tuple[int, int]] = {}
     cost: dict[str, list[float]] = {
         "decode every frame": [],
-        "Face Mesh (tracking) on every frame": [],
-        "12-frame mosaic (Face Mesh, crop, JPEG)": [],
+        "landmarks (tracking) on every frame": [],
+        "12-frame mosaic (landmarks, crop, JPEG)": [],
     }
     for n, video_id in enumerate(aligned.video_ids):
         speaker = aligned.speakers[n]

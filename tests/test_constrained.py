@@ -253,6 +253,8 @@ def test_free_decoding_kwargs_differ_only_in_the_mask():
     assert constrained["eos_token_id"] == [tiny.EOS_ID, tiny.END_OF_TURN_ID], "eos and <end_of_turn> both stop"
     assert free == {key: value for key, value in constrained.items() if key != "logits_processor"}
     assert grid_generation_kwargs(tokenizer)["logits_processor"][0] is not constrained["logits_processor"][0]
+    only_turn = grid_generation_kwargs(tokenizer, end_ids=[tiny.END_OF_TURN_ID])
+    assert only_turn["eos_token_id"] == [tiny.END_OF_TURN_ID], "the end tokens asked for, not the default ones"
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,8 @@ def test_crop_cell_and_jpeg_round_trip():
     decoded = cv2.imdecode(np.frombuffer(encode_jpeg(mosaic, 95), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (240, 400, 3)
     assert np.abs(decoded.astype(int) - mosaic.astype(int)).mean() < 2
+    noisy = np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8)
+    assert len(encode_jpeg(noisy, 50)) < len(encode_jpeg(noisy, 95)) < len(encode_jpeg(noisy, 100)), "quality is used"
 
 
 def _ramp() -> np.ndarray:

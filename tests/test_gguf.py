@@ -271,3 +271,19 @@ def test_an_export_llama_cpp_cannot_read_is_not_written(gguf_adapter, tmp_path, 
     assert checked and "model-f32.gguf" in checked[0] and "mmproj-f16.gguf" in checked[0]
     assert list(tmp_path.iterdir()) == []
     assert "checking that llama.cpp loads the export and reads a mosaic" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resample", [0, 2])
+def test_the_mosaic_is_resized_as_the_export_recorded(resample):
+    """The vision input is resized with the filter the export recorded (the processor's), not Pillow's default."""
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from lipagent.readers.gguf import GGUFReader
+
+    mosaic = Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8))
+    reader = SimpleNamespace(record={"image_size": [96, 96], "resample": resample})
+    resized = Image.open(io.BytesIO(GGUFReader.model_image(reader, mosaic)))
+    assert np.array_equal(np.array(resized), np.array(mosaic.resize((96, 96), Image.Resampling(resample))))

@@ -166,3 +166,15 @@ def test_transcribe_refuses_an_upside_down_video_in_one_line(frames, baseline_di
     assert lipagent_main(["transcribe", str(path), "--model", str(baseline_dir)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "the face is upside down" in captured.err, captured
+
+
+def test_where_no_speech_is_found_a_face_the_crop_cannot_serve_is_named_instead(frames):
+    """Face Mesh's "mouth" on an upside-down face is its eyes: finding no speech there, the reason given is the face."""
+    from lipagent.transform.pipeline import find_speech
+    from lipagent.transform.speech import NoSpeechFound, SpeechConfig
+
+    never = SpeechConfig(start_threshold=1.0, stop_threshold=1.0)
+    with pytest.raises(ClipRejected, match="the face is upside down"):
+        find_speech([np.ascontiguousarray(f[::-1, ::-1]) for f in frames], DEFAULT_CONFIG, never)
+    with pytest.raises(NoSpeechFound):
+        find_speech(frames, DEFAULT_CONFIG, never)

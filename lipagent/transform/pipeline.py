@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from lipagent.transform.skips import SkipReason
 from lipagent.transform.speech import (
     DEFAULT_SPEECH,
     SPEECH_MODES,
+    NoSpeechFound,
     Speech,
     SpeechConfig,
     detect_span,
@@ -24,6 +26,8 @@ from lipagent.transform.speech import (
     spoken,
 )
 from lipagent.transform.video import VideoError, frame_rate, read_frames, read_sampled_frames
+
+T = TypeVar("T")
 
 
 class ClipRejected(ValueError):
@@ -106,29 +110,36 @@ def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConf
         )
 
 
+def _from_tracked_openings(frames: Sequence[np.ndarray], config: MosaicConfig, find: Callable[[list[float]], T]) -> T:
+    """`find` over the openings of a tracking landmarker run on every frame (reset at the clip's start). Where it
+    finds no speech, a face the crop cannot serve is named instead (an upside-down face's "mouth" is its eyes);
+    where it finds some, the mosaic's own check (`crop_boxes`) has the last word, so it is not made twice."""
+    landmarker = process_landmarker(config, mode="tracking")
+    points = landmarker.clip_points(frames)
+    try:
+        return find([mouth_opening(p) for p in points])
+    except NoSpeechFound:
+        _check_face(frames, points, landmarker)
+        raise
+
+
 def find_speech(
     frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
 ) -> tuple[int, int]:
-    """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: Face Mesh in
-    tracking mode on every frame (reset at the clip's start), then `lipagent.transform.speech.detect_span`.
-    Raises `lipagent.transform.speech.NoSpeechFound`, or ClipRejected for a face the crop cannot serve (whose
-    "mouth" is not one)."""
-    landmarker = process_landmarker(config, mode="tracking")
-    points = landmarker.clip_points(frames)
-    _check_face(frames, points, landmarker)
-    return detect_span([mouth_opening(p) for p in points], speech.following(config))
+    """The spoken frames (first, last) of a clip with no alignment, from the mouth's movement: tracked landmarks on
+    every frame, then `lipagent.transform.speech.detect_span`. Raises `lipagent.transform.speech.NoSpeechFound`, or
+    ClipRejected for a face the crop cannot serve where no speech was found."""
+    return _from_tracked_openings(frames, config, lambda openings: detect_span(openings, speech.following(config)))
 
 
 def find_utterances(
     frames: Sequence[np.ndarray], config: MosaicConfig = DEFAULT_CONFIG, speech: SpeechConfig = DEFAULT_SPEECH
 ) -> list[tuple[int, int]]:
     """The spoken frames of each utterance of a video that may hold several, as `lipagent live` finds them (one
-    tracking Face Mesh, `segment`). A GRID clip is one utterance, `find_speech`'s span (on 470 real clips of 11
+    tracking landmarker, `segment`). A GRID clip is one utterance, `find_speech`'s span (on 470 real clips of 11
     speakers no sentence paused long enough to be cut in two: docs/results.md)."""
-    landmarker = process_landmarker(config, mode="tracking")
-    points = landmarker.clip_points(frames)
-    _check_face(frames, points, landmarker)
-    return [(span.start, span.end) for span in spoken([mouth_opening(p) for p in points], speech.following(config))]
+    spans = _from_tracked_openings(frames, config, lambda openings: spoken(openings, speech.following(config)))
+    return [(span.start, span.end) for span in spans]
 
 
 def prepare_utterances(path: str | Path, config: MosaicConfig = DEFAULT_CONFIG) -> list[PreparedClip]:

@@ -124,3 +124,13 @@ def move_into_place(staging: Path, out: Path, overwrite: bool, is_ours: Callable
     staging.rename(out)
     shutil.rmtree(previous, ignore_errors=True)
     return out
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """`data` at `path` (its folder made), written to a sibling first and renamed over it, so a reader finds the old
+    file or the whole new one, never a part (cached files that several processes may make at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.write_bytes(data)
+    staging.replace(path)
+    return path

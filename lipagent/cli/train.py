@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
-import os
 import shutil
 
 INTERRUPTED = "checkpoints saved so far are kept; the same command with --resume_from_checkpoint last resumes"
@@ -38,18 +37,16 @@ def training_help() -> str:
             versions.append(f"{package}=none")
     versions.append(f"columns={shutil.get_terminal_size().columns}")
     from lipagent.config import cache_root
+    from lipagent.outputs import write_file
 
     cached = cache_root() / f"train-help-{hashlib.sha256(' '.join(versions).encode()).hexdigest()[:16]}.txt"
     if cached.is_file():
-        return cached.read_text()
+        return cached.read_text(encoding="utf-8")
     from lipagent.model.training import make_parser
 
     text = make_parser(DESCRIPTION, "lipagent train").format_help()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staging = cached.with_name(f".{cached.name}.{os.getpid()}")
-        staging.write_text(text)
-        staging.replace(cached)
+        write_file(cached, text.encode())
     except OSError:
         pass  # an unwritable cache only costs the next --help its seconds
     return text

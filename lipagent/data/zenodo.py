@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,20 +72,14 @@ def select_files(available: dict[str, ZenodoFile], names: Sequence[str]) -> list
     return [available[n] for n in names]
 
 
-def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(path: str | Path, file: ZenodoFile) -> None:
     """Raise ChecksumError unless the file at `path` has the size and md5 Zenodo lists."""
     size = Path(path).stat().st_size
     if file.size and size != file.size:
         raise ChecksumError(f"{file.name}: downloaded {size} bytes, Zenodo lists {file.size}")
-    if file.md5 is not None and (actual := md5sum(path)) != file.md5:
+    import pooch
+
+    if file.md5 is not None and (actual := pooch.file_hash(str(path), alg="md5")) != file.md5:
         raise ChecksumError(f"{file.name}: md5 {actual} does not match Zenodo's {file.md5}")
 
 

@@ -7,13 +7,13 @@ way, so a different model can never make mosaics silently.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import zipfile
 from pathlib import Path
 
 from lipagent.config import cache_root
+from lipagent.outputs import write_file
 
 FACE_LANDMARKER_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
@@ -25,30 +25,22 @@ MODEL_ENV = "LIPAGENT_FACE_LANDMARKER"
 FACE_DETECTOR_MEMBER = "face_detector.tflite"
 
 
-def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
     """The checked bundle: `LIPAGENT_FACE_LANDMARKER`'s file, or the cached download (fetched on first use)."""
+    import pooch
+    import requests
+
     local = os.environ.get(MODEL_ENV)
     if local:
         path = Path(local)
         if not path.is_file():
             raise ValueError(f"{MODEL_ENV}={local}: no such file")
-        if (found := sha256sum(path)) != FACE_LANDMARKER_SHA256:
+        if (found := pooch.file_hash(str(path), alg="sha256")) != FACE_LANDMARKER_SHA256:
             raise ValueError(
                 f"{MODEL_ENV}={local} is not the Face Landmarker bundle LipAgent's mosaics are made with "
                 f"(sha256 {found[:12]}..., expected {FACE_LANDMARKER_SHA256[:12]}...; it is at {FACE_LANDMARKER_URL})"
             )
         return path
-    import pooch
-    import requests
-
     folder = cache_root() / "models"
     try:
         return Path(
@@ -78,12 +70,8 @@ def face_detector_model(bundle: Path) -> Path:
         if target.is_file():
             return target
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            staging = target.with_name(f".{name}.{os.getpid()}")
             with zipfile.ZipFile(bundle) as archive:
-                staging.write_bytes(archive.read(FACE_DETECTOR_MEMBER))
-            staging.replace(target)
-            return target
+                return write_file(target, archive.read(FACE_DETECTOR_MEMBER))
         except OSError:
             continue
     raise OSError(f"could not write the face detector unpacked from {bundle} into {cache_root()} or the temp folder")

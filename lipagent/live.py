@@ -44,11 +44,16 @@ class Frame:
     """perf_counter() when the frame was read (or, for a file read in real time, when it was due)."""
 
 
+def source_name(camera: int | None, source: str | None) -> str:
+    """How messages name what is read: `camera N`, or the file or URL."""
+    return f"camera {camera}" if source is None else source
+
+
 def open_source(camera: int | None, source: str | None) -> tuple[cv2.VideoCapture, float, bool]:
     """The capture, its frame rate and whether it is a live camera; a clear error when it cannot be opened."""
     with quiet_native_stderr():  # OpenCV warns on stderr about a camera index that does not exist
         capture = cv2.VideoCapture(camera) if source is None else cv2.VideoCapture(source)
-    what = f"camera {camera}" if source is None else source
+    what = source_name(camera, source)
     if not capture.isOpened():
         raise ReaderError(
             f"{what} cannot be opened"
@@ -183,6 +188,12 @@ def timestamp(frame: int, fps: float) -> str:
     return f"{int(seconds // 60):02d}:{seconds % 60:05.2f}"
 
 
+def utterance_line(start: int, end: int, fps: float, text: str) -> str:
+    """`mm:ss.ss-mm:ss.ss  text` for the utterance on frames `start` to `end` (inclusive): live's and transcribe's
+    line."""
+    return f"{timestamp(start, fps)}-{timestamp(end + 1, fps)}  {text}"
+
+
 class Transcriber(threading.Thread):
     """Reads utterances off a queue, away from the capture loop, and prints one line for each."""
 
@@ -223,7 +234,7 @@ class Transcriber(threading.Thread):
             clip = None
         self.stats.latencies.append(time.perf_counter() - utterance.ended_at)
         self.stats.utterances += 1
-        self.emit(f"{timestamp(utterance.start, self.fps)}-{timestamp(utterance.end + 1, self.fps)}  {text}")
+        self.emit(utterance_line(utterance.start, utterance.end, self.fps, text))
         if clip is not None:
             self.last = (clip.mosaic.jpeg, text)
             if self.save is not None:
@@ -316,7 +327,7 @@ def run_live(
             cv2.destroyAllWindows()
     if worker.error is not None:
         raise worker.error
-    what = f"camera {camera}" if source is None else source
+    what = source_name(camera, source)
     if stats.frames == 0:
         raise ReaderError(f"{what} gave no frames")
     if stats.face_frames == 0:

@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipagent.live import LiveStats, open_source, run_live
+    from lipagent.live import LiveStats, open_source, run_live, source_name
     from lipagent.readers.factory import reader_from_args
 
     if args.source is not None and not ("://" in args.source or Path(args.source).is_file()):
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     opened = open_source(args.camera, args.source)  # a missing camera is reported before the model loads
     reader = reader_from_args(args)
     print(reader.description, file=sys.stderr)
-    what = f"camera {args.camera}" if args.source is None else args.source
+    what = source_name(args.camera, args.source)
     print(f"reading lips from {what}; one line per utterance (Ctrl-C to stop)", file=sys.stderr)
 
     def emit(line: str) -> None:

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipagent.live import timestamp
+    from lipagent.live import utterance_line
     from lipagent.readers.factory import model_folder, reader_from_args
     from lipagent.records import read_record
     from lipagent.transform.pipeline import prepare_utterances, prepare_video
@@ -64,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
     for clip in clips:
         start, end = clip.span
         text = reader.transcribe_mosaic(clip.mosaic.jpeg)
-        print(text if len(clips) == 1 else f"{timestamp(start, clip.fps)}-{timestamp(end + 1, clip.fps)}  {text}")
+        print(text if len(clips) == 1 else utterance_line(start, end, clip.fps, text))
     return 0

@@ -104,6 +104,11 @@ class _FaceMesh:
             self._detector.close()
 
 
+def _image(rgb: np.ndarray) -> mp.Image:
+    """An RGB frame as the Tasks API takes it."""
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
 class _FaceLandmarker:
     """MediaPipe's Tasks `FaceLandmarker` with the model bundle of `lipagent.transform.face_model` (478 points; the
     first 468 are Face Mesh's, so every index LipAgent uses means the same). Tracking is its VIDEO mode, which has
@@ -132,7 +137,7 @@ class _FaceLandmarker:
         self._detector = None
 
     def landmarks(self, rgb: np.ndarray) -> Sequence | None:
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        image = _image(rgb)
         if self._static:
             result = self._task.detect(image)
         else:
@@ -156,7 +161,7 @@ class _FaceLandmarker:
                 min_detection_confidence=0.1,
             )
             self._detector = vision.FaceDetector.create_from_options(options)
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        image = _image(rgb)
         found = self._detector.detect(image).detections
         return max((float(d.categories[0].score) for d in found), default=0.0)
 
@@ -164,6 +169,12 @@ class _FaceLandmarker:
         self._task.close()
         if self._detector is not None:
             self._detector.close()
+
+
+def _pixels(landmarks: Sequence, frame_bgr: np.ndarray) -> np.ndarray:
+    """MediaPipe's normalised landmarks as (N, 2) pixel x, y of the frame."""
+    height, width = frame_bgr.shape[:2]
+    return np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
 
 
 class LipLandmarker:
@@ -190,10 +201,7 @@ class LipLandmarker:
         """The face's landmarks in one frame as (N, 2) pixel x, y (468 from Face Mesh, 478 from the Face
         Landmarker; None: no face), carrying tracking state from the previous call."""
         landmarks = self._landmarks(frame_bgr)
-        if landmarks is None:
-            return None
-        height, width = frame_bgr.shape[:2]
-        return np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
+        return None if landmarks is None else _pixels(landmarks, frame_bgr)
 
     def face(self, frame_bgr: np.ndarray) -> tuple[FloatBox, np.ndarray] | None:
         """The lip box and the (N, 2) pixel landmarks in one frame, carrying tracking state from the previous
@@ -203,8 +211,7 @@ class LipLandmarker:
             return None
         lips = np.array([(landmarks[i].x, landmarks[i].y) for i in LIP_LANDMARKS], dtype=np.float64)
         height, width = frame_bgr.shape[:2]
-        points = np.array([(p.x * width, p.y * height) for p in landmarks], dtype=np.float64)
-        return lip_box(lips, width, height), points
+        return lip_box(lips, width, height), _pixels(landmarks, frame_bgr)
 
     def clip_faces(self, frames_bgr: Sequence[np.ndarray]) -> list[tuple[FloatBox, np.ndarray] | None]:
         """Lip boxes and landmarks for the frames of a new clip (tracking state reset first)."""

@@ -31,6 +31,7 @@ from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
 from lipagent.data.builder import SOURCE_FEATURES
 from lipagent.data.prepare import map_in_chunks
+from lipagent.data.recipe import DEFAULT_SPEECH_SPAN
 from lipagent.quiet import quiet_native_stderr
 from lipagent.transform.mouth import LipLandmarker
 from lipagent.transform.pipeline import prepare_video, video_to_mosaic
@@ -137,7 +138,9 @@ def throughput(clips, num_proc: int) -> float:
     ]
     sources = datasets.Dataset.from_list(rows, features=SOURCE_FEATURES)
     start = time.perf_counter()
-    mapped = map_in_chunks(sources, DEFAULT_CONFIG, num_proc, chunk_size=len(rows), desc=f"num_proc={num_proc}")
+    mapped = map_in_chunks(
+        sources, DEFAULT_CONFIG, DEFAULT_SPEECH_SPAN, num_proc, chunk_size=len(rows), desc=f"num_proc={num_proc}"
+    )
     seconds = time.perf_counter() - start
     assert sum(r is None for r in mapped["skip_reason"]) == len(rows)
     return len(rows) / seconds

@@ -127,6 +127,28 @@ def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
         reader.close()
 
 
+def test_a_prompt_llama_cpp_cannot_evaluate_is_one_error_and_its_chunks_are_freed(exported, mosaics, monkeypatch):
+    """The image chunks llama.cpp allocates for a prompt are freed whether it evaluates them or not."""
+    from lipagent.gguf.llama import GGUFError
+    from lipagent.readers.gguf import GGUFReader
+
+    reader = GGUFReader(exported)
+    try:
+        made, freed = [], []
+        prompt_chunks = reader.prompt_chunks
+        monkeypatch.setattr(reader, "prompt_chunks", lambda mosaic: made.append(prompt_chunks(mosaic)) or made[-1])
+        free = reader.mtmd.mtmd_input_chunks_free
+        monkeypatch.setattr(reader.mtmd, "mtmd_input_chunks_free", lambda chunks: freed.append(chunks) or free(chunks))
+        reader.first_logits(mosaics[0])
+        monkeypatch.setattr(reader.mtmd, "mtmd_helper_eval_chunks", lambda *args: 1)
+        with pytest.raises(GGUFError) as refused:
+            reader.first_logits(mosaics[0])
+        assert str(refused.value) == "llama.cpp could not evaluate the prompt with the mosaic"
+        assert len(made) == 2 and freed == made, "each prompt's chunks, freed once"
+    finally:
+        reader.close()
+
+
 def test_a_q4_k_m_export_loads_and_reads_valid_sentences(gguf_adapter, mosaics, tmp_path):
     from lipagent.readers.gguf import GGUFReader
 

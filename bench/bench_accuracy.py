@@ -1,12 +1,13 @@
 """Judge preprocessing by reading accuracy: build the dataset under each variant, train the baseline lip reader on
 each with the same clips and seeds, and compare test WER, paired clip by clip.
 
-    python bench/bench_accuracy.py default legacy landmarks=tracking crop=cell_aspect resampling=area
+    python bench/bench_accuracy.py default legacy,landmarker=face_mesh_tasks crop=cell_aspect resampling=area
     python bench/bench_accuracy.py default subpixel_crop=true --folds 1 --seeds 0 1 2 --json out.json
 
 A VARIANT is comma-separated tokens: `default` (today's MosaicConfig) or `legacy` (how LipAgent 0.1 cut
-mosaics) as the starting point, then `setting=value` overrides, e.g. `legacy,resampling=linear`. The first
-variant is the reference every other one is compared with.
+mosaics; its landmarker, the legacy Face Mesh solution, no longer runs, so `legacy,landmarker=face_mesh_tasks` is
+the rest of it on the same models) as the starting point, then `setting=value` overrides, e.g.
+`legacy,resampling=linear`. The first variant is the reference every other one is compared with.
 
 Clips: every aligned clip of --speakers in --grid-dir (the 450 real s1 clips of ../shared/grid by default).
 --folds 1 trains on the dataset's train split and tests on its test split (54 clips here); --folds K (default

@@ -1,11 +1,13 @@
 """Time the video -> mosaic transform per clip on real GRID clips, against the floor, in one run.
 
-- floor: grab every frame, retrieve the 12 sampled ones, 12 Face Mesh calls in the default mode
-  (no crop, no mosaic, no JPEG: the least any such pipeline can do);
-- lipagent: `video_to_mosaic` with the default settings, everything included (crops, mosaic, JPEG), and the same
-  with Face Mesh in the other mode (static, each frame detected afresh), to show what the choice costs;
+- floor: grab every frame, retrieve the 12 sampled ones, 12 landmark calls (MediaPipe's FaceLandmarker on the
+  default landmarker's bundle, in the default mode, one landmarker for all clips: no crop, no mosaic, no JPEG, the
+  least any such pipeline can do);
+- lipagent: `video_to_mosaic` with the default settings, everything included (a landmarker per clip, crops, mosaic,
+  JPEG), and the same with the landmarks in the other mode (static, each frame detected afresh), to show what the
+  choice costs;
 - lipagent, auto speech: what inference does without an alignment (`prepare_video(path)`): decode every frame,
-  tracking Face Mesh on every frame to find the spoken part, then the mosaic;
+  track the landmarks on every frame to find the spoken part, then the mosaic;
 - seed plan: every frame to PNG, landmarks on every frame, crops to PNG (the first plan's way), on a few clips.
 Floor and lipagent alternate clip by clip, so machine load falls on both alike. Then the whole
 `Dataset.map` stage is timed at each --num-proc to show throughput scaling.
@@ -26,6 +28,7 @@ from pathlib import Path
 import cv2
 import datasets
 import mediapipe as mp
+import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
@@ -33,6 +36,7 @@ from lipagent.data.builder import SOURCE_FEATURES
 from lipagent.data.prepare import map_in_chunks
 from lipagent.data.recipe import DEFAULT_SPEECH_SPAN
 from lipagent.quiet import quiet_native_stderr
+from lipagent.transform.face_model import face_landmarker_model, face_mesh_model
 from lipagent.transform.mouth import LipLandmarker
 from lipagent.transform.pipeline import prepare_video, video_to_mosaic
 from lipagent.transform.sampling import sample_indices
@@ -52,6 +56,30 @@ def unpack(grid_dir: Path, clips: int, root: Path) -> list[tuple[Path, tuple[int
             alignment = parse_alignment(aligns.read(f"alignments/s1/{video_id}.align").decode())
             out.append((root / name, (alignment.speech_start_frame, alignment.speech_end_frame)))
     return out
+
+
+class TasksLandmarks:
+    """MediaPipe's FaceLandmarker on the default landmarker's bundle, called directly: `process` is one landmark
+    pass and nothing else."""
+
+    def __init__(self, static: bool) -> None:
+        bundle = face_mesh_model() if DEFAULT_CONFIG.landmarker == "face_mesh_tasks" else face_landmarker_model()
+        vision = mp.tasks.vision
+        mode = vision.RunningMode.IMAGE if static else vision.RunningMode.VIDEO
+        options = vision.FaceLandmarkerOptions(
+            base_options=mp.tasks.BaseOptions(model_asset_path=str(bundle)), running_mode=mode, num_faces=1
+        )
+        self._task, self._static, self._time = vision.FaceLandmarker.create_from_options(options), static, 0
+
+    def process(self, rgb: np.ndarray) -> object:
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if self._static:
+            return self._task.detect(image)
+        self._time += 40
+        return self._task.detect_for_video(image, self._time)
+
+    def close(self) -> None:
+        self._task.close()
 
 
 def floor_once(mesh, path: Path, speech: tuple[int, int]) -> None:
@@ -74,7 +102,7 @@ def seed_plan_once(mesh, path: Path, work: Path) -> None:
     for i in range(index):
         frame = cv2.imread(str(work / f"frame{i:03d}.png"))
         result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        if result.multi_face_landmarks:
+        if result.face_landmarks:
             cv2.imwrite(str(work / f"crop{i:03d}.png"), frame[180:240, 140:220])
 
 
@@ -85,10 +113,8 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
     tracking_config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), "landmarks": other_mode})
     tracking = LipLandmarker(tracking_config)
     with quiet_native_stderr():
-        floor_mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=DEFAULT_CONFIG.landmarks == "static", max_num_faces=1
-        )
-        static = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
+        floor_mesh = TasksLandmarks(static=DEFAULT_CONFIG.landmarks == "static")
+        static = TasksLandmarks(static=True)
     video_to_mosaic(*clips[0], landmarker=landmarker)
     video_to_mosaic(*clips[0], config=tracking_config, landmarker=tracking)
     times: dict[str, list[float]] = {

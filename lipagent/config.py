@@ -14,13 +14,20 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-LANDMARKERS: tuple[str, ...] = ("face_mesh", "face_landmarker")
-"""Which MediaPipe model finds the face's landmarks: the legacy Face Mesh (468 points; its models ship only in
-mediapipe 0.10.21 and earlier) or the Tasks API's Face Landmarker (478 points, a model bundle fetched once:
-`lipagent.transform.face_model`)."""
+LANDMARKERS: tuple[str, ...] = ("face_mesh", "face_mesh_tasks", "face_landmarker")
+"""Which MediaPipe model finds the face's landmarks, and how it runs: the legacy Face Mesh models through the
+Tasks API (face_mesh_tasks: a bundle built from them), the Tasks API's newer Face Landmarker (the official bundle,
+fetched once), or the legacy Face Mesh solution (face_mesh: mediapipe 0.10.21 and earlier, which LipAgent no longer
+installs; recorded by older datasets and models, which must be rebuilt). Bundles: `lipagent.transform.face_model`."""
+
+LANDMARKER_NAMES: dict[str, str] = {
+    "face_mesh": "Face Mesh",
+    "face_mesh_tasks": "Face Mesh (Tasks API)",
+    "face_landmarker": "Face Landmarker",
+}
 
 LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
-"""Face Mesh on each sampled frame afresh (static), or carried from one sampled frame to the next (tracking)."""
+"""Landmarks on each sampled frame afresh (static), or carried from one sampled frame to the next (tracking)."""
 
 CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
 """The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
@@ -54,12 +61,13 @@ class MosaicConfig:
     cell_height: int = _setting(80, "height of one mouth cell in pixels")
     lip_padding: float = _setting(0.15, "margin around the lip landmarks, as a share of the lip box on each side")
     landmarker: str = _setting(
-        "face_mesh",
-        "the MediaPipe model that finds the face: legacy Face Mesh or the Tasks API's Face Landmarker",
+        "face_mesh_tasks",
+        "the MediaPipe model that finds the face: the legacy Face Mesh models through the Tasks API, or the newer "
+        "Face Landmarker (face_mesh: the legacy solution, recorded by older datasets only)",
         LANDMARKERS,
     )
     landmarks: str = _setting(
-        "tracking", "Face Mesh on each sampled frame afresh (static) or tracked from frame to frame", LANDMARK_MODES
+        "tracking", "landmarks on each sampled frame afresh (static) or tracked from frame to frame", LANDMARK_MODES
     )
     crop: str = _setting(
         "stretch", "the padded lip box stretched to the cell, or grown to the cell's aspect ratio first", CROP_SHAPES
@@ -77,8 +85,8 @@ class MosaicConfig:
         "frames a mouth may hold one parted shape before a detected speech span ends at its last movement (0: off)",
     )
     jpeg_quality: int = _setting(95, "JPEG quality of the stored mosaic")
-    min_detection_confidence: float = _setting(0.5, "Face Mesh's face detection confidence")
-    min_tracking_confidence: float = _setting(0.5, "Face Mesh's landmark tracking confidence")
+    min_detection_confidence: float = _setting(0.5, "the landmarker's face detection confidence")
+    min_tracking_confidence: float = _setting(0.5, "the landmarker's landmark tracking confidence")
     min_face_ratio: float = _setting(0.8, "share of sampled frames that must show a face, or the clip is skipped")
     min_speech_coverage: float = _setting(0.9, "share of the speech span the video must hold, or the clip is skipped")
 
@@ -154,7 +162,7 @@ class MosaicConfig:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
         return (
-            f"{'Face Landmarker' if self.landmarker == 'face_landmarker' else 'Face Mesh'} {self.landmarks} mode, "
+            f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, "
             f"lip box padded {self.lip_padding} "
             f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
             f"{self.resampling} resampling{cut}"

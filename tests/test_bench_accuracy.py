@@ -38,7 +38,7 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
     code = bench_accuracy.main(
         [
             "default",
-            "legacy",
+            "legacy,landmarker=face_mesh_tasks",
             "--grid-dir",
             str(grid_dir),
             "--limit",
@@ -59,12 +59,13 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
     )
     assert code == 0
     table = json.loads((tmp_path / "table.json").read_text())
-    assert table["clips"] == 30 and [v["variant"] for v in table["variants"]] == ["default", "legacy"]
+    legacy_name = "legacy,landmarker=face_mesh_tasks"
+    assert table["clips"] == 30 and [v["variant"] for v in table["variants"]] == ["default", legacy_name]
     legacy = table["variants"][1]
     assert legacy["diff_low"] <= legacy["diff"] <= legacy["diff_high"]
     assert legacy["config"]["landmarks"] == "tracking"
     printed = capsys.readouterr().out
-    assert "| `legacy` |" in printed and "2-fold cross-fitting" in printed
+    assert f"| `{legacy_name}` |" in printed and "2-fold cross-fitting" in printed
     again = bench_accuracy.main(
         [
             "default",

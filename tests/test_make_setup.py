@@ -28,8 +28,8 @@ def test_another_python_is_refused_in_one_line_that_names_the_ones_that_work():
     refused = check_python("PYTHONS=3.9")
     assert refused.returncode != 0
     assert refused.stderr.splitlines()[0] == (
-        f"make setup: LipAgent installs on Python 3.9; {sys.executable} is Python {version} "
-        "(MediaPipe 0.10.21 has no wheel for it). Give another one: make setup PYTHON=python3.12"
+        f"make setup: LipAgent installs on Python 3.9; {sys.executable} is Python {version}. "
+        "Give another one: make setup PYTHON=python3.13"
     )
 
 

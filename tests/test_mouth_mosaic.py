@@ -11,7 +11,8 @@ from lipagent.transform.mouth import LIP_LANDMARKS, crop_box, fill_missing, lip_
 
 
 def test_lip_landmarks_are_face_mesh_lips():
-    assert set(LIP_LANDMARKS) == {i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}
+    lips = mp.tasks.vision.FaceLandmarksConnections.FACE_LANDMARKS_LIPS
+    assert set(LIP_LANDMARKS) == {i for edge in lips for i in (edge.start, edge.end)}
     assert len(LIP_LANDMARKS) == 40
 
 

@@ -85,15 +85,19 @@ def test_not_a_video_is_rejected(tmp_path):
 
 
 def test_the_landmarker_follows_the_configs_confidences(unpacked):
-    """Face Mesh is made with the recorded confidences: at 1.0 it trusts no face, at the default it finds every one."""
-    from lipagent.transform.mouth import LipLandmarker, face_mesh_created_here
+    """The landmarker is made with the recorded confidences: at 1.0 it trusts no face, at the default it finds every
+    one. (In the Tasks API a failed track falls back to detection, so detection's confidence decides either way.)"""
+    from lipagent.transform.mouth import LipLandmarker, landmarker_created_here
 
     frames = decode_all(unpacked / "s1" / "bbaf2n.mpg")[20:26]
-    for mode, unsure in (("static", {"min_detection_confidence": 1.0}), ("tracking", {"min_tracking_confidence": 1.0})):
+    for mode, unsure in (
+        ("static", {"min_detection_confidence": 1.0}),
+        ("tracking", {"min_detection_confidence": 1.0}),
+    ):
         config = MosaicConfig(landmarks=mode)
         assert all(box is not None for box in LipLandmarker(config).clip_boxes(frames)), mode
         assert LipLandmarker(MosaicConfig(landmarks=mode, **unsure)).clip_boxes(frames) == [None] * 6, mode
-    assert face_mesh_created_here(), "this process has made a Face Mesh: its map workers must not be forked from it"
+    assert landmarker_created_here(), "this process has made a landmarker: its map workers must not be forked from it"
 
 
 @pytest.mark.parametrize(
@@ -131,6 +135,6 @@ def test_a_stream_keeps_tracking_from_frame_to_frame(unpacked):
     streamed = LipLandmarker(DEFAULT_CONFIG).clip_points(frames[:1])
     tracker = LipLandmarker(DEFAULT_CONFIG)
     points = [tracker.stream_points(frame) for frame in frames]
-    assert all(p is not None and p.shape == (468, 2) for p in points)
+    assert all(p is not None and p.shape == (478, 2) for p in points), "Face Mesh's 468 points, then 10 more"
     np.testing.assert_allclose(points[0], streamed[0], atol=1e-6)
     assert tracker.stream_points(np.zeros((288, 360, 3), np.uint8)) is None, "no face in a black frame"

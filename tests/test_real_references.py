@@ -64,8 +64,8 @@ def test_the_face_landmarkers_crop_boxes_land_where_recorded(clip, decoded):
     np.testing.assert_allclose(
         np.array(boxes), np.array(reference["face_landmarker_boxes"]), rtol=0, atol=BOX_TOLERANCE
     )
-    legacy = np.array(reference["boxes"])
-    assert np.abs(np.array(boxes) - legacy).max() > BOX_TOLERANCE, "the two landmarkers must be told apart"
+    default = np.array(reference["boxes"])
+    assert np.abs(np.array(boxes) - default).max() > BOX_TOLERANCE, "the two landmarkers must be told apart"
 
 
 @pytest.mark.parametrize("clip", CLIPS)
@@ -83,7 +83,7 @@ def test_a_real_clip_gives_the_recorded_openings_and_span(clip, decoded):
 
 
 def test_speech_is_found_on_tracked_openings_with_the_configs_onset(decoded, monkeypatch):
-    """find_speech tracks the mouth (Face Mesh in tracking mode, whatever mode the mosaic's crops use: the recorded
+    """find_speech tracks the mouth (landmarks in tracking mode, whatever mode the mosaic's crops use: the recorded
     openings) and detects with the onset the mosaic settings name; prepare_frames passes its settings on."""
     import lipagent.transform.pipeline as pipeline
 
@@ -98,7 +98,7 @@ def test_speech_is_found_on_tracked_openings_with_the_configs_onset(decoded, mon
     np.testing.assert_allclose(seen[0], reference["openings"], rtol=0, atol=1e-3)
     threshold = DEFAULT_CONFIG.with_overrides({"speech_onset": "threshold"})
     prepared = pipeline.prepare_frames(decoded["sbbbzp"], "auto", threshold)
-    assert prepared.span == (17, 70) and prepared.how == "auto"
+    assert prepared.span == (20, 70) and prepared.how == "auto"
 
 
 def test_a_span_past_the_last_frame_samples_up_to_the_last_frame(decoded):

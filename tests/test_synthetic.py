@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from lipagent.config import DEFAULT_CONFIG
 from lipagent.data.align import parse_alignment
 from lipagent.grammar import GridSentence, parse_sentence
 from lipagent.testing.synthetic import (
@@ -20,6 +21,7 @@ from lipagent.testing.synthetic import (
     sentence_timings,
     video_id_for,
 )
+from lipagent.transform.mouth import LIP_LANDMARKS, LipLandmarker
 
 REAL_ALIGNMENTS = Path(__file__).resolve().parents[1].parent / "shared" / "grid" / "alignments.zip"
 SENTENCE = GridSentence("bin", "blue", "at", "f", "two", "now")
@@ -116,21 +118,18 @@ def test_clip_alignment_parses_to_the_sentence(clip: tuple[list[np.ndarray], str
 
 
 def test_face_mesh_sees_the_face_and_the_mouth_opening(clip: tuple[list[np.ndarray], str]) -> None:
-    import mediapipe as mp
-
     frames, text = clip
     open_frame = int(np.argmax(mouth_openness(parse_alignment(text).words, 75, seed=SEED)))
-    lips = sorted({i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge})
     heights = {}
-    face_mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
+    landmarker = LipLandmarker(DEFAULT_CONFIG, mode="static")
     try:
         for index in (0, 37, 74, open_frame):
-            result = face_mesh.process(cv2.cvtColor(frames[index], cv2.COLOR_BGR2RGB))
-            assert result.multi_face_landmarks, f"no face in frame {index}"
-            ys = np.array([result.multi_face_landmarks[0].landmark[i].y for i in lips]) * 288
+            points = landmarker.points(frames[index])
+            assert points is not None, f"no face in frame {index}"
+            ys = points[list(LIP_LANDMARKS), 1]
             heights[index] = float(ys.max() - ys.min())
     finally:
-        face_mesh.close()
+        landmarker.close()
     assert SPEECH[0] <= open_frame < SPEECH[1]
     assert heights[open_frame] > heights[0] + 3.0, heights
 

@@ -28,7 +28,7 @@ from lipagent.data.splits import SPLITS
 from lipagent.interrupt import ignore_in_workers
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.records import is_kind
-from lipagent.transform.mouth import face_mesh_created_here
+from lipagent.transform.mouth import landmarker_created_here
 from lipagent.transform.pipeline import ClipRejected, prepare_video, video_to_mosaic
 from lipagent.transform.skips import SkipReason
 from lipagent.transform.speech import NoSpeechFound
@@ -89,13 +89,13 @@ def mosaic_row(row: dict, config: dict, span: str) -> dict:
 
 
 @contextmanager
-def workers_safe_from_face_mesh() -> Iterator[None]:
-    """Map workers that do not inherit this process's Face Mesh state.
+def workers_safe_from_landmarker() -> Iterator[None]:
+    """Map workers that do not inherit this process's landmarker state.
 
-    datasets' map forks its workers; a fork of a process that has made a Face Mesh crashes (see
+    datasets' map forks its workers; a fork of a process that has made a landmarker hangs (see
     `lipagent.transform.mouth`), so such a process gets its workers from a clean, preloaded forkserver instead.
     """
-    if not face_mesh_created_here():
+    if not landmarker_created_here():
         yield
         return
     previous = multiprocess.get_start_method(allow_none=True)
@@ -117,7 +117,7 @@ def map_in_chunks(
     for index in range(count):
         chunk = sources.select(range(index * chunk_size, min(len(sources), (index + 1) * chunk_size)))
         workers = min(num_proc, len(chunk))  # never more than rows, else datasets warns
-        with workers_safe_from_face_mesh():
+        with workers_safe_from_landmarker():
             chunks.append(
                 chunk.map(
                     mosaic_row,

@@ -1,8 +1,12 @@
-"""The model bundle of MediaPipe's Face Landmarker (its Tasks API), which no MediaPipe wheel ships since 0.10.30:
-fetched once from MediaPipe's model storage, checked against the hash LipAgent was measured with, and cached.
+"""The model bundles MediaPipe's Tasks API runs, which no MediaPipe wheel ships since 0.10.30.
 
-`LIPAGENT_FACE_LANDMARKER` names a local copy instead (machines without that storage, tests); it is checked the same
-way, so a different model can never make mosaics silently.
+- The Face Landmarker's official bundle: fetched once from MediaPipe's model storage, checked against the hash
+  LipAgent was measured with, and cached. `LIPAGENT_FACE_LANDMARKER` names a local copy instead (machines without
+  that storage, tests); it is checked the same way, so a different model can never make mosaics silently.
+- A bundle of the legacy Face Mesh models (the 468-point landmark model and the short-range face detector that
+  mediapipe 0.10.21 ships inside its wheel), built here: the models are taken from an installed mediapipe 0.10.21,
+  from a copy of its wheel (`LIPAGENT_FACE_MESH_WHEEL`) or from the wheel downloaded once from PyPI, checked by
+  hash, and the landmark model's output is extended to the 478 points the Tasks graph reads (`extend_landmarks`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from lipagent.config import cache_root
 from lipagent.outputs import write_file
@@ -64,7 +70,9 @@ def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
 def face_detector_model(bundle: Path) -> Path:
     """The bundle's face detector as its own file (the Tasks FaceDetector reads a .tflite), unpacked once per bundle
     hash into the cache, or into the temporary folder where the cache cannot be written."""
-    name = f"face_detector-{FACE_LANDMARKER_SHA256[:12]}.tflite"
+    import pooch
+
+    name = f"face_detector-{pooch.file_hash(str(bundle), alg='sha256')[:12]}.tflite"
     for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
         target = folder / name
         if target.is_file():
@@ -75,3 +83,185 @@ def face_detector_model(bundle: Path) -> Path:
         except OSError:
             continue
     raise OSError(f"could not write the face detector unpacked from {bundle} into {cache_root()} or the temp folder")
+
+
+LEGACY_WHEEL_URL = (
+    "https://files.pythonhosted.org/packages/ad/83/56f760fecdc60de84c529d6c05c9dfc7d972617c6632bd254d5e021e5b16/"
+    "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+)
+LEGACY_WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
+"""One wheel of mediapipe 0.10.21 (every platform's wheel holds the same models; this one is only downloaded)."""
+LEGACY_WHEEL_ENV = "LIPAGENT_FACE_MESH_WHEEL"
+LEGACY_LANDMARKS = "mediapipe/modules/face_landmark/face_landmark.tflite"
+LEGACY_DETECTOR = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
+LEGACY_MODELS_SHA256 = {
+    LEGACY_LANDMARKS: "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    LEGACY_DETECTOR: "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+}
+"""The legacy Face Mesh's 468-point landmark model and its short-range face detector, as mediapipe 0.10.21 ships
+them (`mp.solutions.face_mesh` with refine_landmarks=False runs exactly these)."""
+TASKS_LANDMARKS = 478
+"""Landmarks the Tasks graph reads from the landmark model's first output (468 face points, then 10 iris points)."""
+LANDMARKS_MEMBER = "face_landmarks_detector.tflite"
+
+
+def extend_landmarks(model: bytes) -> bytes:
+    """The legacy 468-point landmark model with its first output extended to the 478 points the Tasks graph reads.
+
+    Zipped as it is, the Tasks graph runs it without error and misplaces every landmark (it reads 478 x 3 values
+    from a 468 x 3 output); padding the output with zeros loses the face in VIDEO mode (the ten extra points feed
+    the tracking box). So the ten extra points repeat landmarks 0-9, appended by a SLICE and a CONCATENATION on the
+    output; the 468 points LipAgent uses are the model's own, unchanged."""
+    import flatbuffers
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    graph = tfl.ModelT.InitFromPackedBuf(model, 0)
+    subgraph = graph.subgraphs[0]
+    output = subgraph.tensors[subgraph.outputs[0]]
+    values = int(output.shape[-1])
+    if values != 468 * 3:
+        raise ValueError(f"not the 468-point Face Mesh landmark model: its first output has {values} values")
+    extra = (TASKS_LANDMARKS - 468) * 3
+
+    def add_tensor(shape: list[int], kind: int, name: bytes, data: bytes | None = None) -> int:
+        buffer = tfl.BufferT()
+        buffer.data = data
+        graph.buffers.append(buffer)
+        tensor = tfl.TensorT()
+        tensor.shape, tensor.type, tensor.name, tensor.buffer = (
+            np.array(shape, np.int32),
+            kind,
+            name,
+            len(graph.buffers) - 1,
+        )
+        subgraph.tensors.append(tensor)
+        return len(subgraph.tensors) - 1
+
+    def add_operator(code: int, inputs: list[int], outputs: list[int], options_type: int, options: object) -> None:
+        known = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+        if code not in known:
+            opcode = tfl.OperatorCodeT()
+            opcode.builtinCode, opcode.deprecatedBuiltinCode, opcode.version = code, code, 1
+            graph.operatorCodes.append(opcode)
+            known.append(code)
+        operator = tfl.OperatorT()
+        operator.opcodeIndex, operator.inputs, operator.outputs = known.index(code), inputs, outputs
+        operator.builtinOptionsType, operator.builtinOptions = options_type, options
+        subgraph.operators.append(operator)
+
+    int32 = tfl.TensorType.INT32
+    begin = add_tensor([4], int32, b"extra_begin", np.zeros(4, np.int32).tobytes())
+    size = add_tensor([4], int32, b"extra_size", np.array([1, 1, 1, extra], np.int32).tobytes())
+    repeated = add_tensor([1, 1, 1, extra], output.type, b"extra_landmarks")
+    full = add_tensor([1, 1, 1, TASKS_LANDMARKS * 3], output.type, b"landmarks_478")
+    first = int(subgraph.outputs[0])
+    add_operator(
+        tfl.BuiltinOperator.SLICE,
+        [first, begin, size],
+        [repeated],
+        tfl.BuiltinOptions.SliceOptions,
+        tfl.SliceOptionsT(),
+    )
+    concatenation = tfl.ConcatenationOptionsT()
+    concatenation.axis = 3
+    add_operator(
+        tfl.BuiltinOperator.CONCATENATION,
+        [first, repeated],
+        [full],
+        tfl.BuiltinOptions.ConcatenationOptions,
+        concatenation,
+    )
+    subgraph.outputs = [full, *list(subgraph.outputs[1:])]
+    builder = flatbuffers.Builder(len(model) + 4096)
+    builder.Finish(graph.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def face_mesh_bundle(landmarks: bytes, detector: bytes) -> bytes:
+    """A Tasks API bundle (an uncompressed zip, as the Tasks API maps it) of the legacy models."""
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in ((FACE_DETECTOR_MEMBER, detector), (LANDMARKS_MEMBER, extend_landmarks(landmarks))):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return out.getvalue()
+
+
+def _checked_models(read: dict[str, bytes], where: str) -> dict[str, bytes]:
+    import hashlib
+
+    for name, expected in LEGACY_MODELS_SHA256.items():
+        if hashlib.sha256(read[name]).hexdigest() != expected:
+            raise ValueError(f"{where}: {name} is not the legacy Face Mesh model LipAgent's mosaics are made with")
+    return read
+
+
+def _models_in_wheel(wheel: Path) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return _checked_models({name: archive.read(name) for name in LEGACY_MODELS_SHA256}, str(wheel))
+    except (zipfile.BadZipFile, KeyError):
+        raise ValueError(f"{wheel} is not a mediapipe 0.10.21 wheel (its Face Mesh models are missing)") from None
+
+
+def _installed_models() -> dict[str, bytes] | None:
+    """The legacy models inside the installed mediapipe (0.10.21 and earlier ship them), checked; None if absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
+        return None
+    site = Path(spec.origin).parent.parent
+    if not all((site / name).is_file() for name in LEGACY_MODELS_SHA256):
+        return None
+    return _checked_models({name: (site / name).read_bytes() for name in LEGACY_MODELS_SHA256}, str(site))
+
+
+def legacy_models(url: str = LEGACY_WHEEL_URL, wheel_sha256: str = LEGACY_WHEEL_SHA256) -> dict[str, bytes]:
+    """The two legacy models, hash-checked: from the installed mediapipe where it still ships them, else from the
+    wheel `LIPAGENT_FACE_MESH_WHEEL` names, else from the wheel downloaded once into the cache."""
+    import pooch
+    import requests
+
+    installed = _installed_models()
+    if installed is not None:
+        return installed
+    local = os.environ.get(LEGACY_WHEEL_ENV)
+    if local:
+        if not Path(local).is_file():
+            raise ValueError(f"{LEGACY_WHEEL_ENV}={local}: no such file")
+        return _models_in_wheel(Path(local))
+    try:
+        wheel = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{wheel_sha256}",
+            fname=url.rsplit("/", 1)[-1],
+            path=cache_root() / "models",
+            progressbar=True,
+        )
+    except requests.RequestException as error:
+        raise ValueError(
+            f"could not download the mediapipe 0.10.21 wheel that holds the Face Mesh models from {url} "
+            f"({type(error).__name__}); on a machine without access, put a copy anywhere and set {LEGACY_WHEEL_ENV} "
+            "to its path"
+        ) from None
+    except ValueError as error:  # pooch's hash mismatch
+        raise ValueError(f"the wheel downloaded from {url} failed its hash check: {error}") from None
+    return _models_in_wheel(Path(wheel))
+
+
+def face_mesh_model(url: str = LEGACY_WHEEL_URL, wheel_sha256: str = LEGACY_WHEEL_SHA256) -> Path:
+    """The legacy Face Mesh bundle for the Tasks API, built once from the checked legacy models and cached."""
+    name = f"face_mesh-{LEGACY_MODELS_SHA256[LEGACY_LANDMARKS][:12]}.task"
+    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
+        if (folder / name).is_file():
+            return folder / name
+    models = legacy_models(url, wheel_sha256)
+    bundle = face_mesh_bundle(models[LEGACY_LANDMARKS], models[LEGACY_DETECTOR])
+    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
+        try:
+            return write_file(folder / name, bundle)
+        except OSError:
+            continue
+    raise OSError(f"could not write the Face Mesh bundle into {cache_root()} or the temp folder")

@@ -1,15 +1,20 @@
-"""Where the mouth is: MediaPipe Face Mesh lip landmarks turned into crop boxes.
+"""Where the mouth is: MediaPipe's face landmarks (Face Mesh's 468-point topology) turned into lip crop boxes.
 
-The detector is created lazily, once per process: once a process has made a Face Mesh (even one
-since closed), workers forked from it crash in malloc, and one held by the mapped function would
-make it unhashable. `face_mesh_created_here` lets the map stage start its workers another way.
+The landmarker is created lazily, once per process: workers forked from a process that has made one (even one
+since closed) hang, and one held by the mapped function would make it unhashable. `landmarker_created_here` lets
+the map stage start its workers another way.
 """
 
 from __future__ import annotations
 
+import concurrent.futures.thread  # noqa: F401  (its exit hook first: see _close_open)
+import gc
 import math
 import os
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import cv2
 import mediapipe as mp
@@ -65,43 +70,18 @@ def min_faces(config: MosaicConfig) -> int:
     return math.ceil(config.min_face_ratio * config.num_frames - 1e-9)
 
 
-class _FaceMesh:
-    """MediaPipe's legacy Face Mesh (`mp.solutions`, mediapipe 0.10.21 and earlier: its models are in the wheel)."""
-
-    def __init__(self, config: MosaicConfig, static: bool) -> None:
-        if not hasattr(mp, "solutions"):
-            raise ValueError(
-                f"these mosaics were made with landmarker=face_mesh, MediaPipe's legacy Face Mesh, which mediapipe "
-                f"{mp.__version__} no longer has: install mediapipe==0.10.21 to read them as they were made, or "
-                "rebuild the dataset (and retrain) with --landmarker face_landmarker"
-            )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static,
-            max_num_faces=1,
-            refine_landmarks=False,
-            min_detection_confidence=config.min_detection_confidence,
-            min_tracking_confidence=config.min_tracking_confidence,
-        )
-        self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))
-        self._detector = None
-
-    def landmarks(self, rgb: np.ndarray) -> Sequence | None:
-        result = self._mesh.process(rgb)
-        return result.multi_face_landmarks[0].landmark if result.multi_face_landmarks else None
-
-    def reset(self) -> None:
-        self._mesh.reset()
-
-    def face_score(self, rgb: np.ndarray) -> float:
-        if self._detector is None:
-            self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.1)
-        found = self._detector.process(rgb).detections or []
-        return max((float(d.score[0]) for d in found), default=0.0)
-
-    def close(self) -> None:
-        self._mesh.close()
-        if self._detector is not None:
-            self._detector.close()
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside a MediaPipe call: mediapipe 1.x closes a dropped task from its `__del__`,
+    and a close that the collector runs in the middle of another task's call never returns (seen in
+    `detect_for_video`). Collected after the call, the same close returns at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _image(rgb: np.ndarray) -> mp.Image:
@@ -109,19 +89,45 @@ def _image(rgb: np.ndarray) -> mp.Image:
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
 
 
+def _close_tasks(tasks: dict[str, object]) -> None:
+    with _collection_paused():
+        for task in tasks.values():
+            task.close()
+    tasks.clear()
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+"""Every landmarker whose MediaPipe tasks are open, closed at exit while their executors still run."""
+
+
+def _close_open() -> None:
+    for landmarker in list(_OPEN):
+        landmarker.close()
+
+
+# MediaPipe 1.x runs each task's calls on a concurrent.futures executor, which the interpreter shuts down at exit
+# before atexit (and weakref.finalize) callbacks run; a task closed after that raises. Threading's exit hooks run
+# last-registered first, so this one, registered after concurrent.futures registered its own, runs before it.
+threading._register_atexit(_close_open)
+
+
 class _FaceLandmarker:
-    """MediaPipe's Tasks `FaceLandmarker` with the model bundle of `lipagent.transform.face_model` (478 points; the
-    first 468 are Face Mesh's, so every index LipAgent uses means the same). Tracking is its VIDEO mode, which has
-    no reset: a new clip gets a new landmarker (about 30 ms)."""
+    """MediaPipe's Tasks `FaceLandmarker` with a model bundle of `lipagent.transform.face_model`: the official one
+    (face_landmarker) or the legacy Face Mesh models (face_mesh_tasks). 478 points; the first 468 are Face Mesh's, so
+    every index LipAgent uses means the same. Tracking is its VIDEO mode, which has no reset: a new clip gets a new
+    landmarker (about 30 ms).
+
+    Its MediaPipe tasks are closed when it is closed or dropped: mediapipe 1.x closes a task nobody closed from the
+    task's `__del__`, and that close, run by the garbage collector, never returns."""
 
     FRAME_MS = 40
     """Timestamps step by one 25 fps frame, whatever the source's rate, so a clip's landmarks are the same in
     training and inference (VIDEO mode smooths over time)."""
 
     def __init__(self, config: MosaicConfig, static: bool) -> None:
-        from lipagent.transform.face_model import face_landmarker_model
+        from lipagent.transform.face_model import face_landmarker_model, face_mesh_model
 
-        self._bundle = face_landmarker_model()
+        self._bundle = face_mesh_model() if config.landmarker == "face_mesh_tasks" else face_landmarker_model()
         vision = mp.tasks.vision
         self._options = vision.FaceLandmarkerOptions(
             base_options=mp.tasks.BaseOptions(model_asset_path=str(self._bundle)),
@@ -132,27 +138,31 @@ class _FaceLandmarker:
             min_tracking_confidence=config.min_tracking_confidence,
         )
         self._static = static
-        self._task = vision.FaceLandmarker.create_from_options(self._options)
+        self._tasks: dict[str, object] = {}
+        self._closer = weakref.finalize(self, _close_tasks, self._tasks)
+        _OPEN.add(self)
+        with _collection_paused():
+            self._tasks["landmarks"] = vision.FaceLandmarker.create_from_options(self._options)
         self._time = 0
-        self._detector = None
 
     def landmarks(self, rgb: np.ndarray) -> Sequence | None:
         image = _image(rgb)
-        if self._static:
-            result = self._task.detect(image)
-        else:
-            result = self._task.detect_for_video(image, self._time)
+        task = self._tasks["landmarks"]
+        with _collection_paused():
+            result = task.detect(image) if self._static else task.detect_for_video(image, self._time)
+        if not self._static:
             self._time += self.FRAME_MS
         return result.face_landmarks[0] if result.face_landmarks else None
 
     def reset(self) -> None:
         if not self._static:
-            self._task.close()
-            self._task = mp.tasks.vision.FaceLandmarker.create_from_options(self._options)
+            with _collection_paused():
+                self._tasks.pop("landmarks").close()
+                self._tasks["landmarks"] = mp.tasks.vision.FaceLandmarker.create_from_options(self._options)
             self._time = 0
 
     def face_score(self, rgb: np.ndarray) -> float:
-        if self._detector is None:
+        if "faces" not in self._tasks:
             from lipagent.transform.face_model import face_detector_model
 
             vision = mp.tasks.vision
@@ -160,15 +170,15 @@ class _FaceLandmarker:
                 base_options=mp.tasks.BaseOptions(model_asset_path=str(face_detector_model(self._bundle))),
                 min_detection_confidence=0.1,
             )
-            self._detector = vision.FaceDetector.create_from_options(options)
+            with _collection_paused():
+                self._tasks["faces"] = vision.FaceDetector.create_from_options(options)
         image = _image(rgb)
-        found = self._detector.detect(image).detections
+        with _collection_paused():
+            found = self._tasks["faces"].detect(image).detections
         return max((float(d.categories[0].score) for d in found), default=0.0)
 
     def close(self) -> None:
-        self._task.close()
-        if self._detector is not None:
-            self._detector.close()
+        self._closer()
 
 
 def _pixels(landmarks: Sequence, frame_bgr: np.ndarray) -> np.ndarray:
@@ -190,9 +200,14 @@ class LipLandmarker:
     def __init__(self, config: MosaicConfig, mode: str | None = None) -> None:
         _CREATORS.add(os.getpid())
         self.mode = mode or config.landmarks
-        backend = _FaceLandmarker if config.landmarker == "face_landmarker" else _FaceMesh
+        if config.landmarker == "face_mesh":
+            raise ValueError(
+                "these mosaics were made with landmarker=face_mesh, MediaPipe's legacy Face Mesh solution (mediapipe "
+                "0.10.21 and earlier), which LipAgent no longer runs: rebuild the dataset (and retrain) with the "
+                "default landmarker face_mesh_tasks, the same models through the Tasks API"
+            )
         with quiet_native_stderr():
-            self._backend = backend(config, static=self.mode == "static")
+            self._backend = _FaceLandmarker(config, static=self.mode == "static")
 
     def _landmarks(self, frame_bgr: np.ndarray) -> Sequence | None:
         return self._backend.landmarks(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
@@ -249,8 +264,8 @@ _LANDMARKERS: dict[tuple[int, MosaicConfig, str | None], LipLandmarker] = {}
 _CREATORS: set[int] = set()
 
 
-def face_mesh_created_here() -> bool:
-    """Whether this process has ever made a Face Mesh (and so must not fork workers that use one)."""
+def landmarker_created_here() -> bool:
+    """Whether this process has ever made a landmarker (and so must not fork workers that use one)."""
     return os.getpid() in _CREATORS
 
 

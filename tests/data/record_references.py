@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lipagent.config import DEFAULT_CONFIG
 from lipagent.data.align import parse_alignment
-from lipagent.transform.mouth import process_landmarker
+from lipagent.transform.mouth import LIP_LANDMARKS, process_landmarker
 from lipagent.transform.pipeline import crop_boxes, decode_all, find_speech
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.speech import detect_span, mouth_opening
@@ -28,6 +28,9 @@ PORTRAIT = (80, 280)
 """Columns kept for a portrait view (200x288, narrower than tall, as a phone films) of the same frames: a crop
 computed with width and height mixed up lands elsewhere there."""
 OUT = Path(__file__).with_name("real_clip_references.json")
+FACE_MESH_STATIC = Path(__file__).with_name("face_mesh_static_lips.json")
+"""The legacy Face Mesh solution's lip landmarks on one frame (static mode): what a Face Mesh bundle for the Tasks
+API must reproduce. Recorded only where mediapipe still has the legacy solution (0.10.21)."""
 
 
 FACE_LANDMARKER = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
@@ -71,6 +74,24 @@ def record(grid_dir: Path) -> dict:
     return {"mosaic": DEFAULT_CONFIG.to_dict(), "portrait_columns": list(PORTRAIT), "clips": references}
 
 
+def record_face_mesh_static(grid_dir: Path) -> dict:
+    import cv2
+    import mediapipe as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(grid_dir / "s1.zip") as archive:
+            archive.extract("s1/bbaf2n.mpg", tmp)
+        frame = decode_all(Path(tmp) / "s1" / "bbaf2n.mpg")[30]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False) as mesh:
+        found = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).multi_face_landmarks[0].landmark
+    height, width = frame.shape[:2]
+    lips = [[round(found[i].x * width, 4), round(found[i].y * height, 4)] for i in LIP_LANDMARKS]
+    return {"clip": "s1/bbaf2n", "frame": 30, "mediapipe": mp.__version__, "lips": lips}
+
+
 if __name__ == "__main__":
     OUT.write_text(json.dumps(record(Path(sys.argv[1])), indent=1) + "\n")
     print(f"wrote {OUT}")
+    if hasattr(__import__("mediapipe"), "solutions"):
+        FACE_MESH_STATIC.write_text(json.dumps(record_face_mesh_static(Path(sys.argv[1])), indent=1) + "\n")
+        print(f"wrote {FACE_MESH_STATIC}")

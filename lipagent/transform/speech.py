@@ -46,7 +46,9 @@ class NoSpeechFound(ValueError):
 @dataclass(frozen=True)
 class SpeechConfig:
     """How the detector reads the opening signal; the defaults were chosen on the 450 real s1 clips by the reading
-    accuracy of the spans they give (bench/bench_speech.py; docs/results.md)."""
+    accuracy of the spans they give (bench/bench_speech.py; docs/results.md), on the legacy Face Mesh solution's
+    landmarks: the figures below are that landmarker's (today's default, the same models through the Tasks API,
+    smooths over time and finds starts later: docs/results.md)."""
 
     smoothing: int = 3
     """Frames in the centred moving average of the opening (odd; its half is the look-ahead)."""

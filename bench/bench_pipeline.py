@@ -36,7 +36,7 @@ from lipagent.data.builder import SOURCE_FEATURES
 from lipagent.data.prepare import map_in_chunks
 from lipagent.data.recipe import DEFAULT_SPEECH_SPAN
 from lipagent.quiet import quiet_native_stderr
-from lipagent.transform.face_model import face_landmarker_model, face_mesh_model
+from lipagent.transform.face_model import landmarker_bundle
 from lipagent.transform.mouth import LipLandmarker
 from lipagent.transform.pipeline import ClipRejected, prepare_video, video_to_mosaic
 from lipagent.transform.sampling import sample_indices
@@ -64,7 +64,7 @@ class TasksLandmarks:
     pass and nothing else."""
 
     def __init__(self, static: bool) -> None:
-        bundle = face_mesh_model() if DEFAULT_CONFIG.landmarker == "face_mesh_tasks" else face_landmarker_model()
+        bundle = landmarker_bundle(DEFAULT_CONFIG.landmarker)
         vision = mp.tasks.vision
         mode = vision.RunningMode.IMAGE if static else vision.RunningMode.VIDEO
         options = vision.FaceLandmarkerOptions(

@@ -92,7 +92,9 @@ def test_the_bundle_is_downloaded_once_checked_and_cached(bundle, server, no_loc
 def test_a_download_that_is_not_the_bundle_is_refused_and_not_kept(bundle, server, no_local_copy):
     url, served = server
     served.body = bundle[:-1000]
-    with pytest.raises(ValueError, match=r"^the face landmarker model downloaded from .* failed its hash check"):
+    with pytest.raises(
+        ValueError, match=r"^MediaPipe's face landmarker model downloaded from .* failed its hash check"
+    ):
         face_landmarker_model(url)
     assert not list(no_local_copy.glob("*.task")), "nothing unchecked is cached"
 
@@ -148,8 +150,8 @@ def real_frames(unpacked: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def legacy() -> dict[str, bytes]:
-    """The legacy Face Mesh models from wherever this machine has them (the installed mediapipe 0.10.21, a wheel named
-    by LIPAGENT_FACE_MESH_WHEEL, or the wheel cached from PyPI)."""
+    """The legacy Face Mesh models from wherever this machine has them (a wheel named by LIPAGENT_FACE_MESH_WHEEL, or
+    the wheel cached from PyPI)."""
     return legacy_models()
 
 
@@ -193,7 +195,6 @@ def test_the_face_mesh_bundle_reproduces_the_legacy_models_landmarks_on_a_real_f
 
 
 def test_the_bundle_is_built_once_from_a_local_wheel_and_cached(legacy, monkeypatch, tmp_path):
-    monkeypatch.setattr("lipagent.transform.face_model._installed_models", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv(LEGACY_WHEEL_ENV, str(wheel_holding(legacy, tmp_path / "mediapipe.whl")))
     first = face_mesh_model()
@@ -204,7 +205,6 @@ def test_the_bundle_is_built_once_from_a_local_wheel_and_cached(legacy, monkeypa
 
 
 def test_a_wheel_without_the_legacy_models_is_refused(legacy, monkeypatch, tmp_path):
-    monkeypatch.setattr("lipagent.transform.face_model._installed_models", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     changed = {**legacy, LEGACY_DETECTOR: legacy[LEGACY_DETECTOR][:-1]}
     monkeypatch.setenv(LEGACY_WHEEL_ENV, str(wheel_holding(changed, tmp_path / "other.whl")))
@@ -220,13 +220,15 @@ def test_a_wheel_without_the_legacy_models_is_refused(legacy, monkeypatch, tmp_p
 
 
 def test_the_wheel_is_downloaded_once_checked_and_cached(legacy, server, monkeypatch, tmp_path):
-    monkeypatch.setattr("lipagent.transform.face_model._installed_models", lambda: None)
     monkeypatch.delenv(LEGACY_WHEEL_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     url, served = server
     served.body = wheel_holding(legacy, tmp_path / "served.whl").read_bytes()
     digest = hashlib.sha256(served.body).hexdigest()
-    with pytest.raises(ValueError, match=r"^the wheel downloaded from .* failed its hash check"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the mediapipe 0.10.21 wheel that holds the Face Mesh models downloaded from .* failed its hash check",
+    ):
         face_mesh_model(url, "0" * 64)
     assert face_mesh_model(url, digest).is_file() and served.requests == 2
     assert face_mesh_model(url, digest) and served.requests == 2, "the cached bundle is used"

@@ -4,9 +4,12 @@
   LipAgent was measured with, and cached. `LIPAGENT_FACE_LANDMARKER` names a local copy instead (machines without
   that storage, tests); it is checked the same way, so a different model can never make mosaics silently.
 - A bundle of the legacy Face Mesh models (the 468-point landmark model and the short-range face detector that
-  mediapipe 0.10.21 ships inside its wheel), built here: the models are taken from an installed mediapipe 0.10.21,
-  from a copy of its wheel (`LIPAGENT_FACE_MESH_WHEEL`) or from the wheel downloaded once from PyPI, checked by
-  hash, and the landmark model's output is extended to the 478 points the Tasks graph reads (`extend_landmarks`).
+  mediapipe 0.10.21 ships inside its wheel), built here: the models are taken from a copy of that wheel
+  (`LIPAGENT_FACE_MESH_WHEEL`) or from the wheel downloaded once from PyPI, checked by hash, and the landmark
+  model's output is extended to the 478 points the Tasks graph reads (`extend_landmarks`).
+
+Downloads and what is built from them live in the cache's `models/` folder, or in the temporary folder where the
+cache cannot be written.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +38,6 @@ FACE_DETECTOR_MEMBER = "face_detector.tflite"
 def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
     """The checked bundle: `LIPAGENT_FACE_LANDMARKER`'s file, or the cached download (fetched on first use)."""
     import pooch
-    import requests
 
     local = os.environ.get(MODEL_ENV)
     if local:
@@ -47,42 +50,63 @@ def face_landmarker_model(url: str = FACE_LANDMARKER_URL) -> Path:
                 f"(sha256 {found[:12]}..., expected {FACE_LANDMARKER_SHA256[:12]}...; it is at {FACE_LANDMARKER_URL})"
             )
         return path
-    folder = cache_root() / "models"
-    try:
-        return Path(
-            pooch.retrieve(
-                url,
-                known_hash=f"sha256:{FACE_LANDMARKER_SHA256}",
-                fname=f"face_landmarker-{FACE_LANDMARKER_SHA256[:12]}.task",
-                path=folder,
-                progressbar=True,
-            )
-        )
-    except requests.RequestException as error:
-        raise ValueError(
-            f"could not download MediaPipe's face landmarker model from {url} ({type(error).__name__}); "
-            f"on a machine without access, put a copy anywhere and set {MODEL_ENV} to its path"
-        ) from None
-    except ValueError as error:  # pooch's hash mismatch: the download is not the file this hash names
-        raise ValueError(f"the face landmarker model downloaded from {url} failed its hash check: {error}") from None
+    return _download(
+        url,
+        FACE_LANDMARKER_SHA256,
+        f"face_landmarker-{FACE_LANDMARKER_SHA256[:12]}.task",
+        "MediaPipe's face landmarker model",
+        MODEL_ENV,
+    )
 
 
 def face_detector_model(bundle: Path) -> Path:
     """The bundle's face detector as its own file (the Tasks FaceDetector reads a .tflite), unpacked once per bundle
-    hash into the cache, or into the temporary folder where the cache cannot be written."""
+    hash."""
     import pooch
 
+    def unpack() -> bytes:
+        with zipfile.ZipFile(bundle) as archive:
+            return archive.read(FACE_DETECTOR_MEMBER)
+
     name = f"face_detector-{pooch.file_hash(str(bundle), alg='sha256')[:12]}.tflite"
-    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
-        target = folder / name
-        if target.is_file():
-            return target
+    return _cached(name, unpack, f"the face detector unpacked from {bundle}")
+
+
+def _cached(name: str, make: Callable[[], bytes], what: str) -> Path:
+    """The file `name` in the models cache, made by `make` the first time (in the temporary folder where the cache
+    cannot be written)."""
+    folders = (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent")
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    data = make()
+    for folder in folders:
         try:
-            with zipfile.ZipFile(bundle) as archive:
-                return write_file(target, archive.read(FACE_DETECTOR_MEMBER))
+            return write_file(folder / name, data)
         except OSError:
             continue
-    raise OSError(f"could not write the face detector unpacked from {bundle} into {cache_root()} or the temp folder")
+    raise OSError(f"could not write {what} into {cache_root()} or the temp folder")
+
+
+def _download(url: str, sha256: str, name: str, what: str, env: str) -> Path:
+    """`url` fetched once into the models cache, checked against `sha256`; each failure one line, naming `env`, the
+    way to a local copy."""
+    import pooch
+    import requests
+
+    try:
+        return Path(
+            pooch.retrieve(
+                url, known_hash=f"sha256:{sha256}", fname=name, path=cache_root() / "models", progressbar=True
+            )
+        )
+    except requests.RequestException as error:
+        raise ValueError(
+            f"could not download {what} from {url} ({type(error).__name__}); on a machine without access, put a copy "
+            f"anywhere and set {env} to its path"
+        ) from None
+    except ValueError as error:  # pooch's hash mismatch: the download is not the file this hash names
+        raise ValueError(f"{what} downloaded from {url} failed its hash check: {error}") from None
 
 
 LEGACY_WHEEL_URL = (
@@ -188,80 +212,44 @@ def face_mesh_bundle(landmarks: bytes, detector: bytes) -> bytes:
     return out.getvalue()
 
 
-def _checked_models(read: dict[str, bytes], where: str) -> dict[str, bytes]:
+def _models_in_wheel(wheel: Path) -> dict[str, bytes]:
+    """The two legacy models out of a mediapipe 0.10.21 wheel, each checked against its hash."""
     import hashlib
 
-    for name, expected in LEGACY_MODELS_SHA256.items():
-        if hashlib.sha256(read[name]).hexdigest() != expected:
-            raise ValueError(f"{where}: {name} is not the legacy Face Mesh model LipAgent's mosaics are made with")
-    return read
-
-
-def _models_in_wheel(wheel: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(wheel) as archive:
-            return _checked_models({name: archive.read(name) for name in LEGACY_MODELS_SHA256}, str(wheel))
+            models = {name: archive.read(name) for name in LEGACY_MODELS_SHA256}
     except (zipfile.BadZipFile, KeyError):
         raise ValueError(f"{wheel} is not a mediapipe 0.10.21 wheel (its Face Mesh models are missing)") from None
-
-
-def _installed_models() -> dict[str, bytes] | None:
-    """The legacy models inside the installed mediapipe (0.10.21 and earlier ship them), checked; None if absent."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or spec.origin is None:
-        return None
-    site = Path(spec.origin).parent.parent
-    if not all((site / name).is_file() for name in LEGACY_MODELS_SHA256):
-        return None
-    return _checked_models({name: (site / name).read_bytes() for name in LEGACY_MODELS_SHA256}, str(site))
+    for name, expected in LEGACY_MODELS_SHA256.items():
+        if hashlib.sha256(models[name]).hexdigest() != expected:
+            raise ValueError(f"{wheel}: {name} is not the legacy Face Mesh model LipAgent's mosaics are made with")
+    return models
 
 
 def legacy_models(url: str = LEGACY_WHEEL_URL, wheel_sha256: str = LEGACY_WHEEL_SHA256) -> dict[str, bytes]:
-    """The two legacy models, hash-checked: from the installed mediapipe where it still ships them, else from the
-    wheel `LIPAGENT_FACE_MESH_WHEEL` names, else from the wheel downloaded once into the cache."""
-    import pooch
-    import requests
-
-    installed = _installed_models()
-    if installed is not None:
-        return installed
+    """The two legacy models, hash-checked, from the wheel `LIPAGENT_FACE_MESH_WHEEL` names, else from the wheel
+    downloaded once into the cache."""
     local = os.environ.get(LEGACY_WHEEL_ENV)
     if local:
         if not Path(local).is_file():
             raise ValueError(f"{LEGACY_WHEEL_ENV}={local}: no such file")
         return _models_in_wheel(Path(local))
-    try:
-        wheel = pooch.retrieve(
-            url,
-            known_hash=f"sha256:{wheel_sha256}",
-            fname=url.rsplit("/", 1)[-1],
-            path=cache_root() / "models",
-            progressbar=True,
-        )
-    except requests.RequestException as error:
-        raise ValueError(
-            f"could not download the mediapipe 0.10.21 wheel that holds the Face Mesh models from {url} "
-            f"({type(error).__name__}); on a machine without access, put a copy anywhere and set {LEGACY_WHEEL_ENV} "
-            "to its path"
-        ) from None
-    except ValueError as error:  # pooch's hash mismatch
-        raise ValueError(f"the wheel downloaded from {url} failed its hash check: {error}") from None
-    return _models_in_wheel(Path(wheel))
+    what = "the mediapipe 0.10.21 wheel that holds the Face Mesh models"
+    return _models_in_wheel(_download(url, wheel_sha256, url.rsplit("/", 1)[-1], what, LEGACY_WHEEL_ENV))
 
 
 def face_mesh_model(url: str = LEGACY_WHEEL_URL, wheel_sha256: str = LEGACY_WHEEL_SHA256) -> Path:
     """The legacy Face Mesh bundle for the Tasks API, built once from the checked legacy models and cached."""
+
+    def build() -> bytes:
+        models = legacy_models(url, wheel_sha256)
+        return face_mesh_bundle(models[LEGACY_LANDMARKS], models[LEGACY_DETECTOR])
+
     name = f"face_mesh-{LEGACY_MODELS_SHA256[LEGACY_LANDMARKS][:12]}.task"
-    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
-        if (folder / name).is_file():
-            return folder / name
-    models = legacy_models(url, wheel_sha256)
-    bundle = face_mesh_bundle(models[LEGACY_LANDMARKS], models[LEGACY_DETECTOR])
-    for folder in (cache_root() / "models", Path(tempfile.gettempdir()) / "lipagent"):
-        try:
-            return write_file(folder / name, bundle)
-        except OSError:
-            continue
-    raise OSError(f"could not write the Face Mesh bundle into {cache_root()} or the temp folder")
+    return _cached(name, build, "the Face Mesh bundle")
+
+
+def landmarker_bundle(landmarker: str) -> Path:
+    """The checked bundle a Tasks API landmarker (`MosaicConfig.landmarker`) runs."""
+    return face_mesh_model() if landmarker == "face_mesh_tasks" else face_landmarker_model()

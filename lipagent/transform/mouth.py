@@ -125,9 +125,9 @@ class _FaceLandmarker:
     training and inference (VIDEO mode smooths over time)."""
 
     def __init__(self, config: MosaicConfig, static: bool) -> None:
-        from lipagent.transform.face_model import face_landmarker_model, face_mesh_model
+        from lipagent.transform.face_model import landmarker_bundle
 
-        self._bundle = face_mesh_model() if config.landmarker == "face_mesh_tasks" else face_landmarker_model()
+        self._bundle = landmarker_bundle(config.landmarker)
         vision = mp.tasks.vision
         self._options = vision.FaceLandmarkerOptions(
             base_options=mp.tasks.BaseOptions(model_asset_path=str(self._bundle)),
@@ -213,8 +213,8 @@ class LipLandmarker:
         return self._backend.landmarks(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
 
     def points(self, frame_bgr: np.ndarray) -> np.ndarray | None:
-        """The face's landmarks in one frame as (N, 2) pixel x, y (468 from Face Mesh, 478 from the Face
-        Landmarker; None: no face), carrying tracking state from the previous call."""
+        """The face's landmarks in one frame as (478, 2) pixel x, y (the first 468 in Face Mesh's topology; None: no
+        face), carrying tracking state from the previous call."""
         landmarks = self._landmarks(frame_bgr)
         return None if landmarks is None else _pixels(landmarks, frame_bgr)
 

@@ -29,8 +29,11 @@ LANDMARKER_NAMES: dict[str, str] = {
 LANDMARK_MODES: tuple[str, ...] = ("static", "tracking")
 """Landmarks on each sampled frame afresh (static), or carried from one sampled frame to the next (tracking)."""
 
-CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect")
-"""The padded lip box stretched to the cell (stretch), or grown to the cell's aspect ratio first (cell_aspect)."""
+CROP_SHAPES: tuple[str, ...] = ("stretch", "cell_aspect", "face_aligned")
+"""The padded lip box stretched to the cell (stretch) or grown to the cell's aspect ratio first (cell_aspect); or a
+box of the cell's aspect turned with the eye line, sized by the eye distance and centred on the mouth (face_aligned:
+the scale follows the face, not the mouth, so an open mouth fills more of the cell than a closed one, and a rolled
+head is levelled)."""
 
 SPEECH_ONSETS: tuple[str, ...] = ("threshold", "jump")
 """Where the speech-span detector starts an utterance (`lipagent.transform.speech.SpeechConfig.onset`): where the
@@ -70,7 +73,16 @@ class MosaicConfig:
         "tracking", "landmarks on each sampled frame afresh (static) or tracked from frame to frame", LANDMARK_MODES
     )
     crop: str = _setting(
-        "stretch", "the padded lip box stretched to the cell, or grown to the cell's aspect ratio first", CROP_SHAPES
+        "stretch",
+        "the padded lip box stretched to the cell or grown to the cell's aspect ratio first, or a box turned with the "
+        "eye line and sized by the eye distance, centred on the mouth (face_aligned)",
+        CROP_SHAPES,
+    )
+    face_crop_width: float = _setting(1.0, "a face_aligned crop's width, in distances between the outer eye corners")
+    crop_smoothing: int = _setting(
+        0,
+        "sampled frames on either side whose crop centres (and a face_aligned crop's size and angle) are averaged "
+        "with each frame's (0: off)",
     )
     resampling: str = _setting("linear", "interpolation from the crop to the cell", RESAMPLINGS)
     subpixel_crop: bool = _setting(False, "cut the exact (fractional) lip box instead of rounding it to whole pixels")
@@ -100,8 +112,13 @@ class MosaicConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"mosaic setting {name}={value!r} is not one of {', '.join(allowed)}")
-        if self.subpixel_crop and self.resampling != "linear":
-            raise ValueError("subpixel_crop samples the frame through an affine warp, which needs resampling='linear'")
+        if (self.subpixel_crop or self.crop == "face_aligned") and self.resampling != "linear":
+            what = "subpixel_crop" if self.subpixel_crop else "crop=face_aligned"
+            raise ValueError(f"{what} samples the frame through an affine warp, which needs resampling='linear'")
+        if self.face_crop_width <= 0:
+            raise ValueError(f"mosaic setting face_crop_width must be > 0 eye distances, got {self.face_crop_width}")
+        if self.crop_smoothing < 0:
+            raise ValueError(f"mosaic setting crop_smoothing must be >= 0 frames, got {self.crop_smoothing}")
         if self.speech_settle < 0:
             raise ValueError(f"mosaic setting speech_settle must be >= 0 frames, got {self.speech_settle}")
         if min(self.rows, self.cols, self.cell_width, self.cell_height) < 1 or self.lip_padding < 0:
@@ -161,11 +178,20 @@ class MosaicConfig:
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
+        smoothed = f", crop smoothed over {self.crop_smoothing} frames either side" if self.crop_smoothing else ""
+        if self.crop == "face_aligned":
+            crop = f"mouth-centred box {self.face_crop_width:g} eye distances wide turned with the eye line"
+        else:
+            shape = "stretched to the cell" if self.crop == "stretch" else "grown to the cell aspect"
+            crop = f"lip box padded {self.lip_padding} {shape}"
+        grid = (
+            f", {self.rows}x{self.cols} frames"
+            if (self.rows, self.cols) != (MosaicConfig.rows, MosaicConfig.cols)
+            else ""
+        )
         return (
-            f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, "
-            f"lip box padded {self.lip_padding} "
-            f"{'stretched to the cell' if self.crop == 'stretch' else 'grown to the cell aspect'}, "
-            f"{self.resampling} resampling{cut}"
+            f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, {crop}{smoothed}, "
+            f"{self.resampling} resampling{cut}{grid}"
         )
 
 
@@ -177,6 +203,7 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "subpixel_crop": False,
     "speech_onset": "threshold",
     "speech_settle": 0,
+    "crop_smoothing": 0,
 }
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1; the
 speech onset and settle rule since the detector came, until each was recorded)."""

@@ -1,4 +1,5 @@
 import io
+from dataclasses import astuple
 
 import cv2
 import mediapipe as mp
@@ -6,8 +7,17 @@ import numpy as np
 import pytest
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
-from lipagent.transform.mosaic import build_mosaic, crop_cell, encode_jpeg, pixel_box, tile
-from lipagent.transform.mouth import LIP_LANDMARKS, crop_box, fill_missing, lip_box, min_faces
+from lipagent.transform.mosaic import TurnedBox, build_mosaic, cell_to_frame, crop_cell, encode_jpeg, pixel_box, tile
+from lipagent.transform.mouth import (
+    LIP_LANDMARKS,
+    crop_box,
+    face_aligned_box,
+    fill_missing,
+    lip_box,
+    min_faces,
+    smooth_crops,
+)
+from lipagent.transform.pose import EYE_OUTER_CORNERS
 
 
 def test_lip_landmarks_are_face_mesh_lips():
@@ -102,6 +112,80 @@ def test_subpixel_cut_follows_a_fractional_shift_and_area_differs_from_linear():
     assert not np.array_equal(area, crop_cell(frame, (40.0, 60.0, 100.0, 85.0), 100, 80, "linear"))
 
 
+def _face_points(turn_degrees: float = 0.0, about: tuple[float, float] = (180.0, 140.0)) -> np.ndarray:
+    """478 landmarks of a made-up upright face (outer eye corners 100 px apart at y=100, lips spanning x 150-210 and
+    y 170-190), turned about `about` by `turn_degrees` clockwise in the image."""
+    points = np.full((478, 2), 180.0)
+    points[EYE_OUTER_CORNERS[0]] = (130.0, 100.0)
+    points[EYE_OUTER_CORNERS[1]] = (230.0, 100.0)
+    lips = np.array(LIP_LANDMARKS)
+    points[lips] = np.column_stack([np.linspace(150.0, 210.0, len(lips)), np.tile([170.0, 190.0, 180.0, 175.0], 10)])
+    angle = np.radians(turn_degrees)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (points - about) @ turn.T + about
+
+
+def test_a_face_aligned_box_is_sized_by_the_eyes_centred_on_the_lips_and_turned_with_the_eye_line():
+    box = face_aligned_box(_face_points(), width_in_eyes=1.2, aspect=1.25)
+    assert astuple(box) == pytest.approx((180.0, 180.0, 120.0, 96.0, 0.0))
+    turned = face_aligned_box(_face_points(30.0), width_in_eyes=1.2, aspect=1.25)
+    angle = np.radians(30.0)
+    centre = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ (0.0, 40.0) + (180, 140)
+    assert (turned.cx, turned.cy) == pytest.approx(tuple(centre))
+    assert (turned.width, turned.height, turned.angle) == pytest.approx((120.0, 96.0, 30.0))
+
+
+def test_a_face_aligned_box_keeps_its_size_while_the_mouth_opens():
+    closed, opened = _face_points(), _face_points()
+    opened[list(LIP_LANDMARKS)] = opened[list(LIP_LANDMARKS)] * (1.0, 1.5) + (0.0, -80.0)
+    still, moved = (face_aligned_box(p, 1.0, 1.25) for p in (closed, opened))
+    assert (moved.width, moved.height) == (still.width, still.height)
+    assert moved.cy == pytest.approx(180.0 * 1.5 - 80.0), "the centre follows the lips' box"
+
+
+def test_a_turned_cut_at_no_angle_is_the_subpixel_cut_and_a_quarter_turn_transposes_it():
+    frame = _ramp()
+    box = (40.25, 60.5, 90.25, 100.5)
+    turned = TurnedBox(65.25, 80.5, 50.0, 40.0, 0.0)
+    np.testing.assert_array_equal(crop_cell(frame, turned, 100, 80), crop_cell(frame, box, 100, 80, subpixel=True))
+    square = crop_cell(frame, TurnedBox(70.0, 84.0, 40.0, 40.0, 0.0), 40, 40)
+    quarter = crop_cell(frame, TurnedBox(70.0, 84.0, 40.0, 40.0, 90.0), 40, 40)
+    # A box turned a quarter clockwise (a face rolled that way) is levelled: its cell is the square turned back.
+    np.testing.assert_array_equal(quarter, np.rot90(square))
+
+
+def test_the_cell_map_puts_each_cell_pixel_centre_on_the_turned_box():
+    matrix = cell_to_frame(TurnedBox(100.0, 50.0, 20.0, 10.0, 90.0), 20, 10)
+    # The cell's top-left pixel centre sits half a box-pixel in from the box's corner; turned 90 degrees clockwise
+    # that corner is at (cx + h/2, cy - w/2), and frame pixel indices are coordinates minus one half.
+    assert matrix @ (0, 0, 1) == pytest.approx((100.0 + 5.0 - 0.5 - 0.5, 50.0 - 10.0 + 0.5 - 0.5))
+    assert matrix @ (19, 9, 1) == pytest.approx((100.0 - 5.0 + 0.5 - 0.5, 50.0 + 10.0 - 0.5 - 0.5))
+
+
+def test_smoothing_averages_centres_and_keeps_a_lip_boxs_size():
+    boxes = [(0.0, 0.0, 10.0, 4.0), (3.0, 0.0, 13.0, 4.0), (6.0, 3.0, 12.0, 5.0), (9.0, 0.0, 19.0, 4.0)]
+    assert smooth_crops(boxes, 0) == boxes
+    smoothed = smooth_crops(boxes, 1)
+    centres = [(6.5, 2.0), (22 / 3, 8 / 3), (31 / 3, 8 / 3), (11.5, 3.0)]
+    sizes = [(10.0, 4.0), (10.0, 4.0), (6.0, 2.0), (10.0, 4.0)]
+    for box, (cx, cy), (w, h) in zip(smoothed, centres, sizes, strict=True):
+        assert box == pytest.approx((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    assert smooth_crops(boxes, 5)[0] == pytest.approx((4.0, 0.5, 14.0, 4.5)), "fewer neighbours at the ends"
+
+
+def test_smoothing_a_turned_box_averages_its_size_and_angle_too():
+    boxes = [
+        TurnedBox(0.0, 0.0, 10.0, 8.0, 0.0),
+        TurnedBox(2.0, 4.0, 12.0, 9.6, 3.0),
+        TurnedBox(4.0, 2.0, 8.0, 6.4, -6.0),
+    ]
+    np.testing.assert_allclose(
+        [astuple(b) for b in smooth_crops(boxes, 1)],
+        [(1.0, 2.0, 11.0, 8.8, 1.5), (2.0, 2.0, 10.0, 8.0, -1.0), (3.0, 3.0, 10.0, 8.0, -1.5)],
+    )
+    assert all(isinstance(b, TurnedBox) for b in smooth_crops(boxes, 1))
+
+
 def test_mosaic_settings_are_checked_and_parsed():
     defaults = (DEFAULT_CONFIG.landmarks, DEFAULT_CONFIG.crop, DEFAULT_CONFIG.resampling)
     assert defaults == ("tracking", "stretch", "linear"), "what bench/bench_accuracy.py measured to read best"
@@ -109,6 +193,13 @@ def test_mosaic_settings_are_checked_and_parsed():
         MosaicConfig(landmarks="sometimes")
     with pytest.raises(ValueError, match="needs resampling='linear'"):
         MosaicConfig(resampling="area", subpixel_crop=True)
+    with pytest.raises(ValueError, match="^crop=face_aligned samples .* needs resampling='linear'"):
+        MosaicConfig(resampling="area", crop="face_aligned")
+    with pytest.raises(ValueError, match="face_crop_width must be > 0 eye distances, got 0"):
+        MosaicConfig(crop="face_aligned", face_crop_width=0)
+    with pytest.raises(ValueError, match="crop_smoothing must be >= 0 frames, got -1"):
+        MosaicConfig(crop_smoothing=-1)
+    assert MosaicConfig(crop_smoothing=0).crop_smoothing == 0
     changed = DEFAULT_CONFIG.with_overrides({"landmarks": "static", "subpixel_crop": "true", "lip_padding": "0.2"})
     assert (changed.landmarks, changed.subpixel_crop, changed.lip_padding) == ("static", True, 0.2)
     for bad, message in (
@@ -125,6 +216,19 @@ def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
     assert MosaicConfig.from_dict(old_card) == MosaicConfig(**{**old_card, **LEGACY_SETTINGS})
     assert MosaicConfig.from_dict(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
     assert "tracking mode" in DEFAULT_CONFIG.describe() and "stretched" in DEFAULT_CONFIG.describe()
+    assert MosaicConfig.from_dict({k: v for k, v in old_card.items() if k != "crop_smoothing"}).crop_smoothing == 0
+
+
+def test_the_settings_say_themselves():
+    assert DEFAULT_CONFIG.describe() == (
+        "Face Mesh (Tasks API) tracking mode, lip box padded 0.15 stretched to the cell, linear resampling"
+    )
+    aligned = MosaicConfig(crop="face_aligned", face_crop_width=1.5, crop_smoothing=2, rows=4, cols=6)
+    assert aligned.describe() == (
+        "Face Mesh (Tasks API) tracking mode, mouth-centred box 1.5 eye distances wide turned with the eye line, "
+        "crop smoothed over 2 frames either side, linear resampling, 4x6 frames"
+    )
+    assert MosaicConfig(rows=4, cols=3).describe().endswith(", 4x3 frames")
 
 
 def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():

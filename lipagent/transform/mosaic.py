@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,6 +19,21 @@ Box = tuple[int, int, int, int]
 FloatBox = tuple[float, float, float, float]
 """x0, y0, x1, y1 in continuous pixel coordinates (pixel i covers [i, i + 1))."""
 
+
+@dataclass(frozen=True)
+class TurnedBox:
+    """A box in the face's own axes (a face_aligned crop): its centre and size in pixels, and the angle of its width
+    axis in degrees (clockwise in the image, as the eye line runs)."""
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+    angle: float
+
+
+CropBox = FloatBox | TurnedBox
+
 INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 
 
@@ -29,21 +46,38 @@ def pixel_box(box: FloatBox, width: int, height: int) -> Box:
     return left, top, left + w, top + h
 
 
+def cell_to_frame(box: CropBox, width: int, height: int) -> np.ndarray:
+    """The affine map (2x3) from a `width` x `height` cell's pixel indices to the frame's, for a bilinear warp.
+
+    Cell pixel centre u + 0.5 lies at the box's own coordinate (u + 0.5) * sx from its left edge; that point, turned
+    with the box and moved to its place, has the frame pixel index one half less."""
+    if not isinstance(box, TurnedBox):
+        x0, y0, x1, y1 = box
+        sx, sy = (x1 - x0) / width, (y1 - y0) / height
+        return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+    cx, cy, w, h = box.cx, box.cy, box.width, box.height
+    sx, sy = w / width, h / height
+    cos, sin = math.cos(math.radians(box.angle)), math.sin(math.radians(box.angle))
+    u0, v0 = 0.5 * sx - w / 2, 0.5 * sy - h / 2
+    return np.array(
+        [
+            [sx * cos, -sy * sin, cx + u0 * cos - v0 * sin - 0.5],
+            [sx * sin, sy * cos, cy + u0 * sin + v0 * cos - 0.5],
+        ]
+    )
+
+
 def crop_cell(
-    frame: np.ndarray, box: FloatBox, width: int, height: int, resampling: str = "linear", subpixel: bool = False
+    frame: np.ndarray, box: CropBox, width: int, height: int, resampling: str = "linear", subpixel: bool = False
 ) -> np.ndarray:
     """The box cut from the frame and resized to one `width` x `height` mosaic cell.
 
-    `subpixel` samples the exact float box through an affine warp (bilinear); otherwise the box is rounded
-    to whole pixels, cut and resized with `resampling`."""
-    if subpixel:
-        x0, y0, x1, y1 = box
-        sx, sy = (x1 - x0) / width, (y1 - y0) / height
-        # Cell pixel centre u + 0.5 maps to frame point x0 + (u + 0.5) * sx, whose pixel index is that minus 0.5.
-        matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+    A turned box, or any box with `subpixel`, is sampled exactly through an affine warp (bilinear); otherwise the
+    box is rounded to whole pixels, cut and resized with `resampling`."""
+    if subpixel or isinstance(box, TurnedBox):
         return cv2.warpAffine(
             frame,
-            matrix,
+            cell_to_frame(box, width, height),
             (width, height),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
@@ -62,7 +96,7 @@ def tile(cells: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
     return np.vstack([np.hstack(cells[r * cols : (r + 1) * cols]) for r in range(rows)])
 
 
-def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[FloatBox], config: MosaicConfig) -> np.ndarray:
+def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[CropBox], config: MosaicConfig) -> np.ndarray:
     """The mosaic (BGR, config.height x config.width) of one crop per sampled frame, cut as `config` says."""
     cells = [
         crop_cell(f, b, config.cell_width, config.cell_height, config.resampling, config.subpixel_crop)

@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 import cv2
 import mediapipe as mp
@@ -22,7 +23,10 @@ import numpy as np
 
 from lipagent.config import MosaicConfig
 from lipagent.quiet import quiet_native_stderr
-from lipagent.transform.mosaic import FloatBox
+from lipagent.transform.mosaic import CropBox, FloatBox, TurnedBox
+from lipagent.transform.pose import EYE_OUTER_CORNERS
+
+T = TypeVar("T")
 
 LIP_LANDMARKS: tuple[int, ...] = (
     0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
@@ -57,7 +61,42 @@ def crop_box(lips: FloatBox, padding: float, aspect: float | None, width: int, h
     return left, top, left + w, top + h
 
 
-def fill_missing(boxes: Sequence[FloatBox | None]) -> list[FloatBox]:
+def face_aligned_box(points: np.ndarray, width_in_eyes: float, aspect: float) -> TurnedBox:
+    """A face_aligned crop of one frame's (478, 2) pixel landmarks: turned with the line through the outer eye
+    corners, `width_in_eyes` of their distance wide and `aspect` (width/height), centred on the lip landmarks' box in
+    those turned axes. The scale comes from the eyes, which do not move as the mouth speaks."""
+    right, left = points[EYE_OUTER_CORNERS[0]], points[EYE_OUTER_CORNERS[1]]
+    eye_line = left - right
+    angle = math.atan2(eye_line[1], eye_line[0])
+    along = np.array([math.cos(angle), math.sin(angle)])
+    across = np.array([-along[1], along[0]])
+    lips = points[list(LIP_LANDMARKS)]
+    u, v = lips @ along, lips @ across
+    centre = (u.min() + u.max()) / 2 * along + (v.min() + v.max()) / 2 * across
+    width = width_in_eyes * float(np.hypot(*eye_line))
+    return TurnedBox(float(centre[0]), float(centre[1]), width, width / aspect, math.degrees(angle))
+
+
+def smooth_crops(boxes: Sequence[CropBox], radius: int) -> list[CropBox]:
+    """Each box's centre (and a turned box's size and angle) averaged with those of up to `radius` boxes on either
+    side (fewer at the ends): tracking jitter moves a cell by a pixel or two from one frame to the next. A lip box
+    keeps its own size, which is the mouth's shape."""
+    if radius <= 0:
+        return list(boxes)
+    smoothed: list[CropBox] = []
+    for i, box in enumerate(boxes):
+        near = boxes[max(0, i - radius) : i + radius + 1]
+        if isinstance(box, TurnedBox):
+            values = np.mean([(b.cx, b.cy, b.width, b.height, b.angle) for b in near], axis=0)
+            smoothed.append(TurnedBox(*(float(x) for x in values)))
+        else:
+            cx, cy = np.mean([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in near], axis=0)
+            half_w, half_h = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+            smoothed.append((float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h)))
+    return smoothed
+
+
+def fill_missing(boxes: Sequence[T | None]) -> list[T]:
     """Each missing box borrowed from the nearest frame that has one (the earlier one on a tie)."""
     found = [i for i, b in enumerate(boxes) if b is not None]
     if not found:

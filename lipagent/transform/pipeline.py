@@ -10,8 +10,16 @@ from typing import TypeVar
 import numpy as np
 
 from lipagent.config import DEFAULT_CONFIG, VIDEO_FPS, MosaicConfig
-from lipagent.transform.mosaic import FloatBox, build_mosaic, encode_jpeg
-from lipagent.transform.mouth import LipLandmarker, crop_box, fill_missing, min_faces, process_landmarker
+from lipagent.transform.mosaic import CropBox, build_mosaic, encode_jpeg
+from lipagent.transform.mouth import (
+    LipLandmarker,
+    crop_box,
+    face_aligned_box,
+    fill_missing,
+    min_faces,
+    process_landmarker,
+    smooth_crops,
+)
 from lipagent.transform.pose import face_pose, pose_problem, upside_down
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.skips import SkipReason
@@ -49,7 +57,7 @@ class Mosaic:
 
 def crop_boxes(
     frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
-) -> tuple[list[FloatBox], int]:
+) -> tuple[list[CropBox], int]:
     """The crop box of each sampled BGR frame (a frame without a face borrows its neighbour's), and how many
     frames showed a face. Raises ClipRejected when too few did, or when the face is one the crop cannot serve
     (`lipagent.transform.pose`: rolled or turned far, upside down, lip landmarks not on a mouth)."""
@@ -61,10 +69,14 @@ def crop_boxes(
             SkipReason.FACE_NOT_FOUND,
             f"a face in {found} of {len(frames)} sampled frames (need {min_faces(config)})",
         )
-    boxes = [None if f is None else f[0] for f in faces]
+    filled = fill_missing(faces)
+    if config.crop == "face_aligned":
+        aspect = config.cell_width / config.cell_height
+        turned = [face_aligned_box(points, config.face_crop_width, aspect) for _, points in filled]
+        return smooth_crops(turned, config.crop_smoothing), found
     aspect = config.cell_width / config.cell_height if config.crop == "cell_aspect" else None
-    crops = []
-    for frame, lips in zip(frames, fill_missing(boxes)):
+    crops: list[CropBox] = []
+    for frame, lips in zip(frames, smooth_crops([box for box, _ in filled], config.crop_smoothing)):
         height, width = frame.shape[:2]
         crops.append(crop_box(lips, config.lip_padding, aspect, width, height))
     return crops, found

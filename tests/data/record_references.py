@@ -11,7 +11,7 @@ import json
 import sys
 import tempfile
 import zipfile
-from dataclasses import replace
+from dataclasses import astuple, replace
 from pathlib import Path
 
 from lipagent.config import DEFAULT_CONFIG
@@ -35,11 +35,13 @@ API must reproduce. Recorded only where mediapipe still has the legacy solution 
 
 FACE_LANDMARKER = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
 """The Tasks API's landmarker (model bundle from LIPAGENT_FACE_LANDMARKER or its cached download)."""
+FACE_ALIGNED = replace(DEFAULT_CONFIG, crop="face_aligned")
+"""The crop turned with the eye line and sized by the eyes (centre x, y, width, height, angle per frame)."""
 
 
 def _boxes(frames, config=DEFAULT_CONFIG) -> list[list[float]]:
     boxes, _ = crop_boxes(frames, process_landmarker(config), config)
-    return [[round(v, 3) for v in box] for box in boxes]
+    return [[round(v, 3) for v in (box if isinstance(box, tuple) else astuple(box))] for box in boxes]
 
 
 def record(grid_dir: Path) -> dict:
@@ -70,6 +72,7 @@ def record(grid_dir: Path) -> dict:
                 "boxes": _boxes(sampled),
                 "portrait_boxes": _boxes([frame[:, left:right] for frame in sampled]),
                 "face_landmarker_boxes": _boxes(sampled, FACE_LANDMARKER),
+                "face_aligned_boxes": _boxes(sampled, FACE_ALIGNED),
             }
     return {"mosaic": DEFAULT_CONFIG.to_dict(), "portrait_columns": list(PORTRAIT), "clips": references}
 

@@ -7,9 +7,15 @@ each with the same clips and seeds, and compare test WER, paired clip by clip.
 A VARIANT is comma-separated tokens: `default` (today's MosaicConfig) or `legacy` (how LipAgent 0.1 cut
 mosaics; its landmarker, the legacy Face Mesh solution, no longer runs, so `legacy,landmarker=face_mesh_tasks` is
 the rest of it on the same models) as the starting point, then `setting=value` overrides, e.g.
-`legacy,resampling=linear`. The first variant is the reference every other one is compared with.
+`legacy,resampling=linear`, and `processor`: the baseline reads each mosaic as Gemma 3n's processor hands it to the
+vision tower (resized to 768x768 whatever the grid), scaled back to the mosaic's size. The first variant is the
+reference every other one is compared with. Variants with the same settings share one dataset.
 
-Clips: every aligned clip of --speakers in --grid-dir (the 450 real s1 clips of ../shared/grid by default).
+    python bench/bench_accuracy.py default rows=4,cols=4 rows=4,cols=4,processor rows=4,cols=6,processor
+
+Clips: every aligned clip of --speakers in --grid-dir (the 450 real s1 clips of ../shared/grid by default). Every
+trained model also reads the clips of --other-speakers (../shared/grid-s31's ten s31 clips by default): how a
+setting carries to a face the reader never saw.
 --folds 1 trains on the dataset's train split and tests on its test split (54 clips here); --folds K (default
 3) splits all clips into K folds by a hash of the video id, trains K times and so tests every clip once on a
 model that never saw it: eight times the test clips, for intervals narrow enough to see a 3-point change.
@@ -26,10 +32,12 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
 from lipagent.data.splits import SPLITS
@@ -46,22 +54,54 @@ REPO = Path(__file__).resolve().parents[1]
 class Variant:
     name: str
     config: MosaicConfig
+    processor: bool = False
+    """Read through Gemma 3n's image resize (`through_processor`)."""
 
 
 def parse_variant(text: str) -> Variant:
-    """`default`, `legacy`, and `setting=value` tokens, comma-separated (see the module docstring)."""
-    config, overrides = DEFAULT_CONFIG, {}
+    """`default`, `legacy`, `processor` and `setting=value` tokens, comma-separated (see the module docstring)."""
+    config, overrides, processor = DEFAULT_CONFIG, {}, False
     for token in filter(None, (t.strip() for t in text.split(","))):
         if token == "default":
             config = DEFAULT_CONFIG
         elif token == "legacy":
             config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), **LEGACY_SETTINGS})
+        elif token == "processor":
+            processor = True
         elif "=" in token:
             key, value = token.split("=", 1)
             overrides[key.strip()] = value.strip()
         else:
-            raise ValueError(f"variant {text!r}: {token!r} is neither default, legacy nor setting=value")
-    return Variant(text, config.with_overrides(overrides))
+            raise ValueError(f"variant {text!r}: {token!r} is neither default, legacy, processor nor setting=value")
+    return Variant(text, config.with_overrides(overrides), processor)
+
+
+def through_processor() -> Callable[[Image.Image], Image.Image]:
+    """A mosaic as Gemma 3n's image processor passes it to the vision tower (every grid resized to one square),
+    scaled back to its own size with an averaging filter: what of the cells survives that resize."""
+    from lipagent.testing.tiny_gemma3n import build_processor
+
+    resize = build_processor().image_processor
+
+    def view(image: Image.Image) -> Image.Image:
+        pixels = resize(images=[image], return_tensors="np")["pixel_values"][0].transpose(1, 2, 0)
+        back = cv2.resize(pixels, image.size, interpolation=cv2.INTER_AREA)
+        return Image.fromarray(np.clip(back * 255 + 0.5, 0, 255).astype(np.uint8))
+
+    return view
+
+
+def processor_cells(config: MosaicConfig) -> dict[str, float]:
+    """What the Gemma 3n vision tower has per frame of a mosaic: the cell's pixels after the processor's resize,
+    and its share of the image's soft tokens."""
+    from lipagent.model.tiny_vision import IMAGE_SIZE
+    from lipagent.testing.tiny_gemma3n import IMAGE_SOFT_TOKENS
+
+    return {
+        "cell_width": IMAGE_SIZE / config.cols,
+        "cell_height": IMAGE_SIZE / config.rows,
+        "tokens": IMAGE_SOFT_TOKENS / config.num_frames,
+    }
 
 
 def fold_of(video_id: str, folds: int) -> int:
@@ -69,27 +109,31 @@ def fold_of(video_id: str, folds: int) -> int:
     return int.from_bytes(hashlib.sha256(f"fold:{video_id}".encode()).digest()[:8], "big") % folds
 
 
-def build(variant: Variant, args: argparse.Namespace, index: int) -> Path:
-    """The variant's dataset, reused when a folder built with exactly this config (and clip set) exists."""
+def build(variant: Variant, args: argparse.Namespace, grid_dir: Path | None = None) -> Path:
+    """The variant's dataset, reused when a folder built with exactly this config (and clip set) exists: the clips of
+    --speakers in --grid-dir, or every speaker's in `grid_dir` (another speaker's folder)."""
     from lipagent.data.prepare import PrepareOptions, prepare
 
-    out = args.work / f"variant-{index}"
-    marker = out / "bench-variant.json"
+    speakers = args.speakers if grid_dir is None else sorted(p.stem for p in grid_dir.glob("s*.zip"))
+    limit = args.limit if grid_dir is None else None
+    grid_dir = grid_dir or args.grid_dir
     wanted = {
         "config": variant.config.to_dict(),
-        "speakers": args.speakers,
-        "limit": args.limit,
-        "grid_dir": str(args.grid_dir.resolve()),
+        "speakers": speakers,
+        "limit": limit,
+        "grid_dir": str(grid_dir.resolve()),
     }
+    out = args.work / f"variant-{hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:12]}"
+    marker = out / "bench-variant.json"
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         print(f"  reusing {out}", flush=True)
         return out
     summary = prepare(
         PrepareOptions(
-            speakers=tuple(args.speakers),
+            speakers=tuple(speakers),
             out=out,
-            grid_dir=args.grid_dir,
-            limit=args.limit,
+            grid_dir=grid_dir,
+            limit=limit,
             cache_dir=args.work / "cache",
             num_proc=args.num_proc,
             overwrite=True,
@@ -125,15 +169,51 @@ def subset(cells: CellSet, keep: np.ndarray) -> CellSet:
     )
 
 
+def all_cells(dataset: Path, arch: BaselineArch, view: Callable[[Image.Image], Image.Image] | None = None):
+    """The dataset's mosaic settings and the cells of every split it has."""
+    present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
+    return load_dataset_cells(str(dataset), present, arch, view=view)
+
+
+@dataclass
+class Predictions:
+    """One variant and seed: the sentence read for each clip by the model that never saw it, and for each other
+    speaker's clip the sentence each fold's model read."""
+
+    own: dict[str, str]
+    others: dict[str, list[str]]
+    references: dict[str, tuple[str, str]]
+
+
 def predictions_for(
-    dataset: Path, args: argparse.Namespace, seed: int, references: dict[str, tuple[str, str]]
-) -> dict[str, str]:
-    """video id -> the baseline's sentence, for every test clip of one variant and seed (and each test clip's
-    text and speaker added to `references`)."""
+    dataset: Path,
+    args: argparse.Namespace,
+    seed: int,
+    view: Callable[[Image.Image], Image.Image] | None = None,
+    others: tuple[Path, ...] = (),
+) -> Predictions:
+    """Train and read one variant with one seed; kept in the dataset's folder, so a rerun (or another table with
+    the same variant) reads them back instead of training again."""
+    key = json.dumps(
+        {
+            "folds": args.folds,
+            "epochs": args.epochs,
+            "seed": seed,
+            "view": view is not None,
+            "others": sorted(map(str, others)),
+        },
+        sort_keys=True,
+    )
+    kept = dataset / f"predictions-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    if kept.is_file():
+        print(f"    seed {seed}: predictions of an earlier run ({kept.name})", flush=True)
+        return Predictions(**json.loads(kept.read_text()))
     arch = BaselineArch()
     training = BaselineTrainingArgs(dataset=str(dataset), out=Path("unused"), epochs=args.epochs, seed=seed, arch=arch)
-    present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
-    mosaic, cells = load_dataset_cells(str(dataset), present, arch)
+    mosaic, cells = all_cells(dataset, arch, view)
+    other_cells = (
+        merged(cs for folder in others for cs in all_cells(folder, arch, view)[1].values()) if others else None
+    )
     runs: list[tuple[CellSet, CellSet]] = []
     if args.folds == 1:
         runs.append((cells["train"], cells["test"]))
@@ -141,18 +221,23 @@ def predictions_for(
         everything = merged(cells.values())
         folds = np.array([fold_of(v, args.folds) for v in everything.video_ids])
         runs += [(subset(everything, folds != k), subset(everything, folds == k)) for k in range(args.folds)]
-    predicted: dict[str, str] = {}
+    result = Predictions({}, {}, {})
     for k, (train, test) in enumerate(runs):
         started = time.perf_counter()
         model, _ = fit(train, replace(training, seed=seed * 1000 + k), mosaic, progress=args.progress)
-        predicted.update(zip(test.video_ids, sentences_of(predict_logits(model, test.cells))))
-        references.update(zip(test.video_ids, zip(test.texts, test.speakers)))
+        result.own.update(zip(test.video_ids, sentences_of(predict_logits(model, test.cells))))
+        result.references.update(zip(test.video_ids, zip(test.texts, test.speakers)))
+        if other_cells is not None:
+            for video, sentence in zip(other_cells.video_ids, sentences_of(predict_logits(model, other_cells.cells))):
+                result.others.setdefault(video, []).append(sentence)
+            result.references.update(zip(other_cells.video_ids, zip(other_cells.texts, other_cells.speakers)))
         print(
             f"    seed {seed} fold {k + 1}/{len(runs)}: trained on {len(train)}, tested {len(test)} "
             f"({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
-    return predicted
+    kept.write_text(json.dumps(asdict(result)))
+    return result
 
 
 def word_errors(prediction: str, reference: str) -> int:
@@ -175,44 +260,72 @@ def paired_interval(
 def run(args: argparse.Namespace) -> dict:
     variants = [parse_variant(v) for v in args.variants]
     args.work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict[int, dict[str, str]]] = {}
+    results: dict[str, dict[int, Predictions]] = {}
     references: dict[str, tuple[str, str]] = {}
     for i, variant in enumerate(variants):
         print(f"[{i + 1}/{len(variants)}] {variant.name}: {variant.config.describe()}", flush=True)
-        dataset = build(variant, args, i)
-        results[variant.name] = {seed: predictions_for(dataset, args, seed, references) for seed in args.seeds}
-    common = sorted(set.intersection(*(set(p) for runs in results.values() for p in runs.values())))
+        dataset = build(variant, args)
+        others = tuple(build(variant, args, folder) for folder in args.other_speakers)
+        view = through_processor() if variant.processor else None
+        results[variant.name] = {seed: predictions_for(dataset, args, seed, view, others) for seed in args.seeds}
+        for found in results[variant.name].values():
+            references.update(found.references)
+    common = sorted(set.intersection(*(set(p.own) for runs in results.values() for p in runs.values())))
     texts = [references[v][0] for v in common]
     speakers = [references[v][1] for v in common]
     table = {"clips": len(common), "folds": args.folds, "seeds": args.seeds, "epochs": args.epochs, "variants": []}
     per_clip = {}
     for variant in variants:
         runs = results[variant.name]
-        wers = {seed: compute_grid_metrics([runs[seed][v] for v in common], texts, speakers)["wer"] for seed in runs}
+        wers = {
+            seed: compute_grid_metrics([runs[seed].own[v] for v in common], texts, speakers)["wer"] for seed in runs
+        }
         per_clip[variant.name] = np.mean(
-            [[word_errors(runs[seed][v], t) for v, t in zip(common, texts)] for seed in runs], axis=0
+            [[word_errors(runs[seed].own[v], t) for v, t in zip(common, texts)] for seed in runs], axis=0
         )
         entry = {
             "variant": variant.name,
-            "settings": variant.config.describe(),
+            "settings": variant.config.describe() + (", read through Gemma 3n's resize" if variant.processor else ""),
             "config": variant.config.to_dict(),
+            "processor": variant.processor,
+            "processor_cells": processor_cells(variant.config),
             "wer_by_seed": wers,
             "wer": float(np.mean(list(wers.values()))),
         }
         if variant is not variants[0]:
             diff, low, high = paired_interval(per_clip[variant.name], per_clip[variants[0].name], 6, args.bootstrap)
             entry.update(diff=diff, diff_low=low, diff_high=high)
+        entry["others"] = other_speakers_wer(runs, references)
         table["variants"].append(entry)
     return table
 
 
+def other_speakers_wer(runs: dict[int, Predictions], references: dict[str, tuple[str, str]]) -> dict[str, dict]:
+    """Each other speaker's WER, over every seed's every fold model (all trained without that speaker)."""
+    rows: dict[str, dict] = {}
+    clips = sorted({v for found in runs.values() for v in found.others})
+    for speaker in sorted({references[v][1] for v in clips}):
+        mine = [v for v in clips if references[v][1] == speaker]
+        reads = [(sentence, references[v][0]) for found in runs.values() for v in mine for sentence in found.others[v]]
+        errors = sum(word_errors(said, truth) for said, truth in reads)
+        rows[speaker] = {
+            "clips": len(mine),
+            "models": len(reads) // max(len(mine), 1),
+            "wer": errors / (6 * len(reads)),
+        }
+    return rows
+
+
 def markdown(table: dict) -> str:
     seeds = table["seeds"]
+    others = sorted({speaker for entry in table["variants"] for speaker in entry["others"]})
     head = (
         "| variant | settings | "
         + " | ".join(f"WER seed {s}" for s in seeds)
-        + " | mean WER | vs first (95% CI) |\n|---|---|"
-        + "---|" * (len(seeds) + 2)
+        + " | mean WER | vs first (95% CI) | a frame in Gemma 3n's 768x768 |"
+        + "".join(f" {speaker} WER |" for speaker in others)
+        + "\n|---|---|"
+        + "---|" * (len(seeds) + 3 + len(others))
     )
     rows = []
     for entry in table["variants"]:
@@ -222,7 +335,12 @@ def markdown(table: dict) -> str:
             else "reference"
         )
         wers = " | ".join(f"{entry['wer_by_seed'][s]:.3f}" for s in seeds)
-        rows.append(f"| `{entry['variant']}` | {entry['settings']} | {wers} | {entry['wer']:.3f} | {diff} |")
+        cell = entry["processor_cells"]
+        seen = f"{cell['cell_width']:.0f}x{cell['cell_height']:.0f} px, {cell['tokens']:.1f} tokens"
+        other = "".join(f" {entry['others'][s]['wer']:.3f} |" if s in entry["others"] else " |" for s in others)
+        rows.append(
+            f"| `{entry['variant']}` | {entry['settings']} | {wers} | {entry['wer']:.3f} | {diff} | {seen} |{other}"
+        )
     how = (
         f"{table['clips']} test clips, "
         + (
@@ -232,6 +350,12 @@ def markdown(table: dict) -> str:
         )
         + f", {len(seeds)} seed(s), {table['epochs']} epochs"
     )
+    for speaker in others:
+        counts = next(entry["others"][speaker] for entry in table["variants"] if speaker in entry["others"])
+        how += (
+            f"; {speaker}: {counts['clips']} clips never trained on, each read by all {counts['models']} models "
+            "(a sanity figure, not a benchmark)"
+        )
     return "\n".join([head, *rows, "", how])
 
 
@@ -246,6 +370,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--speakers", nargs="+", default=["s1"], help="speakers whose clips are used (default: s1)")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
+    parser.add_argument(
+        "--other-speakers",
+        type=Path,
+        action="append",
+        help="a folder laid out like Zenodo's zips (sN.zip beside alignments.zip) whose clips every trained model also "
+        "reads: WER on faces it never saw (repeatable; default: ../shared/grid-s31 where it exists)",
+    )
+    parser.add_argument("--no-other-speakers", action="store_true", help="read --speakers' clips only")
     parser.add_argument(
         "--folds",
         type=int,
@@ -273,6 +405,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.folds < 1:
         parser.error("--folds must be at least 1")
+    default_others = [p for p in [REPO.parent / "shared" / "grid-s31"] if p.is_dir()]
+    args.other_speakers = [] if args.no_other_speakers else args.other_speakers or default_others
+    for folder in args.other_speakers:
+        if not folder.is_dir():
+            parser.error(f"--other-speakers: no folder at {folder}")
     return args
 
 

@@ -107,9 +107,20 @@ def seed_plan_once(mesh, path: Path, work: Path) -> None:
             cv2.imwrite(str(work / f"crop{i:03d}.png"), frame[180:240, 140:220])
 
 
-def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
-    """Seconds per clip for each way; the first clip is run once untimed to warm caches."""
+def mosaic_setting(text: str) -> MosaicConfig:
+    """`setting=value` tokens, comma-separated, over the default settings (`crop=face_aligned,crop_smoothing=1`)."""
+    pairs = [token.split("=", 1) for token in text.split(",") if token]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"{text!r} is not setting=value tokens")
+    return DEFAULT_CONFIG.with_overrides(dict(pairs))
+
+
+def per_clip(clips, seeds: int, work: Path, also: dict[str, MosaicConfig] | None = None) -> dict[str, list[float]]:
+    """Seconds per clip for each way (and `video_to_mosaic` under each of `also`'s settings); the first clip is run
+    once untimed to warm caches."""
+    also = also or {}
     landmarker = LipLandmarker(DEFAULT_CONFIG)
+    extra = {name: (config, LipLandmarker(config)) for name, config in also.items()}
     other_mode = "static" if DEFAULT_CONFIG.landmarks == "tracking" else "tracking"
     tracking_config = MosaicConfig(**{**DEFAULT_CONFIG.to_dict(), "landmarks": other_mode})
     tracking = LipLandmarker(tracking_config)
@@ -118,10 +129,13 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
         static = TasksLandmarks(static=True)
     video_to_mosaic(*clips[0], landmarker=landmarker)
     video_to_mosaic(*clips[0], config=tracking_config, landmarker=tracking)
+    for config, made in extra.values():
+        video_to_mosaic(*clips[0], config=config, landmarker=made)
     times: dict[str, list[float]] = {
         "floor": [],
         "lipagent": [],
         f"lipagent, {other_mode}": [],
+        **{f"lipagent, {name}": [] for name in extra},
         "lipagent, auto speech": [],
         "seed plan": [],
     }
@@ -136,6 +150,10 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
         start = time.perf_counter()
         video_to_mosaic(path, speech, tracking_config, landmarker=tracking)
         times[f"lipagent, {other_mode}"].append(time.perf_counter() - start)
+        for name, (config, made) in extra.items():
+            start = time.perf_counter()
+            video_to_mosaic(path, speech, config, landmarker=made)
+            times[f"lipagent, {name}"].append(time.perf_counter() - start)
         start = time.perf_counter()
         try:
             prepare_video(path)
@@ -147,7 +165,7 @@ def per_clip(clips, seeds: int, work: Path) -> dict[str, list[float]]:
             with quiet_native_stderr():
                 seed_plan_once(static, path, work)
             times["seed plan"].append(time.perf_counter() - start)
-    for closable in (floor_mesh, static, landmarker, tracking):
+    for closable in (floor_mesh, static, landmarker, tracking, *(made for _, made in extra.values())):
         closable.close()
     return times
 
@@ -182,8 +200,20 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=60, help="real s1 clips to time")
     parser.add_argument("--seed-clips", type=int, default=5, help="clips timed the seed plan's way (slow)")
     parser.add_argument("--num-proc", type=int, nargs="+", default=[1, 2], help="map worker counts to compare")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="SETTINGS",
+        help="also time video_to_mosaic under these mosaic settings, alternating with the default "
+        "(`crop=face_aligned`; repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    try:
+        also = {text: mosaic_setting(text) for text in args.also}
+    except ValueError as error:
+        parser.error(f"--also: {error}")
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory() as tmp:
         clips = unpack(args.grid_dir, args.clips, Path(tmp))
@@ -191,15 +221,21 @@ def main() -> None:
         work.mkdir()
         # Throughput first: like `lipagent prepare`, this process has made no Face Mesh yet, so map forks.
         rates = {n: throughput(clips, n) for n in args.num_proc}
-        times = per_clip(clips, args.seed_clips, work)
+        times = per_clip(clips, args.seed_clips, work, also)
     floor = statistics.median(times["floor"])
+    also_names = {f"lipagent, {name}" for name in also}
     print(f"per clip, one core, {len(clips)} real GRID s1 clips (median / mean ms):")
     figures = {}
     for name, values in times.items():
         if values:
             med, mean = statistics.median(values) * 1000, statistics.mean(values) * 1000
             figures[name] = {"median_ms": round(med, 1), "mean_ms": round(mean, 1), "clips": len(values)}
-            print(f"  {name:<21} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor")
+            ratio = (
+                f"   x{med / (statistics.median(times['lipagent']) * 1000):.2f} of default"
+                if name in also_names
+                else ""
+            )
+            print(f"  {name:<21} {med:7.1f} / {mean:7.1f}   x{med / (floor * 1000):.2f} of floor{ratio}")
     print("Dataset.map throughput (videos/s, including worker start-up):")
     for n, rate in rates.items():
         print(f"  num_proc={n:<2} {rate:6.1f}   x{rate / rates[args.num_proc[0]]:.2f}")

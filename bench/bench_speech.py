@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     args.work.mkdir(parents=True, exist_ok=True)
     print("[1/4] the aligned-span dataset (lipagent prepare)", flush=True)
-    dataset = build(args.mosaic, args, 0)
+    dataset = build(args.mosaic, args)
     arch = BaselineArch()
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     mosaic, cells = load_dataset_cells(str(dataset), present, arch)

@@ -18,8 +18,35 @@ def test_variants_parse_from_the_command_line():
     legacy = bench_accuracy.parse_variant("legacy,resampling=linear").config
     assert (legacy.landmarks, legacy.crop, legacy.resampling) == (LEGACY_SETTINGS["landmarks"], "cell_aspect", "linear")
     assert bench_accuracy.parse_variant("landmarks=tracking").config.landmarks == "tracking"
-    with pytest.raises(ValueError, match="neither default, legacy"):
+    with pytest.raises(ValueError, match="neither default, legacy, processor nor setting=value"):
         bench_accuracy.parse_variant("fast")
+    through = bench_accuracy.parse_variant("rows=4,cols=6,processor")
+    assert through.processor and (through.config.rows, through.config.cols) == (4, 6)
+    assert not bench_accuracy.parse_variant("default").processor
+
+
+def test_a_frame_in_gemma_3ns_image_is_its_share_of_768_squared_and_256_tokens():
+    cells = bench_accuracy.processor_cells(DEFAULT_CONFIG)
+    assert cells == pytest.approx({"cell_width": 192.0, "cell_height": 256.0, "tokens": 256 / 12})
+    wide = bench_accuracy.processor_cells(DEFAULT_CONFIG.with_overrides({"rows": "4", "cols": "6"}))
+    assert wide == pytest.approx({"cell_width": 128.0, "cell_height": 192.0, "tokens": 256 / 24})
+
+
+def test_the_processor_view_resizes_to_the_square_and_back(prepared):
+    import io
+
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    out, _ = prepared
+    jpeg = datasets.load_dataset(str(out), split="test").cast_column("image", datasets.Image(decode=False))[0]
+    image = Image.open(io.BytesIO(jpeg["image"]["bytes"])).convert("RGB")
+    back = bench_accuracy.through_processor()(image)
+    assert back.size == image.size == (400, 240)
+    difference = np.abs(np.asarray(back, dtype=float) - np.asarray(image, dtype=float))
+    # Enlarged 1.9x and 3.2x, then averaged back: a little blur, never a different picture.
+    assert 0.05 < difference.mean() < 2.0
     assert {bench_accuracy.fold_of(f"v{i}", 3) for i in range(30)} == {0, 1, 2}
 
 
@@ -39,6 +66,7 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
         [
             "default",
             "legacy,landmarker=face_mesh_tasks",
+            "default,processor",
             "--grid-dir",
             str(grid_dir),
             "--limit",
@@ -60,12 +88,20 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
     assert code == 0
     table = json.loads((tmp_path / "table.json").read_text())
     legacy_name = "legacy,landmarker=face_mesh_tasks"
-    assert table["clips"] == 30 and [v["variant"] for v in table["variants"]] == ["default", legacy_name]
-    legacy = table["variants"][1]
+    names = [v["variant"] for v in table["variants"]]
+    assert table["clips"] == 30 and names == ["default", legacy_name, "default,processor"]
+    legacy, through = table["variants"][1:]
+    assert through["processor"] and through["config"] == table["variants"][0]["config"]
+    assert "read through Gemma 3n's resize" in through["settings"]
     assert legacy["diff_low"] <= legacy["diff"] <= legacy["diff_high"]
     assert legacy["config"]["landmarks"] == "tracking"
     printed = capsys.readouterr().out
     assert f"| `{legacy_name}` |" in printed and "2-fold cross-fitting" in printed
+    assert printed.count("reusing") == 2, "a variant read through the processor reads the datasets of its settings"
+    assert "| 192x256 px, 21.3 tokens |" in printed
+    s31 = [entry["others"]["s31"] for entry in table["variants"]]
+    assert [(o["clips"], o["models"]) for o in s31] == [(10, 2)] * 3, "each s31 clip read by both fold models"
+    assert "s31: 10 clips never trained on, each read by all 2 models" in printed
     again = bench_accuracy.main(
         [
             "default",
@@ -76,11 +112,17 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
             "--epochs",
             "1",
             "--folds",
-            "1",
+            "2",
             "--seeds",
             "0",
             "--work",
             str(tmp_path / "work"),
+            "--json",
+            str(tmp_path / "again.json"),
         ]
     )
-    assert again == 0 and "reusing" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert (
+        again == 0 and "reusing" in printed and "predictions of an earlier run" in printed and "fold 1/2" not in printed
+    )
+    assert json.loads((tmp_path / "again.json").read_text())["variants"][0] == table["variants"][0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from lipagent.config import MosaicConfig
@@ -35,6 +37,7 @@ from lipagent.model.baseline import (
 from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.records import is_kind, read_dataset_record, resolve
+from lipagent.transform.mosaic import mosaic_image
 
 
 @dataclass
@@ -51,11 +54,18 @@ class CellSet:
         return len(self.video_ids)
 
 
-def load_cells(rows: datasets.Dataset, mosaic: MosaicConfig, arch: BaselineArch, desc: str) -> CellSet:
-    """Decode a split's mosaics into (N, frames, H, W) uint8 cells with their labels."""
+def load_cells(
+    rows: datasets.Dataset,
+    mosaic: MosaicConfig,
+    arch: BaselineArch,
+    desc: str,
+    view: Callable[[Image.Image], Image.Image] | None = None,
+) -> CellSet:
+    """Decode a split's mosaics into (N, frames, H, W) uint8 cells with their labels; `view` changes each decoded
+    mosaic first (a benchmark's question: what is left of the cells after another model's resize, say)."""
     rows = rows.cast_column("image", datasets.Image(decode=False))
     cells = [
-        mosaic_cells(image["bytes"], mosaic, arch)
+        mosaic_cells(view(mosaic_image(image["bytes"])) if view else image["bytes"], mosaic, arch)
         for image in tqdm(rows["image"], desc=f"Decoding {desc}", unit=" mosaics", leave=False)
     ]
     texts = list(rows["text"])
@@ -63,9 +73,14 @@ def load_cells(rows: datasets.Dataset, mosaic: MosaicConfig, arch: BaselineArch,
 
 
 def load_dataset_cells(
-    dataset: str, splits: list[str], arch: BaselineArch, max_samples: int | None = None
+    dataset: str,
+    splits: list[str],
+    arch: BaselineArch,
+    max_samples: int | None = None,
+    view: Callable[[Image.Image], Image.Image] | None = None,
 ) -> tuple[MosaicConfig, dict[str, CellSet]]:
-    """The dataset's mosaic settings (from its card) and the asked splits as cells (`max_samples` caps the first)."""
+    """The dataset's mosaic settings (from its card) and the asked splits as cells (`max_samples` caps the first;
+    `view` as in `load_cells`)."""
     folder = resolve(dataset, "dataset")
     mosaic = read_dataset_record(folder).mosaic
     loaded = datasets.load_dataset(str(folder))
@@ -77,7 +92,7 @@ def load_dataset_cells(
         rows = loaded[split]
         if i == 0 and max_samples is not None:
             rows = rows.select(range(min(max_samples, len(rows))))
-        result[split] = load_cells(rows, mosaic, arch, split)
+        result[split] = load_cells(rows, mosaic, arch, split, view)
     return mosaic, result
 
 

@@ -479,7 +479,8 @@ def test_bench_flop_formula_for_addmm_takes_a_fourth_positional_argument():
 
 def test_train_help_is_trls_parser_made_once_per_installed_versions(tmp_path, monkeypatch, capsys):
     """`lipagent train --help` prints the training parser's help; building it imports torch, PEFT and TRL, so the
-    text is kept per versions and terminal width, and a second --help does not build the parser again."""
+    text is kept per versions, the flags' source and terminal width, and a second --help does not build the parser
+    again."""
     import lipagent.model.training as training
     from lipagent.cli import main as lipagent_main
     from lipagent.cli.train import DESCRIPTION
@@ -501,7 +502,12 @@ def test_train_help_is_trls_parser_made_once_per_installed_versions(tmp_path, mo
     monkeypatch.setenv("COLUMNS", "140")
     with pytest.raises(AssertionError, match="built again"):
         lipagent_main(["train", "-h"])
-    cached.unlink()
     monkeypatch.setenv("COLUMNS", "100")
+    with monkeypatch.context() as edited:  # flags edited in a checkout: the same version, another source
+        edited.setattr("lipagent.cli.train.HELP_SOURCES", ("lipagent.cli.train",))
+        with pytest.raises(AssertionError, match="built again"):
+            lipagent_main(["train", "-h"])
+    assert lipagent_main(["train", "-h"]) == 0 and capsys.readouterr().out == first
+    cached.unlink()
     with pytest.raises(AssertionError, match="built again"):
         lipagent_main(["train", "-h"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import importlib.util
 import shutil
+from pathlib import Path
 
 INTERRUPTED = "checkpoints saved so far are kept; the same command with --resume_from_checkpoint last resumes"
 DESCRIPTION = (
@@ -24,17 +26,24 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 HELP_PACKAGES = ("lipagent", "trl", "transformers", "peft", "torch")
 """The packages whose versions decide what `lipagent train --help` says."""
+HELP_SOURCES = ("lipagent.model.training",)
+"""The modules that define LipAgent's own training flags: in a checkout (an editable install) they change while the
+version stays."""
 
 
 def training_help() -> str:
-    """The training parser's help, cached per installed versions and terminal width: building it imports torch,
-    PEFT and TRL, which takes seconds, to print text that changes only when they do."""
+    """The training parser's help, cached per installed versions, source of the flags and terminal width: building
+    it imports torch, PEFT and TRL, which takes seconds, to print text that changes only when they do."""
     versions = []
     for package in HELP_PACKAGES:
         try:
             versions.append(f"{package}={importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{package}=none")
+    for module in HELP_SOURCES:
+        source = Path(importlib.util.find_spec(module).origin).read_bytes()
+        versions.append(f"{module}={hashlib.sha256(source).hexdigest()}")
+    versions.append(f"description={DESCRIPTION}")
     versions.append(f"columns={shutil.get_terminal_size().columns}")
     from lipagent.config import cache_root
     from lipagent.outputs import write_file

@@ -370,14 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--speakers", nargs="+", default=["s1"], help="speakers whose clips are used (default: s1)")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
-    parser.add_argument(
-        "--other-speakers",
-        type=Path,
-        action="append",
-        help="a folder laid out like Zenodo's zips (sN.zip beside alignments.zip) whose clips every trained model also "
-        "reads: WER on faces it never saw (repeatable; default: ../shared/grid-s31 where it exists)",
-    )
-    parser.add_argument("--no-other-speakers", action="store_true", help="read --speakers' clips only")
+    add_other_speakers(parser, "whose clips every trained model also reads: WER on faces it never saw", "read")
     parser.add_argument(
         "--folds",
         type=int,
@@ -405,12 +398,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.folds < 1:
         parser.error("--folds must be at least 1")
+    other_speakers(parser, args)
+    return args
+
+
+def add_other_speakers(parser: argparse.ArgumentParser, what: str, verb: str) -> None:
+    """--other-speakers and --no-other-speakers, which `other_speakers` resolves."""
+    parser.add_argument(
+        "--other-speakers",
+        type=Path,
+        action="append",
+        help=f"a folder laid out like Zenodo's zips (sN.zip beside alignments.zip) {what} (repeatable; default: "
+        "../shared/grid-s31 where it exists)",
+    )
+    parser.add_argument("--no-other-speakers", action="store_true", help=f"{verb} --speakers' clips only")
+
+
+def other_speakers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """args.other_speakers: the folders given, ../shared/grid-s31 where none were and it exists, or none."""
     default_others = [p for p in [REPO.parent / "shared" / "grid-s31"] if p.is_dir()]
     args.other_speakers = [] if args.no_other_speakers else args.other_speakers or default_others
     for folder in args.other_speakers:
         if not folder.is_dir():
             parser.error(f"--other-speakers: no folder at {folder}")
-    return args
 
 
 def report(

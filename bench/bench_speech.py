@@ -27,7 +27,19 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import Variant, build, fold_of, merged, paired_interval, parse_variant, report, subset, word_errors
+from bench_accuracy import (
+    Variant,
+    add_other_speakers,
+    build,
+    fold_of,
+    merged,
+    other_speakers,
+    paired_interval,
+    parse_variant,
+    report,
+    subset,
+    word_errors,
+)
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
@@ -359,14 +371,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--grid-dir", type=Path, default=REPO.parent / "shared" / "grid")
     parser.add_argument("--speakers", nargs=1, default=["s1"], help="one speaker whose clips are used (default: s1)")
-    parser.add_argument(
-        "--other-speakers",
-        type=Path,
-        action="append",
-        help="a folder laid out like Zenodo's zips (sN.zip beside alignments.zip) whose aligned clips get span errors "
-        "of their own, one row per speaker (repeatable; default: ../shared/grid-s31 where it exists)",
+    add_other_speakers(
+        parser, "whose aligned clips get span errors of their own, one row per speaker", "span errors on"
     )
-    parser.add_argument("--no-other-speakers", action="store_true", help="span errors on --speakers only")
     parser.add_argument("--limit", type=int, help="only the first N videos by id (smoke runs)")
     parser.add_argument("--folds", type=int, default=3, help="cross-fitting folds (default: 3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (default: 0 1)")
@@ -403,11 +410,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
     args.detector = args.detector or ["default"]
-    default_others = [p for p in [REPO.parent / "shared" / "grid-s31"] if p.is_dir()]
-    args.other_speakers = [] if args.no_other_speakers else args.other_speakers or default_others
-    for folder in args.other_speakers:
-        if not folder.is_dir():
-            parser.error(f"--other-speakers: no folder at {folder}")
+    other_speakers(parser, args)
     args.mix_epochs = args.mix_epochs or max(1, args.epochs // 2)
     if args.folds < 2:
         parser.error("--folds must be at least 2 (every clip is read by a model that never saw it)")

@@ -217,6 +217,8 @@ def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
     assert MosaicConfig.from_dict(DEFAULT_CONFIG.to_dict()) == DEFAULT_CONFIG
     assert "tracking mode" in DEFAULT_CONFIG.describe() and "stretched" in DEFAULT_CONFIG.describe()
     assert MosaicConfig.from_dict({k: v for k, v in old_card.items() if k != "crop_smoothing"}).crop_smoothing == 0
+    aligned = MosaicConfig(crop="face_aligned", face_crop_width=1.2, crop_smoothing=1, rows=4, cols=6)
+    assert MosaicConfig.from_dict(aligned.to_dict()) == aligned, "a model reads with the crop its data was cut with"
 
 
 def test_the_settings_say_themselves():

@@ -178,7 +178,8 @@ class MosaicConfig:
     def describe(self) -> str:
         """One line for cards, logs and benchmark tables."""
         cut = ", sub-pixel cut" if self.subpixel_crop else ""
-        smoothed = f", crop smoothed over {self.crop_smoothing} frames either side" if self.crop_smoothing else ""
+        frames = f"{self.crop_smoothing} sampled frame{'s' * (self.crop_smoothing != 1)}"
+        smoothed = f", crop smoothed over {frames} either side" if self.crop_smoothing else ""
         if self.crop == "face_aligned":
             crop = f"mouth-centred box {self.face_crop_width:g} eye distances wide turned with the eye line"
         else:

@@ -228,9 +228,10 @@ def test_the_settings_say_themselves():
     aligned = MosaicConfig(crop="face_aligned", face_crop_width=1.5, crop_smoothing=2, rows=4, cols=6)
     assert aligned.describe() == (
         "Face Mesh (Tasks API) tracking mode, mouth-centred box 1.5 eye distances wide turned with the eye line, "
-        "crop smoothed over 2 frames either side, linear resampling, 4x6 frames"
+        "crop smoothed over 2 sampled frames either side, linear resampling, 4x6 frames"
     )
     assert MosaicConfig(rows=4, cols=3).describe().endswith(", 4x3 frames")
+    assert "crop smoothed over 1 sampled frame either side," in MosaicConfig(crop_smoothing=1).describe()
 
 
 def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():

@@ -76,17 +76,21 @@ def parse_variant(text: str) -> Variant:
     return Variant(text, config.with_overrides(overrides), processor)
 
 
+def resized_and_back(image_processor, image: Image.Image) -> np.ndarray:
+    """An RGB mosaic as a Gemma 3n image processor passes it to the vision tower (every grid resized to one square),
+    scaled back to its own size with an averaging filter: float RGB in grey levels of 255."""
+    pixels = image_processor(images=[image], return_tensors="np")["pixel_values"][0].transpose(1, 2, 0)
+    return cv2.resize(pixels, image.size, interpolation=cv2.INTER_AREA) * 255
+
+
 def through_processor() -> Callable[[Image.Image], Image.Image]:
-    """A mosaic as Gemma 3n's image processor passes it to the vision tower (every grid resized to one square),
-    scaled back to its own size with an averaging filter: what of the cells survives that resize."""
+    """What of a mosaic's cells survives Gemma 3n's image resize (`resized_and_back`), as an image again."""
     from lipagent.testing.tiny_gemma3n import build_processor
 
     resize = build_processor().image_processor
 
     def view(image: Image.Image) -> Image.Image:
-        pixels = resize(images=[image], return_tensors="np")["pixel_values"][0].transpose(1, 2, 0)
-        back = cv2.resize(pixels, image.size, interpolation=cv2.INTER_AREA)
-        return Image.fromarray(np.clip(back * 255 + 0.5, 0, 255).astype(np.uint8))
+        return Image.fromarray(np.clip(resized_and_back(resize, image) + 0.5, 0, 255).astype(np.uint8))
 
     return view
 
@@ -169,7 +173,9 @@ def subset(cells: CellSet, keep: np.ndarray) -> CellSet:
     )
 
 
-def all_cells(dataset: Path, arch: BaselineArch, view: Callable[[Image.Image], Image.Image] | None = None):
+def all_cells(
+    dataset: Path, arch: BaselineArch, view: Callable[[Image.Image], Image.Image] | None = None
+) -> tuple[MosaicConfig, dict[str, CellSet]]:
     """The dataset's mosaic settings and the cells of every split it has."""
     present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
     return load_dataset_cells(str(dataset), present, arch, view=view)

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import paired_interval, report
+from bench_accuracy import paired_interval, report, resized_and_back
 
 from lipagent.grammar import SLOT_NAMES
 from lipagent.scoring.metrics import clip_word_errors
@@ -143,19 +143,17 @@ def first_token_shift(adapter: Path, dataset: Path, split: str, clips: int) -> f
 def processor_round_trip(model: Path, dataset: Path, split: str, clips: int) -> float:
     """Mean absolute difference, in grey levels of 255, between a mosaic and what the model's processor makes of it
     (its 768x768 resize) scaled back to the mosaic's size: how much of the cells reaches the vision tower."""
-    import cv2
     import datasets
 
     from lipagent.model.loading import load_processor
 
     processor = load_processor(model, str(model))
     rows = datasets.load_dataset(str(dataset), split=split)
-    images = rows.select(range(min(clips, len(rows))))["image"]
+    images = [image.convert("RGB") for image in rows.select(range(min(clips, len(rows))))["image"]]
     differences = []
     for image in images:
-        pixels = processor.image_processor(images=[image.convert("RGB")], return_tensors="np")["pixel_values"][0]
-        back = cv2.resize(pixels.transpose(1, 2, 0), image.size, interpolation=cv2.INTER_AREA) * 255
-        differences.append(np.abs(back - np.asarray(image.convert("RGB"), dtype=float)).mean())
+        back = resized_and_back(processor.image_processor, image)
+        differences.append(np.abs(back - np.asarray(image, dtype=float)).mean())
     return float(np.mean(differences))
 
 

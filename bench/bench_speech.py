@@ -30,6 +30,7 @@ import numpy as np
 from bench_accuracy import (
     Variant,
     add_other_speakers,
+    all_cells,
     build,
     fold_of,
     merged,
@@ -43,10 +44,9 @@ from bench_accuracy import (
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.data.align import parse_alignment
-from lipagent.data.splits import SPLITS
 from lipagent.model.baseline import mosaic_cells, sentences_of
 from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
-from lipagent.model.baseline_training import CellSet, fit, load_dataset_cells, predict_logits
+from lipagent.model.baseline_training import CellSet, fit, predict_logits
 from lipagent.scoring.metrics import compute_grid_metrics
 from lipagent.transform.mouth import process_landmarker
 from lipagent.transform.pipeline import ClipRejected, clip_mosaic, decode_all
@@ -199,8 +199,7 @@ def run(args: argparse.Namespace) -> dict:
     print("[1/4] the aligned-span dataset (lipagent prepare)", flush=True)
     dataset = build(args.mosaic, args)
     arch = BaselineArch()
-    present = [s for s in SPLITS if any((dataset / "data").glob(f"{s}-*.parquet"))]
-    mosaic, cells = load_dataset_cells(str(dataset), present, arch)
+    mosaic, cells = all_cells(dataset, arch)
     aligned = merged(cells.values())
     clips = args.work / "clips"
     if not (clips / args.speakers[0]).is_dir():

@@ -272,10 +272,14 @@ def run(args: argparse.Namespace) -> dict:
         print(f"[{i + 1}/{len(variants)}] {variant.name}: {variant.config.describe()}", flush=True)
         dataset = build(variant, args)
         others = tuple(build(variant, args, folder) for folder in args.other_speakers)
+        if args.build_only:
+            continue
         view = through_processor() if variant.processor else None
         results[variant.name] = {seed: predictions_for(dataset, args, seed, view, others) for seed in args.seeds}
         for found in results[variant.name].values():
             references.update(found.references)
+    if args.build_only:
+        return {"built": [v.name for v in variants]}
     common = sorted(set.intersection(*(set(p.own) for runs in results.values() for p in runs.values())))
     texts = [references[v][0] for v in common]
     speakers = [references[v][1] for v in common]
@@ -398,6 +402,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("bench-accuracy"),
         help="folder for the variants' datasets and cache (reused by a rerun; default: ./bench-accuracy)",
     )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build the variants' datasets and stop: seeds can then train in parallel processes (one --seeds each, "
+        "one thread each), and a last run with every seed reads their predictions back into one table",
+    )
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--progress", action="store_true", help="show a progress bar for every training run")
@@ -448,7 +458,10 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return report("bench_accuracy", run, markdown, parse_args(argv))
+    args = parse_args(argv)
+    if args.build_only:
+        return report("bench_accuracy", run, lambda table: f"built the datasets of {', '.join(table['built'])}", args)
+    return report("bench_accuracy", run, markdown, args)
 
 
 if __name__ == "__main__":

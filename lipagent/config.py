@@ -84,6 +84,11 @@ class MosaicConfig:
         "sampled frames on either side whose crop centres (and a face_aligned crop's size and angle) are averaged "
         "with each frame's (0: off)",
     )
+    landmarked_frames: int = _setting(
+        0,
+        "sampled frames that get landmarks, spread from the first to the last; the others' crops are interpolated "
+        "between their landmarked neighbours (0: every sampled frame)",
+    )
     resampling: str = _setting("linear", "interpolation from the crop to the cell", RESAMPLINGS)
     subpixel_crop: bool = _setting(False, "cut the exact (fractional) lip box instead of rounding it to whole pixels")
     speech_onset: str = _setting(
@@ -119,6 +124,10 @@ class MosaicConfig:
             raise ValueError(f"mosaic setting face_crop_width must be > 0 eye distances, got {self.face_crop_width}")
         if self.crop_smoothing < 0:
             raise ValueError(f"mosaic setting crop_smoothing must be >= 0 frames, got {self.crop_smoothing}")
+        if self.landmarked_frames < 0 or self.landmarked_frames == 1:
+            raise ValueError(
+                f"mosaic setting landmarked_frames must be 0 (every frame) or at least 2, got {self.landmarked_frames}"
+            )
         if self.speech_settle < 0:
             raise ValueError(f"mosaic setting speech_settle must be >= 0 frames, got {self.speech_settle}")
         if min(self.rows, self.cols, self.cell_width, self.cell_height) < 1 or self.lip_padding < 0:
@@ -130,6 +139,11 @@ class MosaicConfig:
     @property
     def num_frames(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def landmarked_count(self) -> int:
+        """Sampled frames the landmarker looks at (`landmarked_frames`, at most every one)."""
+        return min(self.landmarked_frames, self.num_frames) if self.landmarked_frames else self.num_frames
 
     @property
     def width(self) -> int:
@@ -185,6 +199,8 @@ class MosaicConfig:
         else:
             shape = "stretched to the cell" if self.crop == "stretch" else "grown to the cell aspect"
             crop = f"lip box padded {self.lip_padding} {shape}"
+        if self.landmarked_count < self.num_frames:
+            smoothed += f", landmarks on {self.landmarked_count} of {self.num_frames} frames (the rest interpolated)"
         grid = (
             f", {self.rows}x{self.cols} frames"
             if (self.rows, self.cols) != (MosaicConfig.rows, MosaicConfig.cols)
@@ -205,6 +221,7 @@ LEGACY_SETTINGS: dict[str, Any] = {
     "speech_onset": "threshold",
     "speech_settle": 0,
     "crop_smoothing": 0,
+    "landmarked_frames": 0,
 }
 """How every mosaic was made before these choices were recorded (datasets and adapters of LipAgent 0.1; the
 speech onset and settle rule since the detector came, until each was recorded)."""

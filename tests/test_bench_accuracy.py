@@ -62,6 +62,10 @@ def test_paired_interval_brackets_a_known_difference():
 
 
 def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, capsys):
+    work = ["--grid-dir", str(grid_dir), "--limit", "30", "--work", str(tmp_path / "work")]
+    assert bench_accuracy.main(["default", *work, "--build-only"]) == 0
+    assert capsys.readouterr().out.strip().endswith("built the datasets of default")
+    assert not list((tmp_path / "work").rglob("predictions-*.json")), "--build-only trains nothing"
     code = bench_accuracy.main(
         [
             "default",
@@ -97,7 +101,7 @@ def test_smoke_run_prints_a_table_with_paired_intervals(grid_dir, tmp_path, caps
     assert legacy["config"]["landmarks"] == "tracking"
     printed = capsys.readouterr().out
     assert f"| `{legacy_name}` |" in printed and "2-fold cross-fitting" in printed
-    assert printed.count("reusing") == 2, "a variant read through the processor reads the datasets of its settings"
+    assert printed.count("reusing") == 4, "the datasets built first, and those a processor variant shares, are reused"
     assert "| 192x256 px, 21.3 tokens |" in printed
     s31 = [entry["others"]["s31"] for entry in table["variants"]]
     assert [(o["clips"], o["models"]) for o in s31] == [(10, 2)] * 3, "each s31 clip read by both fold models"

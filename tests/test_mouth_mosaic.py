@@ -13,6 +13,7 @@ from lipagent.transform.mouth import (
     crop_box,
     face_aligned_box,
     fill_missing,
+    interpolate_faces,
     lip_box,
     min_faces,
     smooth_crops,
@@ -62,6 +63,29 @@ def test_missing_boxes_borrow_the_nearest_neighbour():
 
 def test_face_ratio_threshold():
     assert min_faces(DEFAULT_CONFIG) == 10
+    assert min_faces(MosaicConfig(rows=4, cols=6)) == 20
+    assert min_faces(MosaicConfig(rows=4, cols=6, landmarked_frames=12)) == 10, "counted over the landmarked frames"
+    assert min_faces(MosaicConfig(landmarked_frames=30)) == 10, "never more frames than the mosaic has"
+
+
+def test_frames_between_landmarked_ones_get_the_blend_of_their_neighbours():
+    points = [np.full((3, 2), 0.0), np.full((3, 2), 6.0), np.full((3, 2), 9.0)]
+    boxes = [(0.0, 0.0, 10.0, 4.0), (6.0, 3.0, 12.0, 9.0), (9.0, 3.0, 12.0, 9.0)]
+    faces = interpolate_faces(list(zip(boxes, points, strict=True)), [0, 3, 4], 5)
+    np.testing.assert_allclose(
+        [box for box, _ in faces],
+        [
+            (0.0, 0.0, 10.0, 4.0),
+            (2.0, 1.0, 10.0 + 2 / 3, 4.0 + 5 / 3),
+            (4.0, 2.0, 11.0 + 1 / 3, 4.0 + 10 / 3),
+            boxes[1],
+            boxes[2],
+        ],
+    )
+    assert [float(p[0, 0]) for _, p in faces] == pytest.approx([0.0, 2.0, 4.0, 6.0, 9.0])
+    assert faces[3][1] is points[1] and faces[4][1] is points[2], "a landmarked frame keeps its own landmarks"
+    with pytest.raises(ValueError, match=r"landmarked positions \[0, 3\] do not span 5 frames"):
+        interpolate_faces(list(zip(boxes[:2], points[:2], strict=True)), [0, 3], 5)
 
 
 def test_tile_is_row_major_in_time():
@@ -200,6 +224,11 @@ def test_mosaic_settings_are_checked_and_parsed():
     with pytest.raises(ValueError, match="crop_smoothing must be >= 0 frames, got -1"):
         MosaicConfig(crop_smoothing=-1)
     assert MosaicConfig(crop_smoothing=0).crop_smoothing == 0
+    for bad in (-1, 1):
+        with pytest.raises(ValueError, match=f"landmarked_frames must be 0 .every frame. or at least 2, got {bad}"):
+            MosaicConfig(landmarked_frames=bad)
+    assert MosaicConfig(rows=4, cols=6, landmarked_frames=12).landmarked_count == 12
+    assert DEFAULT_CONFIG.landmarked_count == MosaicConfig(landmarked_frames=40).landmarked_count == 12
     changed = DEFAULT_CONFIG.with_overrides({"landmarks": "static", "subpixel_crop": "true", "lip_padding": "0.2"})
     assert (changed.landmarks, changed.subpixel_crop, changed.lip_padding) == ("static", True, 0.2)
     for bad, message in (
@@ -232,6 +261,15 @@ def test_the_settings_say_themselves():
     )
     assert MosaicConfig(rows=4, cols=3).describe().endswith(", 4x3 frames")
     assert "crop smoothed over 1 sampled frame either side," in MosaicConfig(crop_smoothing=1).describe()
+    assert (
+        MosaicConfig(rows=4, cols=6, landmarked_frames=12)
+        .describe()
+        .endswith(
+            ", lip box padded 0.15 stretched to the cell, landmarks on 12 of 24 frames (the rest interpolated), "
+            "linear resampling, 4x6 frames"
+        )
+    )
+    assert "interpolated" not in MosaicConfig(landmarked_frames=12).describe(), "12 of 12: every frame landmarked"
 
 
 def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():

@@ -19,10 +19,10 @@ from lipagent.cli import main as lipagent_main
 from lipagent.config import DEFAULT_CONFIG, LEGACY_SETTINGS, MosaicConfig
 from lipagent.data.align import parse_alignment
 from lipagent.grammar import is_valid_sentence
-from lipagent.model.prompt import training_example
+from lipagent.model.prompt import PROMPT, prompt_for, recorded_prompt, training_example
 from lipagent.readers.base import ReaderError
 from lipagent.readers.gemma import LipReader, plan_device
-from lipagent.records import READING_RECORD, read_record
+from lipagent.records import READING_RECORD, Record, read_record
 from lipagent.transform.mosaic import mosaic_image
 from lipagent.transform.video import read_frames
 
@@ -73,21 +73,31 @@ def test_mosaic_is_byte_identical_to_the_datasets(prepared, unpacked, video_id):
     assert reader.mosaic_for_frames([frames[i] for i in range(count)], speech) == stored[video_id]
 
 
-def test_prompt_tokens_and_pixels_match_the_training_collator(tiny_adapter, prepared):
+@pytest.mark.parametrize("prompt", [PROMPT, prompt_for(MosaicConfig(rows=4, cols=6))])
+def test_prompt_tokens_and_pixels_match_the_training_collator(tiny_adapter, prepared, prompt):
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     out, _ = prepared
     row = datasets.load_dataset(str(out), split="test")[0]
-    reader = LipReader(model=None, processor=tiny.build_processor(), plan=plan_device())
+    reader = LipReader(model=None, processor=tiny.build_processor(), plan=plan_device(), prompt=prompt)
     inputs = reader.prompt_inputs([row["image"]])
+    assert prompt in reader.processor.tokenizer.decode(inputs["input_ids"][0])
     collator = DataCollatorForVisionLanguageModeling(processor=reader.processor)
-    batch = collator([training_example(row["image"], row["text"])])
+    batch = collator([training_example(row["image"], row["text"], prompt)])
     prompt = inputs["input_ids"][0][inputs["attention_mask"][0] == 1]
     trained = batch["input_ids"][0][batch["attention_mask"][0] == 1]
     assert torch.equal(trained[: len(prompt)], prompt), "inference must send the training sequence's prompt exactly"
     answer = reader.processor.tokenizer.decode(trained[len(prompt) :], skip_special_tokens=True)
     assert answer.strip() == row["text"]
     assert torch.equal(inputs["pixel_values"], batch["pixel_values"])
+
+
+def test_a_model_reads_with_the_prompt_it_recorded_or_else_the_one_for_its_mosaics(reader, tiny_adapter):
+    assert reader.prompt == read_record(tiny_adapter).prompt == PROMPT
+    wide = MosaicConfig(rows=4, cols=6)
+    assert recorded_prompt(Record("adapter", wide)) == prompt_for(wide) != PROMPT
+    assert "24 frames" in prompt_for(wide) and "(4 rows of 6)" in prompt_for(wide)
+    assert recorded_prompt(Record("adapter", wide, values={"prompt": "Read the lips."})) == "Read the lips."
 
 
 def test_the_reader_builds_mosaics_as_the_adapter_recorded(reader, tiny_adapter, tmp_path, caplog):

@@ -26,7 +26,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from lipagent.config import MosaicConfig  # noqa: E402
 from lipagent.model import training  # noqa: E402
-from lipagent.model.prompt import PROMPT  # noqa: E402
+from lipagent.model.prompt import PROMPT, prompt_for  # noqa: E402
 from lipagent.records import READING_RECORD, read_dataset_record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,6 +248,23 @@ def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_
         == 2
     )
     assert "tiny-cpu.yaml" in capsys.readouterr().err
+
+
+def test_a_model_learns_with_the_prompt_for_its_datasets_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
+    wide = tmp_path / "wide"
+    shutil.copytree(dataset_dir, wide)
+    card = wide / "README.md"
+    text, rows = re.subn(r"(\n\s+)rows: 3\n", r"\g<1>rows: 4\n", card.read_text())
+    text, cols = re.subn(r"(\n\s+)cols: 4\n", r"\g<1>cols: 6\n", text)
+    assert rows == cols == 1
+    card.write_text(text)
+    expected = prompt_for(MosaicConfig(rows=4, cols=6))
+    assert read_dataset_record(wide).mosaic.num_frames == 24 and expected != PROMPT
+    assert training.reading_record(str(wide))["prompt"] == expected
+    trainer = training.build_trainer(*tiny_args(tiny_dir, wide, tmp_path / "out"))
+    assert trainer.train_dataset[0]["prompt"][0]["content"][1]["text"] == expected
+    original = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "out"))
+    assert original.train_dataset[0]["prompt"][0]["content"][1]["text"] == PROMPT
 
 
 def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):

@@ -160,7 +160,8 @@ ds = load_dataset("{name}")
 - `text`: the transcription, lowercase, single spaces (command color preposition letter digit adverb)
 - `speaker`, `video_id`: GRID speaker (`s1`) and video id (`bbaf2n`)
 - `frame_indices`: the video frames in the mosaic; `num_frames`: frames in the video;
-  `face_frames`: sampled frames in which Face Mesh found a face (the others borrow their neighbour's crop)
+  `face_frames`: landmarked frames in which a face was found (every sampled frame unless `landmarked_frames` is
+  set; the others borrow their neighbour's crop)
 
 ## Splits
 Scheme `{summary.split_scheme}`: {scheme}.

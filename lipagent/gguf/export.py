@@ -29,7 +29,7 @@ from lipagent.gguf.llama import (
     quantize,
 )
 from lipagent.model.loading import base_model_of, export_merged, load_processor
-from lipagent.model.prompt import PROMPT, chat_prompt
+from lipagent.model.prompt import chat_prompt, recorded_prompt
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.records import GGUF_FORMAT, READING_RECORD, is_kind, read_record, resolve
 
@@ -136,8 +136,10 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
         "quant": quant,
         "mosaic": recorded.mosaic.to_dict(),
         "speech_span": recorded.speech_span,
-        "prompt": PROMPT,
-        "prompt_text": chat_prompt(processor).replace(image_token, before + MEDIA_MARKER + after),
+        "prompt": recorded_prompt(recorded),
+        "prompt_text": chat_prompt(processor, recorded_prompt(recorded)).replace(
+            image_token, before + MEDIA_MARKER + after
+        ),
         "grid_tokens": {
             "pieces": grammar.pieces,
             "end_ids": grammar.end_ids,

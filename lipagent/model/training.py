@@ -21,6 +21,7 @@ import logging
 import shutil
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from lipagent.model.loading import (  # noqa: E402
     quantization_record,
     register_tiny_encoder,
 )
-from lipagent.model.prompt import PROMPT, training_example  # noqa: E402
+from lipagent.model.prompt import PROMPT, prompt_for, training_example  # noqa: E402
 from lipagent.records import READING_RECORD, RecordError, read_dataset_record, resolve  # noqa: E402
 
 __all__ = [
@@ -184,13 +185,16 @@ def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.Datase
     return datasets.load_dataset(str(folder), name=config)
 
 
-def to_training_rows(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """Dataset rows (image, text, ...) -> TRL prompt/completion samples, built from the one prompt."""
-    rows = [training_example(image, text) for image, text in zip(batch["image"], batch["text"], strict=True)]
+def to_training_rows(batch: dict[str, list[Any]], prompt: str = PROMPT) -> dict[str, list[Any]]:
+    """Dataset rows (image, text, ...) -> TRL prompt/completion samples, each with `prompt` (the one for the
+    dataset's mosaics: `lipagent.model.prompt.prompt_for`)."""
+    rows = [training_example(image, text, prompt) for image, text in zip(batch["image"], batch["text"], strict=True)]
     return {key: [row[key] for row in rows] for key in ("prompt", "completion", "images")}
 
 
-def training_split(dataset: datasets.DatasetDict, split: str, max_samples: int | None = None) -> datasets.Dataset:
+def training_split(
+    dataset: datasets.DatasetDict, split: str, max_samples: int | None = None, prompt: str = PROMPT
+) -> datasets.Dataset:
     """One split, optionally its first `max_samples` rows, presented to TRL as prompt/completion samples."""
     if split not in dataset:
         raise TrainingSetupError(
@@ -208,7 +212,7 @@ def training_split(dataset: datasets.DatasetDict, split: str, max_samples: int |
         if max_samples < 1:
             raise TrainingSetupError(f"--max_samples must be at least 1, got {max_samples}")
         rows = rows.select(range(min(max_samples, len(rows))))
-    return rows.select_columns(list(REQUIRED_COLUMNS)).with_transform(to_training_rows)
+    return rows.select_columns(list(REQUIRED_COLUMNS)).with_transform(partial(to_training_rows, prompt=prompt))
 
 
 def lora_config(model_args: ModelConfig) -> LoraConfig:
@@ -304,9 +308,11 @@ def build_trainer(
     model: transformers.PreTrainedModel | None = None,
     processor: transformers.ProcessorMixin | None = None,
     callbacks: list[transformers.TrainerCallback] | None = None,
+    prompt: str | None = None,
 ) -> SFTTrainer:
     """An SFTTrainer for LoRA on the mosaics; `dataset`, `model` and `processor` default to loading them from
-    --dataset_name and --model_name_or_path (benchmarks pass a prebuilt random model instead)."""
+    --dataset_name and --model_name_or_path (benchmarks pass a prebuilt random model instead), `prompt` to the one
+    for the named dataset's mosaic settings (today's default one for a dataset passed in)."""
     if model is None and not model_args.model_name_or_path:
         raise TrainingSetupError("no model: pass --model_name_or_path (a Hub id or a local folder)")
     if script_args.dataset_streaming:
@@ -315,6 +321,8 @@ def build_trainer(
         if not script_args.dataset_name:
             raise TrainingSetupError("no dataset: pass --dataset_name (a `lipagent prepare` folder or a Hub id)")
         dataset = load_mosaic_dataset(script_args.dataset_name, script_args.dataset_config)
+        prompt = prompt or reading_record(script_args.dataset_name)["prompt"]
+    prompt = prompt or PROMPT
     _prepare_training_args(training_args)
     peft_config = lora_config(model_args)
     quantization = quantization_config(model_args) if model is None else None
@@ -325,8 +333,8 @@ def build_trainer(
     return SFTTrainer(
         model=model if model is not None else model_args.model_name_or_path,
         args=training_args,
-        train_dataset=training_split(dataset, script_args.dataset_train_split, script_args.max_samples),
-        eval_dataset=training_split(dataset, script_args.dataset_test_split) if evaluating else None,
+        train_dataset=training_split(dataset, script_args.dataset_train_split, script_args.max_samples, prompt),
+        eval_dataset=training_split(dataset, script_args.dataset_test_split, prompt=prompt) if evaluating else None,
         processing_class=processor if processor is not None else load_processor(training_args, model_args),
         peft_config=peft_config,
         callbacks=callbacks,
@@ -354,7 +362,7 @@ def resolve_checkpoint(value: str | None, output_dir: str | Path) -> str | None:
 
 def reading_record(dataset_name: str) -> dict[str, Any]:
     """What inference must reproduce, saved beside the adapter as lipagent.json: the mosaic settings of the
-    dataset trained on (from its card) and the prompt. Read before training starts, so a dataset whose settings
+    dataset trained on (from its card) and the prompt for them. Read before training starts, so a dataset whose settings
     are unknown stops the run at once rather than after hours."""
     try:
         dataset = read_dataset_record(resolve(dataset_name, "dataset"))
@@ -366,7 +374,7 @@ def reading_record(dataset_name: str) -> dict[str, Any]:
     return {
         "mosaic": dataset.mosaic.to_dict(),
         "speech_span": dataset.speech_span,
-        "prompt": PROMPT,
+        "prompt": prompt_for(dataset.mosaic),
         "dataset": dataset_name,
     }
 
@@ -407,7 +415,7 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     record = reading_record(script_args.dataset_name)
     record["quantization"] = quantization_record(get_quantization_config(model_args))
-    trainer = build_trainer(script_args, training_args, model_args)
+    trainer = build_trainer(script_args, training_args, model_args, prompt=record["prompt"])
     if trainer.accelerator.is_main_process:
         trainer.model.print_trainable_parameters()
     trainer.train(resume_from_checkpoint=checkpoint)

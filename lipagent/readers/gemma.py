@@ -20,7 +20,7 @@ from PIL import Image
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
 from lipagent.model.loading import base_model_of, load_processor, nf4_config, register_tiny_encoder
-from lipagent.model.prompt import chat_prompt
+from lipagent.model.prompt import PROMPT, chat_prompt, recorded_prompt
 from lipagent.quiet import quiet_known_library_warnings
 from lipagent.readers.base import Reader, ReaderError, check_device
 from lipagent.records import read_record, resolve
@@ -89,10 +89,12 @@ class LipReader(Reader):
         plan: DevicePlan,
         decoding: str = "constrained",
         config: MosaicConfig = DEFAULT_CONFIG,
+        prompt: str = PROMPT,
     ) -> None:
         if decoding not in DECODINGS:
             raise ReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
+        self.prompt = prompt
         self.description = plan.reason
 
     @classmethod
@@ -129,12 +131,12 @@ class LipReader(Reader):
         if not load_in_4bit:
             model = model.to(plan.device)
         model.eval()
-        return cls(model, load_processor(adapter, base), plan, decoding, record.mosaic)
+        return cls(model, load_processor(adapter, base), plan, decoding, record.mosaic, recorded_prompt(record))
 
     def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
         images = [[mosaic_image(m)] for m in mosaics]
-        prompts = [chat_prompt(self.processor)] * len(images)
+        prompts = [chat_prompt(self.processor, self.prompt)] * len(images)
         return self.processor(
             images=images,
             text=prompts,

@@ -16,6 +16,7 @@ from lipagent.transform.mouth import (
     crop_box,
     face_aligned_box,
     fill_missing,
+    interpolate_faces,
     min_faces,
     process_landmarker,
     smooth_crops,
@@ -58,18 +59,22 @@ class Mosaic:
 def crop_boxes(
     frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
 ) -> tuple[list[CropBox], int]:
-    """The crop box of each sampled BGR frame (a frame without a face borrows its neighbour's), and how many
-    frames showed a face. Raises ClipRejected when too few did, or when the face is one the crop cannot serve
+    """The crop box of each sampled BGR frame (a frame without a face borrows its neighbour's; with
+    `landmarked_frames` set, one between landmarked frames is interpolated), and how many landmarked frames showed a
+    face. Raises ClipRejected when too few did, or when the face is one the crop cannot serve
     (`lipagent.transform.pose`: rolled or turned far, upside down, lip landmarks not on a mouth)."""
-    faces = landmarker.clip_faces(frames)
+    positions = sample_indices(0, len(frames) - 1, config.landmarked_count)
+    faces = landmarker.clip_faces([frames[i] for i in positions])
     _check_face(frames, [None if f is None else f[1] for f in faces], landmarker)
     found = sum(f is not None for f in faces)
     if found < min_faces(config):
         raise ClipRejected(
             SkipReason.FACE_NOT_FOUND,
-            f"a face in {found} of {len(frames)} sampled frames (need {min_faces(config)})",
+            f"a face in {found} of {len(faces)} landmarked frames (need {min_faces(config)})",
         )
     filled = fill_missing(faces)
+    if len(positions) < len(frames):
+        filled = interpolate_faces(filled, positions, len(frames))
     if config.crop == "face_aligned":
         aspect = config.cell_width / config.cell_height
         turned = [face_aligned_box(points, config.face_crop_width, aspect) for _, points in filled]

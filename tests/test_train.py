@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lipagent.torch_compat import ensure_torchvision_importable
@@ -265,6 +266,25 @@ def test_a_model_learns_with_the_prompt_for_its_datasets_mosaics(tiny_dir: Path,
     assert trainer.train_dataset[0]["prompt"][0]["content"][1]["text"] == expected
     original = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "out"))
     assert original.train_dataset[0]["prompt"][0]["content"][1]["text"] == PROMPT
+
+
+def test_augmentation_changes_training_mosaics_only_and_repeats_with_the_seed(
+    tiny_dir: Path, dataset_dir: Path, tmp_path: Path
+):
+    plain = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "plain"))
+    assert plain.train_dataset[0]["images"][0].size == (400, 240)
+    flags = ("--augment_shift", "3", "--augment_flip", "true", "--augment_gamma", "0.3", "--eval_strategy", "steps")
+    first, again = (training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / n, *flags)) for n in "ab")
+    before = np.asarray(plain.train_dataset[0]["images"][0])
+    changed = [np.asarray(first.train_dataset[0]["images"][0]) for _ in range(3)]
+    assert all(c.shape == before.shape for c in changed)
+    assert not any(np.array_equal(c, before) for c in changed) and not np.array_equal(changed[0], changed[1])
+    assert np.array_equal(np.asarray(again.train_dataset[0]["images"][0]), changed[0]), "the seed repeats a run"
+    evaluated = np.asarray(first.eval_dataset[0]["images"][0])
+    validation = training.load_mosaic_dataset(str(dataset_dir))["validation"][0]["image"]
+    assert np.array_equal(evaluated, np.asarray(validation.convert("RGB"))), "evaluation reads the mosaics as they are"
+    with pytest.raises(training.TrainingSetupError, match=r"^--augment_\*: augmentation out of range: shift -2"):
+        training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "c", "--augment_shift", "-2"))
 
 
 def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):

@@ -37,6 +37,7 @@ from lipagent.model.baseline import (
 from lipagent.model.baseline_config import BaselineArch, BaselineTrainingArgs
 from lipagent.outputs import check_output, move_into_place, output_lock, staging_for
 from lipagent.records import is_kind, read_dataset_record, resolve
+from lipagent.transform.augment import Augmentation, augment_clip
 from lipagent.transform.mosaic import mosaic_image
 
 
@@ -97,27 +98,10 @@ def load_dataset_cells(
 
 
 def augment(cells: np.ndarray, rng: np.random.Generator, shift: int, flip: bool, gamma: float) -> np.ndarray:
-    """One random change per clip, the same for all of its cells (a clip is one camera set-up, so its frames must
-    stay consistent with each other; only the set-up varies).
-
-    - shift: the crop sits a few pixels off where Face Mesh put it, as landmark jitter does from clip to clip;
-    - flip: a mirrored mouth says the same words (faces are near-symmetric), doubling the shapes seen;
-    - gamma: lighting that bends brightness unevenly (per-clip normalisation already removes plain gain and
-      offset, so only a non-linear change teaches anything).
-    """
-    out = np.empty_like(cells)
-    _, _, height, width = cells.shape
-    for n, clip in enumerate(cells):
-        dy, dx = rng.integers(-shift, shift + 1, size=2) if shift else (0, 0)
-        padded = np.pad(clip, ((0, 0), (shift, shift), (shift, shift)), mode="edge")
-        moved = padded[:, shift + dy : shift + dy + height, shift + dx : shift + dx + width]
-        if flip and rng.random() < 0.5:
-            moved = moved[:, :, ::-1]
-        if gamma:
-            curve = (np.arange(256) / 255.0) ** rng.uniform(1 - gamma, 1 + gamma) * 255.0
-            moved = curve.round().astype(np.uint8)[moved]
-        out[n] = moved
-    return out
+    """Each clip of a batch changed by `lipagent.transform.augment.augment_clip` (one draw per clip). Per-clip
+    normalisation already removes plain gain and offset, so gamma is the only lighting change that teaches anything."""
+    augmentation = Augmentation(shift, flip, gamma)
+    return np.stack([augment_clip(clip, rng, augmentation) for clip in cells]) if len(cells) else cells.copy()
 
 
 def slot_accuracy(logits: dict[str, torch.Tensor], labels: torch.Tensor) -> float:

@@ -32,11 +32,13 @@ quiet_known_library_warnings()
 ensure_torchvision_importable()  # before peft/trl/timm import torchvision on a CPU-only box
 
 import datasets  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 from accelerate.utils import DistributedType  # noqa: E402
 from peft import LoraConfig  # noqa: E402
+from PIL import Image  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from trl import (  # noqa: E402
     ModelConfig,
@@ -48,6 +50,7 @@ from trl import (  # noqa: E402
     get_quantization_config,
 )
 
+from lipagent.config import DEFAULT_CONFIG, MosaicConfig  # noqa: E402
 from lipagent.model.loading import (  # noqa: E402
     QUANTIZATION_SKIP_MODULES,
     quantization_record,
@@ -55,12 +58,15 @@ from lipagent.model.loading import (  # noqa: E402
 )
 from lipagent.model.prompt import PROMPT, prompt_for, training_example  # noqa: E402
 from lipagent.records import READING_RECORD, RecordError, read_dataset_record, resolve  # noqa: E402
+from lipagent.transform.augment import Augmentation, augment_mosaic  # noqa: E402
+from lipagent.transform.mosaic import mosaic_image  # noqa: E402
 
 __all__ = [
     "FINAL_ADAPTER",
     "LORA_TARGET_MODULES",
     "LipSFTConfig",
     "LipScriptArguments",
+    "MosaicAugmenter",
     "TrainingSetupError",
     "build_trainer",
     "load_mosaic_dataset",
@@ -73,6 +79,7 @@ __all__ = [
     "save_final_adapter",
     "to_training_rows",
     "train",
+    "training_augmenter",
     "training_split",
 ]
 
@@ -108,6 +115,17 @@ class LipScriptArguments(ScriptArguments):
     max_samples: int | None = field(
         default=None,
         metadata={"help": "Train on the first N samples of the train split only (smoke runs, overfitting checks)."},
+    )
+    augment_shift: int = field(
+        default=0,
+        metadata={"help": "Move every cell of a training mosaic by up to N pixels, one draw per clip (0: off)."},
+    )
+    augment_flip: bool = field(
+        default=False, metadata={"help": "Mirror every cell of half the training mosaics (time order kept)."}
+    )
+    augment_gamma: float = field(
+        default=0.0,
+        metadata={"help": "Bend a training mosaic's brightness by an exponent within 1 +/- G, per clip (0: off)."},
     )
 
 
@@ -185,15 +203,39 @@ def load_mosaic_dataset(name: str, config: str | None = None) -> datasets.Datase
     return datasets.load_dataset(str(folder), name=config)
 
 
-def to_training_rows(batch: dict[str, list[Any]], prompt: str = PROMPT) -> dict[str, list[Any]]:
+@dataclass
+class MosaicAugmenter:
+    """Training mosaics changed as the baseline's clips are (`lipagent.transform.augment`), a fresh draw each time a
+    row is read, so every epoch sees other changes; seeded, so a run repeats."""
+
+    config: MosaicConfig
+    augmentation: Augmentation
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def __call__(self, image: Any) -> Image.Image:
+        mosaic = np.asarray(mosaic_image(image))
+        return Image.fromarray(augment_mosaic(mosaic, self.config, self.rng, self.augmentation))
+
+
+def to_training_rows(
+    batch: dict[str, list[Any]], prompt: str = PROMPT, augment: MosaicAugmenter | None = None
+) -> dict[str, list[Any]]:
     """Dataset rows (image, text, ...) -> TRL prompt/completion samples, each with `prompt` (the one for the
-    dataset's mosaics: `lipagent.model.prompt.prompt_for`)."""
-    rows = [training_example(image, text, prompt) for image, text in zip(batch["image"], batch["text"], strict=True)]
+    dataset's mosaics: `lipagent.model.prompt.prompt_for`), the image changed by `augment` when given."""
+    images = [augment(image) for image in batch["image"]] if augment else batch["image"]
+    rows = [training_example(image, text, prompt) for image, text in zip(images, batch["text"], strict=True)]
     return {key: [row[key] for row in rows] for key in ("prompt", "completion", "images")}
 
 
 def training_split(
-    dataset: datasets.DatasetDict, split: str, max_samples: int | None = None, prompt: str = PROMPT
+    dataset: datasets.DatasetDict,
+    split: str,
+    max_samples: int | None = None,
+    prompt: str = PROMPT,
+    augment: MosaicAugmenter | None = None,
 ) -> datasets.Dataset:
     """One split, optionally its first `max_samples` rows, presented to TRL as prompt/completion samples."""
     if split not in dataset:
@@ -212,7 +254,9 @@ def training_split(
         if max_samples < 1:
             raise TrainingSetupError(f"--max_samples must be at least 1, got {max_samples}")
         rows = rows.select(range(min(max_samples, len(rows))))
-    return rows.select_columns(list(REQUIRED_COLUMNS)).with_transform(partial(to_training_rows, prompt=prompt))
+    return rows.select_columns(list(REQUIRED_COLUMNS)).with_transform(
+        partial(to_training_rows, prompt=prompt, augment=augment)
+    )
 
 
 def lora_config(model_args: ModelConfig) -> LoraConfig:
@@ -317,12 +361,15 @@ def build_trainer(
         raise TrainingSetupError("no model: pass --model_name_or_path (a Hub id or a local folder)")
     if script_args.dataset_streaming:
         raise TrainingSetupError("--dataset_streaming is not supported: the mosaics (~20 kB each) fit on disk")
+    mosaic = DEFAULT_CONFIG
     if dataset is None:
         if not script_args.dataset_name:
             raise TrainingSetupError("no dataset: pass --dataset_name (a `lipagent prepare` folder or a Hub id)")
         dataset = load_mosaic_dataset(script_args.dataset_name, script_args.dataset_config)
-        prompt = prompt or reading_record(script_args.dataset_name)["prompt"]
+        record = reading_record(script_args.dataset_name)
+        prompt, mosaic = prompt or record["prompt"], MosaicConfig.from_dict(record["mosaic"])
     prompt = prompt or PROMPT
+    augment = training_augmenter(script_args, mosaic, training_args.seed)
     _prepare_training_args(training_args)
     peft_config = lora_config(model_args)
     quantization = quantization_config(model_args) if model is None else None
@@ -333,7 +380,9 @@ def build_trainer(
     return SFTTrainer(
         model=model if model is not None else model_args.model_name_or_path,
         args=training_args,
-        train_dataset=training_split(dataset, script_args.dataset_train_split, script_args.max_samples, prompt),
+        train_dataset=training_split(
+            dataset, script_args.dataset_train_split, script_args.max_samples, prompt, augment
+        ),
         eval_dataset=training_split(dataset, script_args.dataset_test_split, prompt=prompt) if evaluating else None,
         processing_class=processor if processor is not None else load_processor(training_args, model_args),
         peft_config=peft_config,
@@ -358,6 +407,15 @@ def resolve_checkpoint(value: str | None, output_dir: str | Path) -> str | None:
             f"written by an earlier run, or 'last'"
         )
     return value
+
+
+def training_augmenter(script_args: LipScriptArguments, mosaic: MosaicConfig, seed: int) -> MosaicAugmenter | None:
+    """The --augment_* flags as the train split's augmenter (None when all are off)."""
+    try:
+        augmentation = Augmentation(script_args.augment_shift, script_args.augment_flip, script_args.augment_gamma)
+    except ValueError as error:
+        raise TrainingSetupError(f"--augment_*: {error}") from None
+    return MosaicAugmenter(mosaic, augmentation, seed) if augmentation.active else None
 
 
 def reading_record(dataset_name: str) -> dict[str, Any]:

@@ -287,6 +287,29 @@ def test_augmentation_changes_training_mosaics_only_and_repeats_with_the_seed(
         training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "c", "--augment_shift", "-2"))
 
 
+def test_the_projector_learns_at_its_own_rate_when_asked(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
+    flags = ("--lora_modules_to_save", "embed_vision", "--learning_rate", "1e-4")
+    trainer = training.build_trainer(
+        *tiny_args(tiny_dir, dataset_dir, tmp_path / "a", *flags, "--projector_learning_rate", "3e-3")
+    )
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    trained = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    by_rate = {}
+    for group in optimizer.param_groups:
+        by_rate.setdefault(group["lr"], set()).update(names[id(p)] for p in group["params"])
+    projector = {n for n in trained if "embed_vision" in n}
+    assert projector and set(by_rate) == {1e-4, 3e-3}
+    assert by_rate[3e-3] == projector and by_rate[1e-4] == trained - projector
+    rates = [g["lr"] for g in optimizer.param_groups]
+    assert trainer.create_scheduler(10, optimizer).base_lrs == rates, "warm-up and decay scale each group's own rate"
+    plain = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "b", *flags))
+    assert {g["lr"] for g in plain.create_optimizer().param_groups} == {1e-4}
+    alone = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "c", "--projector_learning_rate", "1"))
+    with pytest.raises(training.TrainingSetupError, match="no embed_vision weight is trained; add --lora_modules"):
+        alone.create_optimizer()
+
+
 def test_a_dataset_without_mosaic_settings_stops_training_before_it_starts(dataset_dir: Path, tmp_path: Path):
     bare = tmp_path / "bare"
     shutil.copytree(dataset_dir, bare)

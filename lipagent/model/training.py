@@ -65,6 +65,7 @@ __all__ = [
     "FINAL_ADAPTER",
     "LORA_TARGET_MODULES",
     "LipSFTConfig",
+    "LipSFTTrainer",
     "LipScriptArguments",
     "MosaicAugmenter",
     "TrainingSetupError",
@@ -137,6 +138,45 @@ class LipSFTConfig(SFTConfig):
         default=None,
         metadata={"help": "Folder for checkpoints, trainer_state.json and final-adapter/.", "aliases": ["--out"]},
     )
+    projector_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the vision projector (embed_vision) where it is trained whole "
+            "(--lora_modules_to_save embed_vision); default: --learning_rate."
+        },
+    )
+
+
+PROJECTOR = "embed_vision"
+"""Gemma 3n's projector from the vision tower's features into the language model's embedding space."""
+
+
+class LipSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer, with the projector in a parameter group of its own learning rate when one is asked for
+    (transformers builds one learning rate for every trained weight; the groups are split after it has built them,
+    before any step, so its weight-decay split and the scheduler's per-group rates still apply)."""
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        rate = getattr(self.args, "projector_learning_rate", None)
+        if rate is None:
+            return optimizer
+        projector = {id(p) for name, p in self.model.named_parameters() if PROJECTOR in name and p.requires_grad}
+        if not projector:
+            raise TrainingSetupError(
+                f"--projector_learning_rate is set but no {PROJECTOR} weight is trained; add "
+                f"--lora_modules_to_save {PROJECTOR}"
+            )
+        groups = []
+        for group in optimizer.param_groups:
+            for mine in (False, True):
+                params = [p for p in group["params"] if (id(p) in projector) == mine]
+                if params:
+                    groups.append({**group, "params": params, **({"lr": rate} if mine else {})})
+        optimizer.param_groups.clear()
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
 
 def make_parser(description: str | None = None, prog: str | None = None) -> TrlParser:
@@ -377,7 +417,7 @@ def build_trainer(
         register_tiny_encoder()
         training_args.model_init_kwargs = model_init_kwargs(training_args, model_args, quantization)
     evaluating = training_args.eval_strategy != "no"
-    return SFTTrainer(
+    return LipSFTTrainer(
         model=model if model is not None else model_args.model_name_or_path,
         args=training_args,
         train_dataset=training_split(

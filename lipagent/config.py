@@ -199,15 +199,18 @@ class MosaicConfig:
         else:
             shape = "stretched to the cell" if self.crop == "stretch" else "grown to the cell aspect"
             crop = f"lip box padded {self.lip_padding} {shape}"
-        if self.landmarked_count < self.num_frames:
-            smoothed += f", landmarks on {self.landmarked_count} of {self.num_frames} frames (the rest interpolated)"
+        landmarked = (
+            f", landmarks on {self.landmarked_count} of {self.num_frames} frames (the rest interpolated)"
+            if self.landmarked_count < self.num_frames
+            else ""
+        )
         grid = (
             f", {self.rows}x{self.cols} frames"
             if (self.rows, self.cols) != (MosaicConfig.rows, MosaicConfig.cols)
             else ""
         )
         return (
-            f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, {crop}{smoothed}, "
+            f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, {crop}{smoothed}{landmarked}, "
             f"{self.resampling} resampling{cut}{grid}"
         )
 

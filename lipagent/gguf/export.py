@@ -130,16 +130,15 @@ def reading_record(processor: Any, adapter: Path, base: str, quant: str, files: 
     before = full[: full.index(processor.boi_token)]  # the text around <start_of_image>...<end_of_image>
     after = full[full.rindex(processor.tokenizer.eoi_token) + len(processor.tokenizer.eoi_token) :]
     size = processor.image_processor.size
+    prompt = recorded_prompt(recorded)
     return {
         "format": GGUF_FORMAT,
         **files,
         "quant": quant,
         "mosaic": recorded.mosaic.to_dict(),
         "speech_span": recorded.speech_span,
-        "prompt": recorded_prompt(recorded),
-        "prompt_text": chat_prompt(processor, recorded_prompt(recorded)).replace(
-            image_token, before + MEDIA_MARKER + after
-        ),
+        "prompt": prompt,
+        "prompt_text": chat_prompt(processor, prompt).replace(image_token, before + MEDIA_MARKER + after),
         "grid_tokens": {
             "pieces": grammar.pieces,
             "end_ids": grammar.end_ids,

@@ -26,7 +26,7 @@ from lipagent.config import MosaicConfig
 from lipagent.grammar import SLOT_NAMES, SLOTS
 from lipagent.model.baseline_config import BaselineArch
 from lipagent.records import BASELINE_MODEL_TYPE, RecordError, mosaic_and_span
-from lipagent.transform.mosaic import mosaic_image
+from lipagent.transform.mosaic import mosaic_image, untile
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -44,8 +44,7 @@ def mosaic_cells(mosaic: Image.Image | bytes, config: MosaicConfig, arch: Baseli
             f"{config.width}x{config.height} ({config.rows}x{config.cols} cells)"
         )
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    cells = grey.reshape(config.rows, config.cell_height, config.cols, config.cell_width).swapaxes(1, 2)
-    cells = cells.reshape(config.num_frames, config.cell_height, config.cell_width)
+    cells = untile(grey, config.rows, config.cols)
     # INTER_AREA is the right filter for shrinking (it averages); the mosaic pipeline enlarges, which is not this.
     return np.stack([cv2.resize(c, (arch.cell_width, arch.cell_height), interpolation=cv2.INTER_AREA) for c in cells])
 

@@ -392,23 +392,23 @@ def build_trainer(
     model: transformers.PreTrainedModel | None = None,
     processor: transformers.ProcessorMixin | None = None,
     callbacks: list[transformers.TrainerCallback] | None = None,
-    prompt: str | None = None,
+    record: dict[str, Any] | None = None,
 ) -> SFTTrainer:
     """An SFTTrainer for LoRA on the mosaics; `dataset`, `model` and `processor` default to loading them from
-    --dataset_name and --model_name_or_path (benchmarks pass a prebuilt random model instead), `prompt` to the one
-    for the named dataset's mosaic settings (today's default one for a dataset passed in)."""
+    --dataset_name and --model_name_or_path (benchmarks pass a prebuilt random model instead), `record` (its prompt
+    and mosaic settings) to the named dataset's `reading_record` (today's defaults for a dataset passed in)."""
     if model is None and not model_args.model_name_or_path:
         raise TrainingSetupError("no model: pass --model_name_or_path (a Hub id or a local folder)")
     if script_args.dataset_streaming:
         raise TrainingSetupError("--dataset_streaming is not supported: the mosaics (~20 kB each) fit on disk")
-    mosaic = DEFAULT_CONFIG
+    prompt, mosaic = PROMPT, DEFAULT_CONFIG
     if dataset is None:
         if not script_args.dataset_name:
             raise TrainingSetupError("no dataset: pass --dataset_name (a `lipagent prepare` folder or a Hub id)")
         dataset = load_mosaic_dataset(script_args.dataset_name, script_args.dataset_config)
-        record = reading_record(script_args.dataset_name)
-        prompt, mosaic = prompt or record["prompt"], MosaicConfig.from_dict(record["mosaic"])
-    prompt = prompt or PROMPT
+        record = record or reading_record(script_args.dataset_name)
+    if record is not None:
+        prompt, mosaic = record["prompt"], MosaicConfig.from_dict(record["mosaic"])
     augment = training_augmenter(script_args, mosaic, training_args.seed)
     _prepare_training_args(training_args)
     peft_config = lora_config(model_args)
@@ -513,7 +513,7 @@ def train(script_args: LipScriptArguments, training_args: SFTConfig, model_args:
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     record = reading_record(script_args.dataset_name)
     record["quantization"] = quantization_record(get_quantization_config(model_args))
-    trainer = build_trainer(script_args, training_args, model_args, prompt=record["prompt"])
+    trainer = build_trainer(script_args, training_args, model_args, record=record)
     if trainer.accelerator.is_main_process:
         trainer.model.print_trainable_parameters()
     trainer.train(resume_from_checkpoint=checkpoint)

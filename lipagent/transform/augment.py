@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipagent.config import MosaicConfig
-from lipagent.transform.mosaic import tile
+from lipagent.transform.mosaic import tile, untile
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,5 @@ def augment_mosaic(
             f"a {mosaic.shape[1]}x{mosaic.shape[0]} mosaic does not have the recorded {config.width}x{config.height} "
             f"({config.rows}x{config.cols} cells)"
         )
-    cells = mosaic.reshape(config.rows, config.cell_height, config.cols, config.cell_width, -1).swapaxes(1, 2)
-    cells = cells.reshape(config.num_frames, config.cell_height, config.cell_width, -1)
-    return tile(list(augment_clip(cells, rng, augmentation)), config.rows, config.cols).reshape(mosaic.shape)
+    cells = untile(mosaic, config.rows, config.cols)
+    return tile(list(augment_clip(cells, rng, augmentation)), config.rows, config.cols)

@@ -96,6 +96,13 @@ def tile(cells: Sequence[np.ndarray], rows: int, cols: int) -> np.ndarray:
     return np.vstack([np.hstack(cells[r * cols : (r + 1) * cols]) for r in range(rows)])
 
 
+def untile(mosaic: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A mosaic's cells in time order, (rows * cols, cell height, cell width[, channels]): `tile` undone."""
+    height, width = mosaic.shape[0] // rows, mosaic.shape[1] // cols
+    cells = mosaic.reshape(rows, height, cols, width, *mosaic.shape[2:]).swapaxes(1, 2)
+    return cells.reshape(rows * cols, height, width, *mosaic.shape[2:])
+
+
 def build_mosaic(frames: Sequence[np.ndarray], boxes: Sequence[CropBox], config: MosaicConfig) -> np.ndarray:
     """The mosaic (BGR, config.height x config.width) of one crop per sampled frame, cut as `config` says."""
     cells = [

@@ -434,11 +434,14 @@ def run(bench: argparse.Namespace, trainer_argv: list[str]) -> Figures:
     first, last = bench.warmup_steps, bench.warmup_steps + bench.steps
     tokens = int(history[last]["num_tokens"] - history[first]["num_tokens"])
     samples_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    try:
-        flops, executed = count_flops_per_sample(trainer)
-    except Exception as error:  # the timing and memory figures stand without a FLOP count (MFU then reads nan)
-        print(f"FLOP count failed ({type(error).__name__}: {error}); MFU is not reported", file=sys.stderr)
-        flops = executed = float("nan")
+    flops = executed = float("nan")
+    if getattr(args, "compile_layers", None):
+        print("FLOP count skipped: compiled layers would compile again for it (same FLOPs as uncompiled)")
+    else:
+        try:
+            flops, executed = count_flops_per_sample(trainer)
+        except Exception as error:  # the timing and memory figures stand without a FLOP count (MFU then reads nan)
+            print(f"FLOP count failed ({type(error).__name__}: {error}); MFU is not reported", file=sys.stderr)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     return Figures(
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bench_e4b
 import wheels
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,15 +27,17 @@ def test_cpu_smoke_run_measures_every_section(tmp_path):
     figures = json.loads((tmp_path / "out" / "gpu_bench.json").read_text())
     assert figures["cpu_smoke"] is True
     names = [row["config"] for row in figures["training"]]
-    assert len(names) == 3 and all("error" not in row for row in figures["training"]), figures["training"]
-    assert any("torch.compile" in note and "skipped in the CPU smoke run" in note for note in figures["notes"])
+    assert all("error" not in row for row in figures["training"]), figures["training"]
+    assert names == [s.name for s in bench_e4b.TRAINING if not s.gpu_only], "every section the CPU can run, in order"
+    skipped = [s.name for s in bench_e4b.TRAINING if s.gpu_only]
+    assert [note.split("'")[1] for note in figures["notes"] if "skipped in the CPU smoke run" in note] == skipped
     for row in figures["training"]:
         assert row["samples_per_s"] > 0 and row["tokens_per_s"] > 0 and row["peak_memory_gb"] > 0
         assert row["recipe_minutes"] == 4000 * 5 / row["samples_per_s"] / 60
-    assert [row["decoding"] for row in figures["reading"]] == ["constrained", "free"]
+    assert [(row["decoding"], row["cache"]) for row in figures["reading"]] == bench_e4b.READING
     assert all(row["latency_s"] > 0 and row["clips_per_s_batch_2"] > 0 for row in figures["reading"])
     table = (tmp_path / "out" / "gpu_bench.md").read_text()
-    assert "CPU SMOKE RUN, not GPU figures" in table and "| constrained decoding |" in table
+    assert "CPU SMOKE RUN, not GPU figures" in table and "| constrained decoding, static cache |" in table
 
 
 def test_wheels_pin_the_checkouts_versions_and_count_what_travels():

@@ -256,3 +256,24 @@ def test_mosaic_image_accepts_bytes_and_images(prepared):
     image = mosaic_image(row["image"]["bytes"])
     assert image.size == (DEFAULT_CONFIG.width, DEFAULT_CONFIG.height) and image.mode == "RGB"
     assert mosaic_image(image) is not None
+
+
+def test_a_static_cache_reads_the_same_and_the_prefill_scores_one_position(tiny_adapter, prepared):
+    out, _ = prepared
+    images = datasets.load_dataset(str(out), split="test")[:3]["image"]
+    dynamic = LipReader.from_pretrained(tiny_adapter, device="cpu")
+    static = LipReader.from_pretrained(tiny_adapter, device="cpu", cache="static")
+    assert static.generation_kwargs()["cache_implementation"] == "static"
+    assert "cache_implementation" not in dynamic.generation_kwargs()
+    assert static.transcribe_mosaics(images) == dynamic.transcribe_mosaics(images)
+    positions = []
+    head = static.model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda module, args, output: positions.append(output.shape[1]))
+    try:
+        static.transcribe_mosaic(images[0])
+    finally:
+        hook.remove()
+    assert positions[0] == 1, "the prefill computes the LM head at the last prompt position only"
+    assert not [n for n, _ in static.model.named_parameters() if ".audio_tower." in n], "a reader never runs audio"
+    with pytest.raises(ReaderError, match="cache must be one of dynamic, static, got 'paged'"):
+        LipReader(static.model, static.processor, static.plan, cache="paged")

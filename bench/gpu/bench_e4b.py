@@ -1,23 +1,23 @@
-"""Gemma 3n E4B at its real size on one GPU, in one call: training speed and memory of the recipe and its
-variants, and reading latency and throughput with LipReader (constrained and free decoding).
+"""Gemma 3n E4B at its real size on one GPU, in one call: training speed and memory of the recipe and of the
+settings that should make it faster or leaner, and reading latency and throughput with LipReader.
 
     bash bench/gpu/run.sh                  # on a CUDA machine: bench_e4b.py --out "${OUT:-gpu-bench-out}"
     bash bench/gpu/run.sh cpu-smoke DIR    # on a CPU: every section end to end on the tiny model
 
 Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.model.training.build_trainer,
 TRL's SFTTrainer, the recipe YAML) on the E4B architecture with random weights (speed and memory do not depend on
-weight values) and synthetic 400x240 mosaics: bf16 LoRA with activation checkpointing (the recipe), the same with a
-micro-batch of 16, QLoRA (NF4; skipped with a note when bitsandbytes is missing), and, time allowing, the micro-batch
-of 16 under torch.compile (see TRAINING for why these). Reading
-builds the same random E4B plus a random LoRA and times `LipReader.transcribe_mosaics` from mosaic to text: per clip
-at batch 1 (median), and clips/s at batch 8 and 32. The mosaic itself (video decode + Face Mesh, CPU) is measured by
-bench/bench_pipeline.py, not here: it runs on the CPU.
+weight values) and synthetic 400x240 mosaics. Sections, most informative first (see TRAINING): the recipe; the same
+16 samples a step as one micro-batch, padded to one length with the decoder layers compiled (inductor); the same
+uncompiled; QLoRA with the per-layer embeddings in host memory; then reading, constrained with a dynamic and a
+static KV cache and free; then, while time is left, CUDA graphs, plain QLoRA, the audio tower kept, and the whole
+model compiled. Reading builds the same random E4B plus a random LoRA and times `LipReader.transcribe_mosaics` from
+mosaic to text: per clip at batch 1 (median), and clips/s at batch 8 and 32. The mosaic itself (video decode + Face
+Mesh, CPU) is measured by bench/bench_pipeline.py, not here: it runs on the CPU.
 
-Each section is isolated (an out-of-memory error in one is recorded and the next runs) and the figures are
-rewritten to OUT/gpu_bench.json and OUT/gpu_bench.md after every section, so a run cut short keeps what it
-measured. Targets: the full recipe (4,000 samples x 5 epochs) within 10 minutes on one
-H100; peak memory at most 24 GB for bf16 LoRA and 12 GB for QLoRA; under 0.5 s per clip at batch 1 and a 500-clip
-evaluation within a minute.
+Each section is isolated (an out-of-memory error or a failed compile in one is recorded and the next runs) and the
+figures are rewritten to OUT/gpu_bench.json and OUT/gpu_bench.md after every section, so a run cut short keeps what
+it measured. Targets: the full recipe (4,000 samples x 5 epochs) within 10 minutes on one H100; peak memory at most
+24 GB for bf16 LoRA and 12 GB for QLoRA; under 0.5 s per clip at batch 1 and a 500-clip evaluation within a minute.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,73 @@ RECIPE_SAMPLES = 4000 * 5
 TARGETS = {"recipe_minutes": 10.0, "bf16_peak_gb": 24.0, "qlora_peak_gb": 12.0, "latency_s": 0.5, "eval500_s": 60.0}
 
 MICRO_BATCH_16 = ["--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1"]
+PAD_TO = 352
+"""Tokens every batch is padded to for compiled layers: a GRID sample is about 330 with E4B's processor."""
+SMOKE_PAD_TO = 512
+"""The same for the tiny model's processor (one token per letter: about 460)."""
+COMPILED = [*MICRO_BATCH_16, "--pad_to_length", str(PAD_TO), "--compile_layers", "inductor"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One training configuration: its name, memory target (bf16 or qlora), train/sft.py flags, and whether it
+    waits until the reading figures are in (and runs only while the time budget lasts)."""
+
+    name: str
+    kind: str
+    flags: tuple[str, ...]
+    optional: bool = False
+    gpu_only: bool = False
+
+
 TRAINING = [
-    ("bf16 LoRA, activation checkpointing (the recipe)", "bf16", []),
-    ("bf16 LoRA, micro-batch 16 x 1 (the recipe's 16 samples a step)", "bf16", MICRO_BATCH_16),
-    ("QLoRA (NF4), activation checkpointing", "qlora", ["--load_in_4bit", "true"]),
-    ("bf16 LoRA, micro-batch 16 x 1, torch.compile", "bf16", [*MICRO_BATCH_16, "--torch_compile", "true"]),
+    Section("bf16 LoRA, activation checkpointing (the recipe)", "bf16", ()),
+    Section("bf16 LoRA, micro-batch 16 x 1, padded, decoder layers compiled (inductor)", "bf16", tuple(COMPILED)),
+    Section("bf16 LoRA, micro-batch 16 x 1 (the recipe's 16 samples a step)", "bf16", tuple(MICRO_BATCH_16)),
+    Section(
+        "QLoRA (NF4), per-layer embeddings in host memory",
+        "qlora",
+        ("--load_in_4bit", "true", "--per_layer_embeddings_on_host", "true"),
+    ),
+    Section(
+        "bf16 LoRA, micro-batch 16 x 1, padded, decoder layers compiled with CUDA graphs",
+        "bf16",
+        (*COMPILED, "--compile_layers_mode", "reduce-overhead"),
+        optional=True,
+        gpu_only=True,
+    ),
+    Section("QLoRA (NF4), activation checkpointing", "qlora", ("--load_in_4bit", "true"), optional=True),
+    Section(
+        "bf16 LoRA, micro-batch 16 x 1, audio tower kept",
+        "bf16",
+        (*MICRO_BATCH_16, "--drop_audio_tower", "false"),
+        optional=True,
+    ),
+    Section(
+        "bf16 LoRA, micro-batch 16 x 1, torch.compile (whole model)",
+        "bf16",
+        (*MICRO_BATCH_16, "--torch_compile", "true"),
+        optional=True,
+        gpu_only=True,
+    ),
 ]
 """Measured on an H200 (docs/results.md): the recipe is launch-bound (52,000 kernel launches a step), 16 x 1 is
-1.55x faster on the same samples per step, and activation checkpointing buys no memory. torch.compile, fewer and
-fused kernels, is the next lever; it runs last, only when time is left (it compiles for minutes), and never in the
-CPU smoke run (minutes of CPU compilation for a tiny model)."""
-COMPILED = TRAINING[-1][0]
+1.55x faster on the same samples per step, and activation checkpointing buys no memory. Compiling the decoder
+layers (one compiled layer serves all, shapes kept static by padding) is the lever for fewer, fused kernels; the
+audio tower is left out by default (lipagent.model.efficiency). The CPU smoke run runs every section the CPU can
+(compiling with the aot_eager backend, which traces and differentiates the same graphs without generating code);
+CUDA graphs and whole-model compilation need a GPU."""
+READING = [("constrained", "dynamic"), ("constrained", "static"), ("free", "dynamic")]
+"""Decoding and KV cache of each reading row; static: the cache allocated once and the decoding step compiled."""
+
+
+def smoke_flags(flags: tuple[str, ...]) -> list[str]:
+    """A section's flags for the tiny model on a CPU: compiled with aot_eager, padded to the tiny layout's length."""
+    out = list(flags)
+    for flag, value in (("--compile_layers", "aot_eager"), ("--pad_to_length", str(SMOKE_PAD_TO))):
+        if flag in out:
+            out[out.index(flag) + 1] = value
+    return out
 
 
 def free_memory() -> None:
@@ -74,6 +131,7 @@ def has_bitsandbytes() -> bool:
 
 def training_figures(name: str, kind: str, extra: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """One training configuration through bench_train.run (the real trainer), as a flat dict of figures."""
+    extra = smoke_flags(tuple(extra)) if args.cpu_smoke else extra
     model = ["--model_name_or_path", str(args.tiny_dir)] if args.cpu_smoke else ["--random-model", "e4b"]
     config = bench_train.TINY_CONFIG if args.cpu_smoke else RECIPE
     bench, rest = bench_train.parse_bench_args(
@@ -122,6 +180,7 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     from peft import LoraConfig, get_peft_model
     from trl import ModelConfig
 
+    from lipagent.model.efficiency import drop_audio_tower
     from lipagent.model.training import LORA_TARGET_MODULES
     from lipagent.readers.gemma import LipReader, plan_device
 
@@ -135,11 +194,12 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         model_args = ModelConfig(dtype="bfloat16" if plan.dtype == torch.bfloat16 else "float32")
         model, processor = bench_train.random_model("e4b", model_args), bench_train.real_layout_processor()
+    drop_audio_tower(model)  # as LipReader.from_pretrained does
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGET_MODULES)).eval()
     mosaics = synthetic_mosaics(max(args.batch_sizes + [args.clips]))
     rows = []
-    for decoding in ("constrained", "free"):
-        reader = LipReader(model, processor, plan, decoding)
+    for decoding, cache in READING:
+        reader = LipReader(model, processor, plan, decoding, cache=cache)
         reader.transcribe_mosaics(mosaics[:1])
         latencies = []
         for mosaic in mosaics[: args.clips]:
@@ -148,6 +208,7 @@ def reading_figures(args: argparse.Namespace) -> list[dict[str, Any]]:
             latencies.append(time.perf_counter() - started)
         row: dict[str, Any] = {
             "decoding": decoding,
+            "cache": cache,
             "device": plan.reason,
             "latency_s": statistics.median(latencies),
             "latency_clips": len(latencies),
@@ -218,7 +279,7 @@ def markdown(results: dict[str, Any]) -> str:
             + ("eval ok" if row["meets_eval500"] else "eval MISSED")
         )
         lines.append(
-            f"| {row['decoding']} decoding | {row['latency_s'] * 1000:.0f} ms | {rates} | "
+            f"| {row['decoding']} decoding, {row['cache']} cache | {row['latency_s'] * 1000:.0f} ms | {rates} | "
             f"{row['eval500_s']:.0f} s | {verdict} |"
         )
     lines += ["", *results["notes"]]
@@ -268,6 +329,28 @@ def main(argv: list[str] | None = None) -> int:
         return measure(args)
 
 
+def train_section(
+    section: Section, args: argparse.Namespace, results: dict[str, Any], qlora: bool, started: float
+) -> None:
+    """Measure one training section into `results` (or note why it was skipped), then save the figures."""
+    if section.kind == "qlora" and not qlora:
+        return
+    if section.gpu_only and args.cpu_smoke:
+        results["notes"].append(f"'{section.name}' skipped in the CPU smoke run (it needs a GPU).")
+        return
+    if section.optional and time.perf_counter() - started > args.budget_s:
+        results["notes"].append(f"'{section.name}' skipped: the time budget ({args.budget_s:.0f} s) was spent.")
+        return
+    print(f"== training: {section.name}", flush=True)
+    try:
+        results["training"].append(training_figures(section.name, section.kind, list(section.flags), args))
+    except Exception as error:  # one config failing (out of memory, a failed compile) must not lose the others
+        traceback.print_exc()
+        results["training"].append({"config": section.name, "error": f"{type(error).__name__}: {str(error)[:200]}"})
+    free_memory()
+    save(results, args.out)
+
+
 def measure(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
@@ -282,32 +365,22 @@ def measure(args: argparse.Namespace) -> int:
         "targets": TARGETS,
         "notes": [],
     }
+    if args.cpu_smoke:
+        results["notes"].append("CPU smoke run: sections that compile use the aot_eager backend, not inductor.")
     qlora = has_bitsandbytes()
     if not qlora:
         results["notes"].append("QLoRA skipped: bitsandbytes is not installed.")
-    for index, (name, kind, extra) in enumerate(TRAINING):
-        if kind == "qlora" and not qlora:
-            continue
-        if name == COMPILED and args.cpu_smoke:
-            results["notes"].append(f"'{name}' skipped in the CPU smoke run (minutes of CPU compilation).")
-            continue
-        if index == len(TRAINING) - 1 and time.perf_counter() - started > args.budget_s:
-            results["notes"].append(f"'{name}' skipped: the time budget ({args.budget_s:.0f} s) was spent.")
-            continue
-        print(f"== training: {name}", flush=True)
-        try:
-            results["training"].append(training_figures(name, kind, extra, args))
-        except Exception as error:  # one config failing (out of memory, say) must not lose the others
-            traceback.print_exc()
-            results["training"].append({"config": name, "error": f"{type(error).__name__}: {str(error)[:200]}"})
-        free_memory()
-        save(results, args.out)
+    for section in [s for s in TRAINING if not s.optional]:
+        train_section(section, args, results, qlora, started)
     print("== reading", flush=True)
     try:
         results["reading"] = reading_figures(args)
     except Exception as error:  # keep the training figures whatever happens here
         traceback.print_exc()
         results["reading"] = [{"error": f"{type(error).__name__}: {str(error)[:200]}"}]
+    save(results, args.out)
+    for section in [s for s in TRAINING if s.optional]:
+        train_section(section, args, results, qlora, started)
     results["notes"].append(
         "Reading excludes the mosaic (video decode + Face Mesh on the CPU, ~70-130 ms per clip "
         "on one core: bench/bench_pipeline.py); add it for end-to-end latency."

@@ -2,6 +2,7 @@
 # Gemma 3n E4B training and reading figures on one CUDA GPU, in one command (docs/gpu.md).
 #   bash bench/gpu/run.sh                      on a CUDA machine with `pip install -e .` done: the figures into $OUT
 #   bash bench/gpu/run.sh offline              on a CUDA machine without a package index: installs .whl/ first
+#   bash bench/gpu/run.sh device               either of the two: installs .whl/ first where the checkout has one
 #   bash bench/gpu/run.sh wheels               gather .whl/ for such a machine (Python 3.12, manylinux x86_64)
 #   bash bench/gpu/run.sh cpu-smoke DIR        the same benchmark end to end on the tiny model, on a CPU (a test)
 #   bash bench/gpu/run.sh profile ARGS...      where a training step's time goes (bench/gpu/profile_step.py ARGS)
@@ -29,6 +30,9 @@ case "${1:-}" in
   offline)
     install_wheels
     measure "${OUT:-gpu-bench-out}" ;;
+  device)
+    if compgen -G ".whl/*.whl" > /dev/null; then install_wheels; fi
+    measure "${OUT:-gpu-bench-out}" ;;
   wheels)
     exec "${PYTHON:-python3}" bench/gpu/wheels.py ;;
   cpu-smoke)
@@ -41,7 +45,7 @@ case "${1:-}" in
     install_wheels
     python3 bench/gpu/profile_step.py --out "${OUT:-gpu-profile-out}" "$@" ;;
   *)
-    echo "usage: bash bench/gpu/run.sh | offline | wheels | cpu-smoke [DIR] | profile ARGS... |" \
+    echo "usage: bash bench/gpu/run.sh | offline | device | wheels | cpu-smoke [DIR] | profile ARGS... |" \
          "offline-profile ARGS..." >&2
     exit 2 ;;
 esac

@@ -51,6 +51,12 @@ from trl import (  # noqa: E402
 )
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig  # noqa: E402
+from lipagent.model.efficiency import (  # noqa: E402
+    FixedLengthCollator,
+    compile_decoder_layers,
+    drop_audio_tower,
+    keep_per_layer_embeddings_on_host,
+)
 from lipagent.model.loading import (  # noqa: E402
     QUANTIZATION_SKIP_MODULES,
     quantization_record,
@@ -145,6 +151,38 @@ class LipSFTConfig(SFTConfig):
             "(--lora_modules_to_save embed_vision); default: --learning_rate."
         },
     )
+    drop_audio_tower: bool = field(
+        default=True,
+        metadata={
+            "help": "Leave Gemma 3n's audio tower (0.68 B parameters in E4B, never run on a mosaic) out of the "
+            "trained model, freeing its memory (false: keep it)."
+        },
+    )
+    per_layer_embeddings_on_host: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep Gemma 3n's per-layer embedding table (2.35 B parameters in E4B, 4.7 GB in bf16, which "
+            "4-bit loading leaves unquantized) in the host's memory; only the rows a batch uses reach the GPU."
+        },
+    )
+    pad_to_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pad every batch on the right to this many tokens (a GRID sample has about 330 with E4B's "
+            "processor), so compiled layers see one shape; the loss is unchanged."
+        },
+    )
+    compile_layers: str | None = field(
+        default=None,
+        metadata={
+            "help": "torch.compile each decoder layer of the language model with this backend (inductor on a GPU): "
+            "regional compilation, fewer and fused kernels; pair with --pad_to_multiple_of so batches keep one shape."
+        },
+    )
+    compile_layers_mode: str | None = field(
+        default=None,
+        metadata={"help": "torch.compile mode for --compile_layers (reduce-overhead: CUDA graphs; default: none)."},
+    )
 
 
 PROJECTOR = "embed_vision"
@@ -154,7 +192,30 @@ PROJECTOR = "embed_vision"
 class LipSFTTrainer(SFTTrainer):
     """TRL's SFTTrainer, with the projector in a parameter group of its own learning rate when one is asked for
     (transformers builds one learning rate for every trained weight; the groups are split after it has built them,
-    before any step, so its weight-decay split and the scheduler's per-group rates still apply)."""
+    before any step, so its weight-decay split and the scheduler's per-group rates still apply), and the model
+    made leaner after TRL has loaded and wrapped it (`lipagent.model.efficiency`).
+
+    TRL's SFTTrainer already computes the LM head only where the loss is: its fused head projects just the
+    positions with a label on a GPU with Triton (every position, in tiles, elsewhere), so a sample's ~330 tokens
+    cost the 262,144-word head at their few answer tokens only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = self.args
+        length = getattr(settings, "pad_to_length", None)
+        if length is not None:
+            pad_id = self.processing_class.tokenizer.pad_token_id
+            self.data_collator = FixedLengthCollator(self.data_collator, length, pad_id)
+        if getattr(settings, "drop_audio_tower", False):
+            freed = drop_audio_tower(self.model)
+            logger.info("audio tower left out: %.2f B parameters freed", freed / 1e9)
+        if getattr(settings, "per_layer_embeddings_on_host", False):
+            moved = keep_per_layer_embeddings_on_host(self.model)
+            logger.info("per-layer embeddings kept in host memory: %.2f B parameters", moved / 1e9)
+        backend = getattr(settings, "compile_layers", None)
+        if backend:
+            count = compile_decoder_layers(self.model, backend, getattr(settings, "compile_layers_mode", None))
+            logger.info("%d decoder layers compiled with %s", count, backend)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         optimizer = super().create_optimizer(model)
@@ -381,6 +442,16 @@ def _prepare_training_args(training_args: SFTConfig) -> None:
     training_args.remove_unused_columns = False
     if training_args.completion_only_loss is False:
         logger.warning("completion_only_loss is off: the loss will also cover the prompt and the 256 image tokens")
+    if getattr(training_args, "compile_layers", None):
+        if training_args.torch_compile:
+            raise TrainingSetupError(
+                "--compile_layers compiles the decoder layers and --torch_compile the whole model: pick one"
+            )
+        if getattr(training_args, "pad_to_length", None) is None:
+            logger.warning("--compile_layers without --pad_to_length: each new batch length compiles the layers again")
+    length = getattr(training_args, "pad_to_length", None)
+    if length is not None and length < 1:
+        raise TrainingSetupError(f"--pad_to_length must be a positive number of tokens, got {length}")
 
 
 def build_trainer(

@@ -29,8 +29,8 @@ def model_folder(model: str | Path) -> tuple[Path, str]:
 def load_reader(model: str | Path, **gemma_options: Any) -> Reader:
     """The reader for a baseline folder, an adapter folder or a GGUF export (local or a Hub id).
 
-    `gemma_options` (base_model, load_in_4bit, device, dtype, decoding) go to `LipReader.from_pretrained`; a baseline
-    takes only `device`, a GGUF export only `decoding`."""
+    `gemma_options` (base_model, load_in_4bit, device, dtype, decoding, cache) go to `LipReader.from_pretrained`;
+    a baseline takes only `device`, a GGUF export only `decoding`."""
     folder, kind = model_folder(model)
     if kind == "baseline":
         from lipagent.readers.baseline import BaselineReader
@@ -81,6 +81,13 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", choices=("float32", "bfloat16", "float16"), help="adapters only (default: chosen for the device)"
     )
+    parser.add_argument(
+        "--cache",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="adapters only: the KV cache while decoding; static is allocated once, and on a GPU the decoding step "
+        "is then compiled (same transcriptions; faster once warm)",
+    )
 
 
 def reader_from_args(args: argparse.Namespace) -> Reader:
@@ -92,4 +99,5 @@ def reader_from_args(args: argparse.Namespace) -> Reader:
         device=args.device,
         dtype=args.dtype,
         decoding=args.decoding,
+        cache=args.cache,
     )

@@ -19,6 +19,7 @@ from PIL import Image
 
 from lipagent.config import DEFAULT_CONFIG, MosaicConfig
 from lipagent.grammar import normalize
+from lipagent.model.efficiency import drop_audio_tower
 from lipagent.model.loading import base_model_of, load_processor, nf4_config, register_tiny_encoder
 from lipagent.model.prompt import PROMPT, chat_prompt, recorded_prompt
 from lipagent.quiet import quiet_known_library_warnings
@@ -35,6 +36,9 @@ import torch  # noqa: E402
 logger = logging.getLogger(__name__)
 
 DECODINGS = ("constrained", "free")
+CACHES = ("dynamic", "static")
+"""The KV cache `generate` keeps: dynamic grows a token at a time; static is allocated once at its full length,
+and on a GPU transformers then compiles the decoding step (fewer launches per token). Both give the same tokens."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,14 @@ class LipReader(Reader):
         decoding: str = "constrained",
         config: MosaicConfig = DEFAULT_CONFIG,
         prompt: str = PROMPT,
+        cache: str = "dynamic",
     ) -> None:
         if decoding not in DECODINGS:
             raise ReaderError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+        if cache not in CACHES:
+            raise ReaderError(f"cache must be one of {', '.join(CACHES)}, got {cache!r}")
         self.model, self.processor, self.plan, self.decoding, self.config = model, processor, plan, decoding, config
-        self.prompt = prompt
+        self.prompt, self.cache = prompt, cache
         self.description = plan.reason
 
     @classmethod
@@ -107,8 +114,10 @@ class LipReader(Reader):
         device: str | None = None,
         dtype: str | None = None,
         decoding: str = "constrained",
+        cache: str = "dynamic",
     ) -> LipReader:
-        """Load the adapter (local folder or Hub id) onto its base model, on the best device here."""
+        """Load the adapter (local folder or Hub id) onto its base model, on the best device here, without the audio
+        tower a lip reader never runs (`lipagent.model.efficiency.drop_audio_tower`)."""
         from peft import PeftModel
         from transformers import AutoModelForImageTextToText
 
@@ -127,11 +136,13 @@ class LipReader(Reader):
             quantization_config=quantization,
             device_map=plan.device if load_in_4bit else None,
         )
+        drop_audio_tower(model)
         model = PeftModel.from_pretrained(model, adapter)
         if not load_in_4bit:
             model = model.to(plan.device)
         model.eval()
-        return cls(model, load_processor(adapter, base), plan, decoding, record.mosaic, recorded_prompt(record))
+        processor = load_processor(adapter, base)
+        return cls(model, processor, plan, decoding, record.mosaic, recorded_prompt(record), cache)
 
     def prompt_inputs(self, mosaics: Sequence[Image.Image | bytes]) -> dict[str, torch.Tensor]:
         """Model inputs for a batch of mosaics, built by the calls TRL's training collator makes."""
@@ -151,7 +162,10 @@ class LipReader(Reader):
         logits processor per call: it holds the prompt length)."""
         from lipagent.model.constrained import grid_generation_kwargs
 
-        return grid_generation_kwargs(self.processor.tokenizer, constrained=self.decoding == "constrained")
+        kwargs = grid_generation_kwargs(self.processor.tokenizer, constrained=self.decoding == "constrained")
+        if self.cache == "static":
+            kwargs["cache_implementation"] = "static"
+        return kwargs
 
     @torch.inference_mode()
     def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:

@@ -189,7 +189,8 @@ def peak_tflops(flag: float | None) -> float | None:
 
 
 def synthetic_mosaics(count: int, seed: int = 0) -> datasets.DatasetDict:
-    """Noise mosaics (400x240 JPEG, like the real ones) with random GRID sentences: speed needs no real data."""
+    """Noise mosaics (the default size, JPEG, like the real ones) with random GRID sentences: speed needs no real
+    data."""
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     images, texts = [], []

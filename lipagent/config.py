@@ -44,6 +44,11 @@ RESAMPLINGS: tuple[str, ...] = ("linear", "area")
 `area` behaves like nearest-neighbour."""
 
 
+MIN_CLIP_FRAMES = 12
+"""The fewest frames a clip may have to be read (0.48 s at 25 fps, the shortest utterance the speech-span detector
+reads): a mosaic of more cells than that repeats some of them, one of fewer frames would be mostly repeats."""
+
+
 def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A MosaicConfig field with the words and choices its command-line flag shows."""
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -58,8 +63,8 @@ class MosaicConfig:
     weights, and inference rebuilds mosaics from the recorded one.
     """
 
-    rows: int = _setting(3, "rows of cells in the mosaic")
-    cols: int = _setting(4, "cells per row (frames run left to right, then top to bottom)")
+    rows: int = _setting(4, "rows of cells in the mosaic")
+    cols: int = _setting(6, "cells per row (frames run left to right, then top to bottom)")
     cell_width: int = _setting(100, "width of one mouth cell in pixels")
     cell_height: int = _setting(80, "height of one mouth cell in pixels")
     lip_padding: float = _setting(0.15, "margin around the lip landmarks, as a share of the lip box on each side")
@@ -85,7 +90,7 @@ class MosaicConfig:
         "with each frame's (0: off)",
     )
     landmarked_frames: int = _setting(
-        0,
+        12,
         "sampled frames that get landmarks, spread from the first to the last; the others' crops are interpolated "
         "between their landmarked neighbours (0: every sampled frame)",
     )
@@ -139,6 +144,11 @@ class MosaicConfig:
     @property
     def num_frames(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def min_clip_frames(self) -> int:
+        """Frames a clip needs to make a mosaic: the mosaic's own count, at most `MIN_CLIP_FRAMES`."""
+        return min(self.num_frames, MIN_CLIP_FRAMES)
 
     @property
     def landmarked_count(self) -> int:
@@ -204,14 +214,9 @@ class MosaicConfig:
             if self.landmarked_count < self.num_frames
             else ""
         )
-        grid = (
-            f", {self.rows}x{self.cols} frames"
-            if (self.rows, self.cols) != (MosaicConfig.rows, MosaicConfig.cols)
-            else ""
-        )
         return (
             f"{LANDMARKER_NAMES[self.landmarker]} {self.landmarks} mode, {crop}{smoothed}{landmarked}, "
-            f"{self.resampling} resampling{cut}{grid}"
+            f"{self.resampling} resampling{cut}, {self.rows}x{self.cols} frames"
         )
 
 

@@ -87,11 +87,11 @@ def test_cells_are_the_mosaic_cut_back_into_frames_in_time_order(cells, prepared
     out, _ = prepared
     mosaic, splits = cells
     first = splits["train"].cells[0]
-    assert first.shape == (12, 40, 50) and first.dtype == np.uint8
+    assert first.shape == (24, 40, 50) and first.dtype == np.uint8
     image = np.asarray(datasets.load_dataset(str(out), split="train")[0]["image"].convert("L"), dtype=float)
-    top_right = image[0:80, 300:400].reshape(40, 2, 50, 2).mean(axis=(1, 3))
-    bottom_left = image[160:240, 0:100].reshape(40, 2, 50, 2).mean(axis=(1, 3))
-    assert np.abs(first[3] - top_right).mean() < 3 and np.abs(first[8] - bottom_left).mean() < 3
+    top_right = image[0:80, 500:600].reshape(40, 2, 50, 2).mean(axis=(1, 3))
+    bottom_left = image[240:320, 0:100].reshape(40, 2, 50, 2).mean(axis=(1, 3))
+    assert np.abs(first[5] - top_right).mean() < 3 and np.abs(first[18] - bottom_left).mean() < 3
     assert mosaic == DEFAULT_CONFIG
 
 
@@ -150,7 +150,8 @@ def test_every_prediction_is_a_valid_sentence(small_model, cells):
     _, splits = cells
     sentences = sentences_of(predict_logits(model, splits["test"].cells))
     assert len(sentences) == len(splits["test"]) and all(is_valid_sentence(s) for s in sentences)
-    untrained = sentences_of(predict_logits(type(model)(BaselineArch(), 12, SLOTS), splits["test"].cells[:4]))
+    untrained_model = type(model)(BaselineArch(), DEFAULT_CONFIG.num_frames, SLOTS)
+    untrained = sentences_of(predict_logits(untrained_model, splits["test"].cells[:4]))
     assert all(is_valid_sentence(s) for s in untrained)
 
 
@@ -238,7 +239,7 @@ def test_user_mistakes_are_one_line_errors(trained_dir, prepared, unpacked, tmp_
     assert lipagent_main(["baseline", "train", str(no_card), "--out", str(tmp_path / "b")]) == 2
     assert "mosaic settings are unknown" in capsys.readouterr().err
     reader = load_reader(trained_dir)
-    with pytest.raises(ValueError, match="400x240"):
+    with pytest.raises(ValueError, match="trained on 600x320 .4x6 cells."):
         reader.transcribe_mosaic(_png(64, 64))
     assert run_eval_main(["--model", str(tmp_path / "gone"), "--dataset", str(out), "--out", str(tmp_path / "e")]) == 2
     assert (

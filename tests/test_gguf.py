@@ -121,10 +121,38 @@ def test_llama_cpp_reads_what_pytorch_reads(exported, gguf_adapter, mosaics):
             assert np.abs(got - expected).max() <= LOGIT_TOLERANCE * np.abs(expected).max()
             assert got.argmax() == expected.argmax()
         read = reader.transcribe_mosaics(mosaics)
-        assert read == torch_reader.transcribe_mosaics(mosaics)
         assert all(is_valid_sentence(text) for text in read)
+        decided = [decided_prefix(torch_reader, mosaic) for mosaic in mosaics]
+        assert all(text.startswith(prefix) for text, prefix in zip(read, decided, strict=True)), (read, decided)
+        assert min(len(prefix) for prefix in decided) >= len("lay blue in p"), "most of each sentence is decided"
     finally:
         reader.close()
+
+
+def decided_prefix(torch_reader, mosaic) -> str:
+    """What PyTorch's constrained greedy reading writes before its first near-tie: a step whose two best allowed
+    tokens are within LOGIT_TOLERANCE of the largest logit, where llama.cpp's f16 tower may tip the other way (the
+    random tiny model ignores the image and meets such ties; a whole sentence when it meets none)."""
+    inputs = torch_reader.prompt_inputs([mosaic])
+    tokenizer = torch_reader.processor.tokenizer
+    with torch.inference_mode():
+        out = torch_reader.model.generate(
+            **inputs,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            output_scores=True,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **torch_reader.generation_kwargs(),
+        )
+    answer = out.sequences[0, inputs["input_ids"].shape[1] :]
+    for step, (scores, logits) in enumerate(zip(out.scores, out.logits, strict=True)):
+        allowed = torch.isfinite(scores[0])
+        if allowed.sum() > 1:
+            best, second = torch.topk(logits[0].masked_fill(~allowed, -torch.inf), 2).values
+            if best - second <= LOGIT_TOLERANCE * logits[0].abs().max():
+                return tokenizer.decode(answer[:step], skip_special_tokens=True)
+    return tokenizer.decode(answer, skip_special_tokens=True).strip()
 
 
 def test_a_prompt_llama_cpp_cannot_evaluate_is_one_error_and_its_chunks_are_freed(exported, mosaics, monkeypatch):

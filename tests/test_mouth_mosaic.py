@@ -62,10 +62,10 @@ def test_missing_boxes_borrow_the_nearest_neighbour():
 
 
 def test_face_ratio_threshold():
-    assert min_faces(DEFAULT_CONFIG) == 10
-    assert min_faces(MosaicConfig(rows=4, cols=6)) == 20
-    assert min_faces(MosaicConfig(rows=4, cols=6, landmarked_frames=12)) == 10, "counted over the landmarked frames"
-    assert min_faces(MosaicConfig(landmarked_frames=30)) == 10, "never more frames than the mosaic has"
+    assert min_faces(MosaicConfig(rows=3, cols=4, landmarked_frames=0)) == 10
+    assert min_faces(MosaicConfig(rows=4, cols=6, landmarked_frames=0)) == 20
+    assert min_faces(DEFAULT_CONFIG) == 10, "counted over the 12 landmarked frames of 24"
+    assert min_faces(MosaicConfig(rows=3, cols=4, landmarked_frames=30)) == 10, "never more frames than it has"
 
 
 def test_frames_between_landmarked_ones_get_the_blend_of_their_neighbours():
@@ -106,9 +106,9 @@ def test_crop_cell_and_jpeg_round_trip():
         # A sub-pixel cut samples the box's outer edge exactly, so its border blends with the pixels outside.
         inner = cell[1:-1, 1:-1] if subpixel else cell
         assert cell.shape == (80, 100, 3) and (inner[..., 2] == 255).all(), (resampling, subpixel)
-    mosaic = build_mosaic([frame] * 12, [(150, 100, 200, 140)] * 12, DEFAULT_CONFIG)
+    mosaic = build_mosaic([frame] * 24, [(150, 100, 200, 140)] * 24, DEFAULT_CONFIG)
     decoded = cv2.imdecode(np.frombuffer(encode_jpeg(mosaic, 95), np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape == (240, 400, 3)
+    assert decoded.shape == (320, 600, 3)
     assert np.abs(decoded.astype(int) - mosaic.astype(int)).mean() < 2
     noisy = np.random.default_rng(0).integers(0, 256, (240, 400, 3), dtype=np.uint8)
     assert len(encode_jpeg(noisy, 50)) < len(encode_jpeg(noisy, 95)) < len(encode_jpeg(noisy, 100)), "quality is used"
@@ -228,7 +228,10 @@ def test_mosaic_settings_are_checked_and_parsed():
         with pytest.raises(ValueError, match=f"landmarked_frames must be 0 .every frame. or at least 2, got {bad}"):
             MosaicConfig(landmarked_frames=bad)
     assert MosaicConfig(rows=4, cols=6, landmarked_frames=12).landmarked_count == 12
-    assert DEFAULT_CONFIG.landmarked_count == MosaicConfig(landmarked_frames=40).landmarked_count == 12
+    assert DEFAULT_CONFIG.landmarked_count == MosaicConfig(rows=3, cols=4, landmarked_frames=40).landmarked_count == 12
+    assert MosaicConfig(landmarked_frames=0).landmarked_count == 24
+    assert DEFAULT_CONFIG.min_clip_frames == 12, "a short utterance is read with some frames repeated, not refused"
+    assert MosaicConfig(rows=2, cols=3).min_clip_frames == 6
     changed = DEFAULT_CONFIG.with_overrides({"landmarks": "static", "subpixel_crop": "true", "lip_padding": "0.2"})
     assert (changed.landmarks, changed.subpixel_crop, changed.lip_padding) == ("static", True, 0.2)
     for bad, message in (
@@ -252,9 +255,10 @@ def test_a_record_without_the_new_settings_reads_as_the_legacy_mosaics():
 
 def test_the_settings_say_themselves():
     assert DEFAULT_CONFIG.describe() == (
-        "Face Mesh (Tasks API) tracking mode, lip box padded 0.15 stretched to the cell, linear resampling"
+        "Face Mesh (Tasks API) tracking mode, lip box padded 0.15 stretched to the cell, landmarks on 12 of 24 frames "
+        "(the rest interpolated), linear resampling, 4x6 frames"
     )
-    aligned = MosaicConfig(crop="face_aligned", face_crop_width=1.5, crop_smoothing=2, rows=4, cols=6)
+    aligned = MosaicConfig(crop="face_aligned", face_crop_width=1.5, crop_smoothing=2, landmarked_frames=0)
     assert aligned.describe() == (
         "Face Mesh (Tasks API) tracking mode, mouth-centred box 1.5 eye distances wide turned with the eye line, "
         "crop smoothed over 2 sampled frames either side, linear resampling, 4x6 frames"
@@ -269,7 +273,8 @@ def test_the_settings_say_themselves():
             "linear resampling, 4x6 frames"
         )
     )
-    assert "interpolated" not in MosaicConfig(landmarked_frames=12).describe(), "12 of 12: every frame landmarked"
+    assert "interpolated" not in MosaicConfig(rows=3, cols=4).describe(), "12 of 12: every frame landmarked"
+    assert MosaicConfig(rows=3, cols=4).describe().endswith("linear resampling, 3x4 frames")
 
 
 def test_a_both_spans_dataset_trains_on_each_span_and_is_evaluated_on_detected_ones():

@@ -154,7 +154,7 @@ def test_a_real_face_the_crop_cannot_serve_is_refused_not_read(frames, turn, sai
 @pytest.mark.parametrize("degrees, mirrored", [(0, False), (0, True), (20, False), (-20, True)])
 def test_mild_roll_and_mirroring_are_read(frames, degrees, mirrored):
     mosaic = clip_mosaic([_turned(f, degrees, mirrored) for f in frames], (23, 52), DEFAULT_CONFIG)
-    assert mosaic.face_frames == DEFAULT_CONFIG.num_frames
+    assert mosaic.face_frames == DEFAULT_CONFIG.landmarked_count
 
 
 def test_transcribe_refuses_an_upside_down_video_in_one_line(frames, baseline_dir, tmp_path, capsys):

@@ -58,7 +58,7 @@ def test_dataset_loads_with_three_splits_and_the_promised_columns(prepared):
     assert {"image", "text", "speaker", "video_id"} <= set(loaded["train"].column_names)
     assert isinstance(loaded["train"].features["image"], datasets.Image)
     image = loaded["train"][0]["image"]
-    assert image.size == (400, 240) and image.mode == "RGB" and image.format == "JPEG"
+    assert image.size == (600, 320) and image.mode == "RGB" and image.format == "JPEG"
     assert {len(loaded[s]) for s in SPLITS} and all(len(loaded[s]) > 0 for s in SPLITS)
     assert summary.split_sizes == {s: len(loaded[s]) for s in SPLITS}
     assert rows["swwp2s"]["speaker"] == "s2" and rows["bbaf2n"]["speaker"] == "s1"
@@ -84,7 +84,7 @@ def test_short_damaged_and_sp_clips(prepared, grid_dir):
     _, rows = _rows(out)
     for video_id in ("srbb4n", "sbbbzp", "lrae3s"):
         assert rows[video_id]["num_frames"] == 74
-    assert rows["sgib8n"]["num_frames"] == 75 and rows["sgib8n"]["image"].size == (400, 240)
+    assert rows["sgib8n"]["num_frames"] == 75 and rows["sgib8n"]["image"].size == (600, 320)
     with zipfile.ZipFile(grid_dir / "alignments.zip") as archive:
         with_sp = [n for n in archive.namelist() if n.startswith("alignments/s1/") and b" sp" in archive.read(n)]
     kept_with_sp = [rows[n[14:-6]] for n in with_sp if n[14:-6] in rows]

@@ -50,7 +50,7 @@ def test_crop_boxes_land_where_recorded(clip, view, decoded):
         left, right = REFERENCES["portrait_columns"]
         frames = [frame[:, left:right] for frame in frames]
     boxes, found = crop_boxes(frames, process_landmarker(DEFAULT_CONFIG), DEFAULT_CONFIG)
-    assert found == DEFAULT_CONFIG.num_frames
+    assert found == DEFAULT_CONFIG.landmarked_count
     np.testing.assert_allclose(np.array(boxes), np.array(reference[view]), rtol=0, atol=BOX_TOLERANCE)
 
 
@@ -60,7 +60,7 @@ def test_the_face_landmarkers_crop_boxes_land_where_recorded(clip, decoded):
     reference = REFERENCES["clips"][clip]
     config = replace(DEFAULT_CONFIG, landmarker="face_landmarker")
     boxes, found = crop_boxes([decoded[clip][i] for i in reference["sampled"]], process_landmarker(config), config)
-    assert found == config.num_frames
+    assert found == config.landmarked_count
     np.testing.assert_allclose(
         np.array(boxes), np.array(reference["face_landmarker_boxes"]), rtol=0, atol=BOX_TOLERANCE
     )
@@ -77,7 +77,7 @@ def test_face_aligned_crops_land_where_recorded(clip, decoded):
     reference = REFERENCES["clips"][clip]
     frames = [decoded[clip][i] for i in reference["sampled"]]
     boxes, found = crop_boxes(frames, process_landmarker(FACE_ALIGNED), FACE_ALIGNED)
-    assert found == FACE_ALIGNED.num_frames
+    assert found == FACE_ALIGNED.landmarked_count
     np.testing.assert_allclose([astuple(b) for b in boxes], reference["face_aligned_boxes"], rtol=0, atol=BOX_TOLERANCE)
 
 
@@ -161,7 +161,9 @@ def test_frames_are_read_over_the_detected_span_unless_told_and_need_a_mosaics_w
 
     frames = decoded["sbbbzp"]
     assert prepare_frames(frames).span == (29, 70)
-    assert prepare_frames(frames[:12], "whole").mosaic.frame_indices == tuple(range(12))
+    assert prepare_frames(frames[:24], "whole").mosaic.frame_indices == tuple(range(24))
+    short = prepare_frames(frames[:12], "whole").mosaic.frame_indices
+    assert short == tuple(sample_indices(0, 11, 24)) and set(short) == set(range(12)), "an utterance's worth repeats"
     with pytest.raises(ClipRejected, match="too few frames: 11 frames given; a mosaic needs at least 12$"):
         prepare_frames(frames[:11], "whole")
 

@@ -252,17 +252,17 @@ def test_lipagent_train_is_the_same_door(tiny_dir: Path, dataset_dir: Path, tmp_
 
 
 def test_a_model_learns_with_the_prompt_for_its_datasets_mosaics(tiny_dir: Path, dataset_dir: Path, tmp_path: Path):
-    wide = tmp_path / "wide"
-    shutil.copytree(dataset_dir, wide)
-    card = wide / "README.md"
-    text, rows = re.subn(r"(\n\s+)rows: 3\n", r"\g<1>rows: 4\n", card.read_text())
-    text, cols = re.subn(r"(\n\s+)cols: 4\n", r"\g<1>cols: 6\n", text)
+    narrow = tmp_path / "narrow"
+    shutil.copytree(dataset_dir, narrow)
+    card = narrow / "README.md"
+    text, rows = re.subn(r"(\n\s+)rows: 4\n", r"\g<1>rows: 3\n", card.read_text())
+    text, cols = re.subn(r"(\n\s+)cols: 6\n", r"\g<1>cols: 4\n", text)
     assert rows == cols == 1
     card.write_text(text)
-    expected = prompt_for(MosaicConfig(rows=4, cols=6))
-    assert read_dataset_record(wide).mosaic.num_frames == 24 and expected != PROMPT
-    assert training.reading_record(str(wide))["prompt"] == expected
-    trainer = training.build_trainer(*tiny_args(tiny_dir, wide, tmp_path / "out"))
+    expected = prompt_for(MosaicConfig(rows=3, cols=4))
+    assert read_dataset_record(narrow).mosaic.num_frames == 12 and expected != PROMPT
+    assert training.reading_record(str(narrow))["prompt"] == expected
+    trainer = training.build_trainer(*tiny_args(tiny_dir, narrow, tmp_path / "out"))
     assert trainer.train_dataset[0]["prompt"][0]["content"][1]["text"] == expected
     original = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "out"))
     assert original.train_dataset[0]["prompt"][0]["content"][1]["text"] == PROMPT
@@ -272,7 +272,7 @@ def test_augmentation_changes_training_mosaics_only_and_repeats_with_the_seed(
     tiny_dir: Path, dataset_dir: Path, tmp_path: Path
 ):
     plain = training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / "plain"))
-    assert plain.train_dataset[0]["images"][0].size == (400, 240)
+    assert plain.train_dataset[0]["images"][0].size == (600, 320)
     flags = ("--augment_shift", "3", "--augment_flip", "true", "--augment_gamma", "0.3", "--eval_strategy", "steps")
     first, again = (training.build_trainer(*tiny_args(tiny_dir, dataset_dir, tmp_path / n, *flags)) for n in "ab")
     before = np.asarray(plain.train_dataset[0]["images"][0])

@@ -6,13 +6,13 @@ settings that should make it faster or leaner, and reading latency and throughpu
 
 Training goes through the real train/sft.py code path (bench/bench_train.py: lipagent.model.training.build_trainer,
 TRL's SFTTrainer, the recipe YAML) on the E4B architecture with random weights (speed and memory do not depend on
-weight values) and synthetic 400x240 mosaics. Sections, most informative first (see TRAINING): the recipe; the same
-16 samples a step as one micro-batch, padded to one length with the decoder layers compiled (inductor); the same
-uncompiled; QLoRA with the per-layer embeddings in host memory; then reading, constrained with a dynamic and a
-static KV cache and free; then, while time is left, CUDA graphs, plain QLoRA, the audio tower kept, and the whole
-model compiled. Reading builds the same random E4B plus a random LoRA and times `LipReader.transcribe_mosaics` from
-mosaic to text: per clip at batch 1 (median), and clips/s at batch 8 and 32. The mosaic itself (video decode + Face
-Mesh, CPU) is measured by bench/bench_pipeline.py, not here: it runs on the CPU.
+weight values) and synthetic mosaics of the default size. Sections, most informative first (see TRAINING): the
+recipe; the same 16 samples a step as one micro-batch, padded to one length with the decoder layers compiled
+(inductor); the same uncompiled; QLoRA with the per-layer embeddings in host memory; then reading, constrained with
+a dynamic and a static KV cache and free; then, while time is left, CUDA graphs, plain QLoRA, the audio tower kept,
+and the whole model compiled. Reading builds the same random E4B plus a random LoRA and times
+`LipReader.transcribe_mosaics` from mosaic to text: per clip at batch 1 (median), and clips/s at batch 8 and 32. The
+mosaic itself (video decode + Face Mesh, CPU) is measured by bench/bench_pipeline.py, not here: it runs on the CPU.
 
 Each section is isolated (an out-of-memory error or a failed compile in one is recorded and the next runs) and the
 figures are rewritten to OUT/gpu_bench.json and OUT/gpu_bench.md after every section, so a run cut short keeps what

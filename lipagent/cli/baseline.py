@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--shift",
         type=int,
         default=Defaults.shift,
-        help="augmentation: random shift in pixels of the halved cells, the same for a clip's 12 cells",
+        help="augmentation: random shift in pixels of the halved cells, the same for all a clip's cells",
     )
     train.add_argument(
         "--flip", action=argparse.BooleanOptionalAction, default=Defaults.flip, help="augmentation: mirror half of them"

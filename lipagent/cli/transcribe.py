@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="read the lips in a video with a trained model",
         description="Transcribe a video with a baseline lip reader, Gemma 3n + a LoRA adapter or a GGUF export, "
         "through exactly the preprocessing the model was trained with (the mosaic settings it "
-        "recorded: Face Mesh mouth crop, 12 sampled frames, mosaic; for Gemma the same prompt). "
+        "recorded: Face Mesh mouth crop, sampled frames, mosaic; for Gemma the same prompt). "
         "The transcription is the last line of standard output; a video of several utterances gets one line "
         "per utterance with its times, found and printed as `lipagent live` does.",
         formatter_class=HelpFormatter,
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--speech",
         choices=("auto", "whole"),
         default="auto",
-        help="where the 12 frames are taken from: auto = the spoken part, found from the mouth's movement "
+        help="where the mosaic's frames are taken from: auto = the spoken part, found from the mouth's movement "
         "(as training took it from the alignments); whole = spread over the whole clip",
     )
     parser.add_argument("--start-frame", type=int, help="first frame of speech, when you know it (overrides --speech)")

@@ -41,7 +41,7 @@ class Reader(ABC):
 
     @abstractmethod
     def transcribe_mosaics(self, mosaics: Sequence[Image.Image | bytes]) -> list[str]:
-        """Transcriptions of a batch of mosaics (400x240 images or their JPEG bytes)."""
+        """Transcriptions of a batch of mosaics (images or their JPEG bytes)."""
 
     def mosaic_for_video(self, path: str | Path, speech: Speech | None = None) -> bytes:
         """The mosaic this model would have been trained on for the clip. `speech`: the spoken frames (start, end),
@@ -54,8 +54,8 @@ class Reader(ABC):
         """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's."""
         from lipagent.transform.pipeline import prepare_frames
 
-        if len(frames) < self.config.num_frames:
-            raise ReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.num_frames}")
+        if len(frames) < self.config.min_clip_frames:
+            raise ReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.min_clip_frames}")
         return prepare_frames(frames, speech or "auto", self.config).mosaic.jpeg
 
     def transcribe_mosaic(self, mosaic: Image.Image | bytes) -> str:

@@ -111,16 +111,16 @@ def frames_to_mosaic(
 
 
 def _check_frame_count(frames: Sequence[np.ndarray], config: MosaicConfig) -> None:
-    if len(frames) < config.num_frames:
+    if len(frames) < config.min_clip_frames:
         raise ClipRejected(
-            SkipReason.TOO_FEW_FRAMES, f"{len(frames)} frames given; a mosaic needs at least {config.num_frames}"
+            SkipReason.TOO_FEW_FRAMES, f"{len(frames)} frames given; a mosaic needs at least {config.min_clip_frames}"
         )
 
 
 def _check_coverage(speech: tuple[int, int], num_frames: int, config: MosaicConfig) -> None:
     start, end = speech
     covered = max(0, min(end, num_frames - 1) - start + 1) / (end - start + 1)
-    if num_frames < config.num_frames or covered < config.min_speech_coverage:
+    if num_frames < config.min_clip_frames or covered < config.min_speech_coverage:
         raise ClipRejected(
             SkipReason.TOO_FEW_FRAMES,
             f"{num_frames} frames; speech spans frames {start}-{end} ({covered:.0%} present)",

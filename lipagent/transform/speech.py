@@ -1,6 +1,6 @@
 """Where the speech is, from the mouth alone: a visual speech-span detector over per-frame mouth openings.
 
-Training samples its 12 frames over the spoken part that GRID's `.align` timings give; users have no `.align`, so
+Training samples its frames over the spoken part that GRID's `.align` timings give; users have no `.align`, so
 inference finds that part from the video. Per frame, `mouth_opening` turns Face Mesh landmarks into the inner-lip
 gap over the mouth's width (scale-free: the same for a face near or far); `SpanTracker` smooths it, adds how fast
 it changes, measures it above the mouth's rest, and segments it with hysteresis: speech starts when the activity
@@ -77,7 +77,7 @@ class SpeechConfig:
     six: s1's slow final closing). Below `still_frames`, where the rest restarts; 0 turns it off. Recorded with a
     dataset or model (`MosaicConfig.speech_settle`)."""
     min_frames: int = 12
-    """Utterances shorter than this (0.48 s; a mosaic's 12 frames) are noise (a lip lick, a swallow), not speech."""
+    """Utterances shorter than this (0.48 s) are noise (a lip lick, a swallow), not speech."""
     min_moving_frames: int = 10
     """Utterances in which the mouth moves (changes by `still_change` or more) on fewer frames than this are a face
     taking a new shape (a smile, another speaker), not speech: that moves for the 3-4 frames of the step. Speech

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,7 +107,7 @@ READING = [("constrained", "dynamic"), ("constrained", "static"), ("free", "dyna
 """Decoding and KV cache of each reading row; static: the cache allocated once and the decoding step compiled."""
 
 
-def smoke_flags(flags: tuple[str, ...]) -> list[str]:
+def smoke_flags(flags: Sequence[str]) -> list[str]:
     """A section's flags for the tiny model on a CPU: compiled with aot_eager, padded to the tiny layout's length."""
     out = list(flags)
     for flag, value in (("--compile_layers", "aot_eager"), ("--pad_to_length", str(SMOKE_PAD_TO))):
@@ -131,7 +132,7 @@ def has_bitsandbytes() -> bool:
 
 def training_figures(name: str, kind: str, extra: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """One training configuration through bench_train.run (the real trainer), as a flat dict of figures."""
-    extra = smoke_flags(tuple(extra)) if args.cpu_smoke else extra
+    extra = smoke_flags(extra) if args.cpu_smoke else extra
     model = ["--model_name_or_path", str(args.tiny_dir)] if args.cpu_smoke else ["--random-model", "e4b"]
     config = bench_train.TINY_CONFIG if args.cpu_smoke else RECIPE
     bench, rest = bench_train.parse_bench_args(

@@ -176,7 +176,7 @@ class LipSFTConfig(SFTConfig):
         default=None,
         metadata={
             "help": "torch.compile each decoder layer of the language model with this backend (inductor on a GPU): "
-            "regional compilation, fewer and fused kernels; pair with --pad_to_multiple_of so batches keep one shape."
+            "regional compilation, fewer and fused kernels; pair with --pad_to_length so batches keep one shape."
         },
     )
     compile_layers_mode: str | None = field(
@@ -442,14 +442,14 @@ def _prepare_training_args(training_args: SFTConfig) -> None:
     training_args.remove_unused_columns = False
     if training_args.completion_only_loss is False:
         logger.warning("completion_only_loss is off: the loss will also cover the prompt and the 256 image tokens")
+    length = getattr(training_args, "pad_to_length", None)
     if getattr(training_args, "compile_layers", None):
         if training_args.torch_compile:
             raise TrainingSetupError(
                 "--compile_layers compiles the decoder layers and --torch_compile the whole model: pick one"
             )
-        if getattr(training_args, "pad_to_length", None) is None:
+        if length is None:
             logger.warning("--compile_layers without --pad_to_length: each new batch length compiles the layers again")
-    length = getattr(training_args, "pad_to_length", None)
     if length is not None and length < 1:
         raise TrainingSetupError(f"--pad_to_length must be a positive number of tokens, got {length}")
 

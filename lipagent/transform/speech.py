@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lipagent.config import SPEECH_ONSETS, MosaicConfig
+from lipagent.config import MIN_CLIP_FRAMES, SPEECH_ONSETS, MosaicConfig
 
 INNER_UPPER_LIP, INNER_LOWER_LIP = 13, 14
 """Face Mesh indices of the inner lips' midpoints."""
@@ -76,8 +76,9 @@ class SpeechConfig:
     8 with the rule from 5 to 10 frames). At 10 every one of the 450 s1 spans is as it was (at 9 one changes, at 7
     six: s1's slow final closing). Below `still_frames`, where the rest restarts; 0 turns it off. Recorded with a
     dataset or model (`MosaicConfig.speech_settle`)."""
-    min_frames: int = 12
-    """Utterances shorter than this (0.48 s) are noise (a lip lick, a swallow), not speech."""
+    min_frames: int = MIN_CLIP_FRAMES
+    """Utterances shorter than this (0.48 s) are noise (a lip lick, a swallow), not speech; the fewest frames a clip
+    may have to be read, so every utterance found can be read."""
     min_moving_frames: int = 10
     """Utterances in which the mouth moves (changes by `still_change` or more) on fewer frames than this are a face
     taking a new shape (a smile, another speaker), not speech: that moves for the 3-4 frames of the step. Speech

@@ -24,6 +24,7 @@ from lipagent.readers.base import ReaderError
 from lipagent.readers.gemma import LipReader, plan_device
 from lipagent.records import READING_RECORD, Record, read_record
 from lipagent.transform.mosaic import mosaic_image
+from lipagent.transform.pipeline import ClipRejected
 from lipagent.transform.video import read_frames
 
 
@@ -193,7 +194,7 @@ def test_bad_inputs_are_clear_errors_before_any_model_loads(tiny_adapter, unpack
     )
     assert "CUDA" in capsys.readouterr().err
     reader = LipReader(model=None, processor=None, plan=plan_device())
-    with pytest.raises(ReaderError, match="at least 12"):
+    with pytest.raises(ClipRejected, match="5 frames given; a mosaic needs at least 12"):
         reader.mosaic_for_frames([np.zeros((288, 360, 3), np.uint8)] * 5)
 
 

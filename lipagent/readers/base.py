@@ -51,11 +51,10 @@ class Reader(ABC):
         return prepare_video(path, speech or "auto", self.config).mosaic.jpeg
 
     def mosaic_for_frames(self, frames: Sequence[np.ndarray], speech: Speech | None = None) -> bytes:
-        """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's."""
+        """The mosaic of a clip given as BGR frames (a camera's), sampled like a file's. Raises
+        `lipagent.transform.pipeline.ClipRejected` for frames that cannot make one (too few, no face)."""
         from lipagent.transform.pipeline import prepare_frames
 
-        if len(frames) < self.config.min_clip_frames:
-            raise ReaderError(f"{len(frames)} frames given; a mosaic needs at least {self.config.min_clip_frames}")
         return prepare_frames(frames, speech or "auto", self.config).mosaic.jpeg
 
     def transcribe_mosaic(self, mosaic: Image.Image | bytes) -> str:

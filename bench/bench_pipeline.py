@@ -38,7 +38,7 @@ from lipagent.data.recipe import DEFAULT_SPEECH_SPAN
 from lipagent.quiet import quiet_native_stderr
 from lipagent.transform.face_model import landmarker_bundle
 from lipagent.transform.mouth import LipLandmarker
-from lipagent.transform.pipeline import ClipRejected, prepare_video, video_to_mosaic
+from lipagent.transform.pipeline import ClipRejected, landmarked_positions, prepare_video, video_to_mosaic
 from lipagent.transform.sampling import sample_indices
 from lipagent.transform.speech import NoSpeechFound
 from lipagent.transform.video import read_frames
@@ -86,7 +86,7 @@ class TasksLandmarks:
 def floor_once(mesh, path: Path, speech: tuple[int, int]) -> None:
     frames, _ = read_frames(path, sample_indices(*speech, DEFAULT_CONFIG.num_frames))
     sampled = list(frames.values())
-    for position in sample_indices(0, len(sampled) - 1, DEFAULT_CONFIG.landmarked_count):
+    for position in landmarked_positions(len(sampled)):
         mesh.process(cv2.cvtColor(sampled[position], cv2.COLOR_BGR2RGB))
 
 

@@ -56,6 +56,12 @@ class Mosaic:
     num_frames: int
 
 
+def landmarked_positions(sampled: int, config: MosaicConfig = DEFAULT_CONFIG) -> list[int]:
+    """Which of a clip's `sampled` frames get landmarks (`landmarked_frames`, spread from the first to the last); the
+    others' crops are interpolated."""
+    return sample_indices(0, sampled - 1, config.landmarked_count)
+
+
 def crop_boxes(
     frames: Sequence[np.ndarray], landmarker: LipLandmarker, config: MosaicConfig = DEFAULT_CONFIG
 ) -> tuple[list[CropBox], int]:
@@ -63,7 +69,7 @@ def crop_boxes(
     `landmarked_frames` set, one between landmarked frames is interpolated), and how many landmarked frames showed a
     face. Raises ClipRejected when too few did, or when the face is one the crop cannot serve
     (`lipagent.transform.pose`: rolled or turned far, upside down, lip landmarks not on a mouth)."""
-    positions = sample_indices(0, len(frames) - 1, config.landmarked_count)
+    positions = landmarked_positions(len(frames), config)
     faces = landmarker.clip_faces([frames[i] for i in positions])
     _check_face(frames, [None if f is None else f[1] for f in faces], landmarker)
     found = sum(f is not None for f in faces)
